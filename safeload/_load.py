@@ -1,0 +1,103 @@
+"""``safeload.load`` and ``safeload.loads``: detect the format by content, open its container, run the VM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._detect import detect
+from ._source import read_source
+from ._vm import VM
+from .errors import FormatError, SafeLoadError, error_context
+from .policy import Policy, effective_policy
+
+__all__ = ["load", "loads", "run_pickle"]
+
+_TENSORS = ("auto", "numpy", "torch")
+
+
+class Options:
+    """The per-call options every container and rebuilder sees."""
+
+    __slots__ = ("policy", "unknown", "encoding", "errors", "tensors", "map_location", "mmap")
+
+    def __init__(self, policy: Policy, unknown: str, encoding: str, errors: str, tensors: str,
+                 map_location: Any, mmap: bool) -> None:
+        if unknown not in ("raise", "stub"):
+            raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
+        if tensors not in _TENSORS:
+            raise ValueError(f"tensors must be one of {_TENSORS}, not {tensors!r}")
+        if not isinstance(encoding, str) or not isinstance(errors, str):
+            raise TypeError("encoding and errors must be strings")
+        self.policy = policy
+        self.unknown = unknown
+        self.encoding = encoding
+        self.errors = errors
+        self.tensors = tensors
+        self.map_location = map_location
+        self.mmap = mmap
+
+
+def run_pickle(data: bytes, start: int, opts: Options, *, end: int | None = None, whole: bool = True,
+               persistent_load: Any = None, context: dict[str, Any] | None = None) -> Any:
+    """Run one pickle stream. With ``whole``, bytes after STOP are refused: a file is read one way only."""
+    vm = VM(data, start, end, policy=opts.policy, unknown=opts.unknown, encoding=opts.encoding, errors=opts.errors,
+            persistent_load=persistent_load, context=context)
+    result = vm.run()
+    stop = vm.pos
+    limit = len(data) if end is None else end
+    if whole and stop != limit:
+        raise FormatError(f"{limit - stop} bytes of data after the pickle's STOP opcode", offset=stop,
+                          why="data after STOP can hide a second pickle that another reader would run",
+                          fix="If the file is trusted, cut it at the STOP opcode; otherwise discard it")
+    return result
+
+
+def _refuse_unsafe_mode(weights_only: Any, pickle_load_args: dict[str, Any]) -> None:
+    if weights_only is False:
+        raise SafeLoadError(
+            "weights_only=False refused",
+            why="safeload never runs code from a file, which is what weights_only=False asks for",
+            fix="Allow the classes you trust with allow=[...] or safeload.safe_globals([...]), or inspect the file "
+                "with unknown='stub' and recover its weights with safeload.state_dict()",
+        )
+    unknown_args = set(pickle_load_args) - {"fix_imports"}
+    if unknown_args:
+        raise TypeError(f"safeload.load() got unexpected keyword arguments {sorted(unknown_args)}")
+
+
+def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights_only: Any = True,
+         mmap: bool = False, allow: Any = (), policy: Policy | None = None, tensors: str = "auto",
+         unknown: str = "raise", encoding: str = "latin1", errors: str = "strict", **pickle_load_args: Any) -> Any:
+    """Open a checkpoint without running code from it. A drop-in for ``torch.load``.
+
+    ``f`` is a path, a PathLike, a binary file object or bytes. The format is found from the content, never the
+    name. ``pickle_module`` is accepted for compatibility and never used: every pickle goes through safeload's
+    own VM. Refusals raise :class:`safeload.SafeLoadError`.
+    """
+    _refuse_unsafe_mode(weights_only, pickle_load_args)
+    opts = Options(effective_policy(policy, allow), unknown, encoding, errors, tensors, map_location, bool(mmap))
+    data, name = read_source(f)
+    with error_context(path=name):
+        return _load_bytes(data, opts)
+
+
+def loads(data: bytes, map_location: Any = None, pickle_module: Any = None, **kwargs: Any) -> Any:
+    """:func:`load` for bytes already in memory."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"safeload.loads expects bytes, not {type(data).__name__}")
+    return load(bytes(data), map_location, pickle_module, **kwargs)
+
+
+def _load_bytes(data: bytes, opts: Options) -> Any:
+    kind = detect(data)
+    if kind == "pickle":
+        return run_pickle(data, 0, opts)
+    if kind == "npy":
+        from ._containers.npy import load_npy
+
+        return load_npy(data, lambda d, start: run_pickle(d, start, opts))
+    if kind == "empty":
+        raise FormatError("Empty input", why="there is nothing to load", fix="Check that the file was fully downloaded")
+    raise FormatError(f"Unsupported format: {kind}", offset=0,
+                      why="safeload does not open this kind of file yet",
+                      fix="Convert it with the framework that wrote it, in a trusted environment")

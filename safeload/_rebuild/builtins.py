@@ -1,0 +1,380 @@
+"""Rebuilders for plain Python data: builtins, collections, argparse/SimpleNamespace, datetime, decimal, fractions.
+
+Each entry either pushes a real type as a value, or calls a pure constructor after checking the arguments'
+types and sizes. None of them calls anything the file supplied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import decimal
+import fractions
+import types
+from collections import Counter, OrderedDict, defaultdict
+from typing import Any
+
+from ..errors import FormatError
+from ..policy import Entry
+from .._stub import Stub
+
+__all__ = ["ENTRIES", "apply_plain_state"]
+
+_MAX_INT_BITS = 1 << 16  # ints handed to constructors that do arithmetic on them (Fraction's gcd)
+
+
+def _argc(vm: Any, args: tuple[Any, ...], name: str, lo: int, hi: int) -> None:
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise vm.fail(f"{name} called with {len(args)} arguments, expected {want}", "the file's call does not match "
+                      "the only form safeload rebuilds")
+
+
+def _types(vm: Any, name: str, value: Any, allowed: tuple[type, ...]) -> None:
+    if type(value) not in allowed:
+        raise vm.fail(f"{name} argument of type {type(value).__name__} refused",
+                      f"safeload accepts only {', '.join(t.__name__ for t in allowed)} here")
+
+
+def _check_items(vm: Any, items: Any, name: str) -> list[Any]:
+    if type(items) not in (list, tuple, set, frozenset):
+        raise vm.fail(f"{name} called on a {type(items).__name__}", "only lists, tuples and sets are iterated")
+    return list(items)
+
+
+def apply_plain_state(vm: Any, inst: Any, state: Any) -> Any:
+    """BUILD for plain data holders: string keys go straight into ``__dict__``; no setattr, no __setstate__."""
+    slotstate = None
+    if type(state) is tuple and len(state) == 2:
+        state, slotstate = state
+    for part in (state, slotstate):
+        if part is None:
+            continue
+        if type(part) is not dict:
+            raise vm.fail(f"BUILD state for {type(inst).__name__} is a {type(part).__name__}",
+                          "plain data holders take a dict of attributes")
+        for key in part:
+            if type(key) is not str:
+                raise vm.fail(f"BUILD attribute name of type {type(key).__name__}", "attribute names are strings")
+        try:
+            target = inst.__dict__
+        except AttributeError:
+            raise vm.fail(f"BUILD on a {type(inst).__name__}, which has no attribute dict") from None
+        target.update(part)
+    return inst
+
+
+def _value(qualname: str, value: Any, reason: str, **kw: Any) -> Entry:
+    return Entry(qualname, value=value, reason=reason, **kw)
+
+
+# ---- builtins ---------------------------------------------------------------------------------------------------
+
+def _set(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "set", 0, 1)
+    from .._vm import check_keys
+
+    items = _check_items(vm, args[0], "set") if args else []
+    check_keys(vm, items, "set")
+    return set(items)
+
+
+def _frozenset(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "frozenset", 0, 1)
+    from .._vm import check_keys
+
+    items = _check_items(vm, args[0], "frozenset") if args else []
+    check_keys(vm, items, "set")
+    return frozenset(items)
+
+
+def _bytearray(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "bytearray", 0, 2)
+    if not args:
+        return bytearray()
+    if len(args) == 2:  # protocol 0-2: bytearray(latin1_text, 'latin-1')
+        _types(vm, "bytearray", args[0], (str,))
+        if args[1] not in ("latin-1", "latin1"):
+            raise vm.fail(f"bytearray encoding {args[1]!r} refused", "pickle writes bytearray text as latin-1")
+        return bytearray(args[0].encode("latin-1"))
+    _types(vm, "bytearray", args[0], (bytes, bytearray, list))  # never an int: that allocates by argument
+    if type(args[0]) is list:
+        if not all(type(b) is int for b in args[0]):
+            raise vm.fail("bytearray list holds non-ints")
+    return bytearray(args[0])
+
+
+def _bytes(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "bytes", 0, 1)
+    if not args:
+        return b""
+    _types(vm, "bytes", args[0], (bytes, list))
+    if type(args[0]) is list and not all(type(b) is int for b in args[0]):
+        raise vm.fail("bytes list holds non-ints")
+    return bytes(args[0])
+
+
+def _complex(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "complex", 0, 2)
+    for a in args:
+        _types(vm, "complex", a, (int, float, bool))
+    return complex(*args)
+
+
+def _slice(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "slice", 1, 3)
+    for a in args:
+        _types(vm, "slice", a, (int, type(None), bool))
+    return slice(*args)
+
+
+def _range(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "range", 1, 3)
+    for a in args:
+        _types(vm, "range", a, (int,))
+    return range(*args)
+
+
+def _tuple(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "tuple", 0, 1)
+    return tuple(_check_items(vm, args[0], "tuple")) if args else ()
+
+
+def _list(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "list", 0, 1)
+    return list(_check_items(vm, args[0], "list")) if args else []
+
+
+def _dict_ctor(kind: type) -> Any:
+    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+        from .._vm import check_keys
+
+        _argc(vm, args, kind.__name__, 0, 1)
+        if not args:
+            return kind()
+        src = args[0]
+        if type(src) in (dict, OrderedDict):
+            check_keys(vm, list(src))
+            return kind(src)
+        pairs = _check_items(vm, src, kind.__name__)
+        for p in pairs:
+            if type(p) not in (list, tuple) or len(p) != 2:
+                raise vm.fail(f"{kind.__name__} item is not a key/value pair")
+        check_keys(vm, [p[0] for p in pairs])
+        return kind(pairs)
+
+    return call
+
+
+def _newobj_plain(kind: type) -> Any:
+    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args or kwargs:
+            raise vm.fail(f"{kind.__name__} created with arguments", "safeload creates it empty and fills it from state")
+        return kind.__new__(kind)
+
+    return newobj
+
+
+def _namespace_call(kind: type) -> Any:
+    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+        _argc(vm, args, kind.__name__, 0, 1)
+        inst = kind.__new__(kind)
+        if args:  # SimpleNamespace(**dict) in some reduce forms
+            apply_plain_state(vm, inst, args[0])
+        return inst
+
+    return call
+
+
+_FACTORIES = (list, dict, set, frozenset, tuple, int, float, str, bytes, bool, OrderedDict, Counter)
+
+
+def _defaultdict(vm: Any, args: tuple[Any, ...]) -> Any:
+    from .._vm import check_keys
+
+    _argc(vm, args, "defaultdict", 0, 2)
+    factory = args[0] if args else None
+    if factory is not None and not (type(factory) is type and factory in _FACTORIES):
+        what = factory.qualname if isinstance(factory, Stub) else type(factory).__name__
+        raise vm.fail(f"defaultdict factory {what} refused",
+                      "the factory is called on every missing key; only built-in container and number types are allowed")
+    result: defaultdict[Any, Any] = defaultdict(factory)
+    if len(args) == 2:
+        if type(args[1]) is not dict:
+            raise vm.fail("defaultdict initial items are not a dict")
+        check_keys(vm, list(args[1]))
+        result.update(args[1])
+    return result
+
+
+def _counter(vm: Any, args: tuple[Any, ...]) -> Any:
+    from .._vm import check_keys
+
+    _argc(vm, args, "Counter", 0, 1)
+    if not args:
+        return Counter()
+    if type(args[0]) is not dict:
+        raise vm.fail("Counter built from a non-dict", "pickle writes Counter(dict)")
+    check_keys(vm, list(args[0]))
+    result: Counter[Any] = Counter()
+    dict.update(result, args[0])
+    return result
+
+
+def _codecs_encode(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "_codecs.encode", 2, 2)
+    text, encoding = args
+    _types(vm, "_codecs.encode", text, (str,))
+    if encoding not in ("latin1", "latin-1"):
+        raise vm.fail(f"_codecs.encode with encoding {encoding!r} refused", "pickle writes bytes as encode(text, 'latin1')")
+    return text.encode("latin-1")
+
+
+def _reconstructor(vm: Any, args: tuple[Any, ...]) -> Any:
+    """copyreg._reconstructor(cls, object, None), as protocols 0 and 1 write plain objects."""
+    _argc(vm, args, "copyreg._reconstructor", 3, 3)
+    cls, base, state = args
+    if base is not object or state is not None:
+        raise vm.fail("copyreg._reconstructor with a base other than object",
+                      "calling base.__new__ and base.__init__ with file-chosen state is how this helper is abused")
+    return vm.newobj(cls, (), {})
+
+
+def _newobj_helper(vm: Any, args: tuple[Any, ...]) -> Any:
+    """copyreg.__newobj__(cls, *args): the same as the NEWOBJ opcode."""
+    if not args:
+        raise vm.fail("copyreg.__newobj__ without a class")
+    return vm.newobj(args[0], tuple(args[1:]), {})
+
+
+def _newobj_ex_helper(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "copyreg.__newobj_ex__", 3, 3)
+    cls, a, kw = args
+    return vm.newobj(cls, a, kw)
+
+
+def _eval_paddle(vm: Any, args: tuple[Any, ...]) -> Any:
+    """Paddle writes a DenseTensor as eval('data', {'data': ndarray}). Only that exact form; eval never runs."""
+    import numpy as np
+
+    if (len(args) == 2 and args[0] == "data" and type(args[1]) is dict and list(args[1]) == ["data"]
+            and type(args[1]["data"]) is np.ndarray):
+        return args[1]["data"]
+    raise vm.fail("builtins.eval refused", "safeload accepts only Paddle's exact eval('data', {'data': ndarray}) form "
+                  "and returns the array; any other use of eval runs code", cls=_unsafe("builtins", "eval"))
+
+
+def _unsafe(module: str, name: str) -> Any:
+    from ..errors import UnsafeGlobalError
+
+    def make(what: str, **kw: Any) -> UnsafeGlobalError:
+        return UnsafeGlobalError(module, name, **kw)
+
+    return make
+
+
+# ---- datetime, decimal, fractions -------------------------------------------------------------------------------
+
+def _datetime_ctor(kind: type, state_len: int) -> Any:
+    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+        _argc(vm, args, kind.__name__, 1, 8)
+        first = args[0]
+        if type(first) in (bytes, str):  # the compact state pickle writes: fixed-length bytes (+ tzinfo)
+            if len(first) != state_len:
+                raise vm.fail(f"{kind.__name__} state of {len(first)} bytes", f"expected {state_len}")
+            if type(first) is str:
+                first = first.encode("latin-1")
+            rest = args[1:]
+            if len(rest) > 1 or (rest and rest[0] is not None and type(rest[0]) is not datetime.timezone):
+                raise vm.fail(f"{kind.__name__} tzinfo of type {type(rest[0]).__name__} refused",
+                              "only datetime.timezone offsets are rebuilt")
+            return kind(first, *rest)
+        for a in args:
+            _types(vm, kind.__name__, a, (int, datetime.timezone, type(None)))
+        return kind(*args)
+
+    return call
+
+
+def _timedelta(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "timedelta", 0, 3)
+    for a in args:
+        _types(vm, "timedelta", a, (int, float))
+    return datetime.timedelta(*args)
+
+
+def _timezone(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "timezone", 1, 2)
+    _types(vm, "timezone", args[0], (datetime.timedelta,))
+    if len(args) == 2:
+        _types(vm, "timezone", args[1], (str,))
+    return datetime.timezone(*args)
+
+
+def _decimal(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "Decimal", 0, 1)
+    if not args:
+        return decimal.Decimal()
+    _types(vm, "Decimal", args[0], (str, int))
+    return decimal.Decimal(args[0])
+
+
+def _fraction(vm: Any, args: tuple[Any, ...]) -> Any:
+    _argc(vm, args, "Fraction", 0, 2)
+    for a in args:
+        _types(vm, "Fraction", a, (str, int))
+        if type(a) is int and a.bit_length() > _MAX_INT_BITS:
+            raise vm.fail(f"Fraction term of {a.bit_length()} bits refused", "reducing it would take quadratic time")
+        if type(a) is str and len(a) > 4096:
+            raise vm.fail("Fraction text too long")
+    if len(args) == 2 and args[1] == 0:
+        raise vm.fail("Fraction with a zero denominator")
+    return fractions.Fraction(*args)
+
+
+def _type_value(name: str, kind: type, reason: str = "a built-in type, used as a value", **kw: Any) -> Entry:
+    return _value(f"builtins.{name}", kind, reason, **kw)
+
+
+ENTRIES: tuple[Entry, ...] = (
+    _type_value("set", set, call=_set),
+    _type_value("frozenset", frozenset, call=_frozenset),
+    _type_value("bytearray", bytearray, call=_bytearray),
+    _type_value("bytes", bytes, call=_bytes),
+    _type_value("complex", complex, call=_complex),
+    _type_value("slice", slice, call=_slice),
+    _type_value("range", range, call=_range),
+    _type_value("tuple", tuple, call=_tuple),
+    _type_value("list", list, call=_list),
+    _type_value("dict", dict, call=_dict_ctor(dict)),
+    _type_value("int", int),
+    _type_value("float", float),
+    _type_value("str", str),
+    _type_value("bool", bool),
+    _type_value("object", object, "the base class, as copyreg._reconstructor names it"),
+    Entry("builtins.eval", call=_eval_paddle,
+          reason="only Paddle's eval('data', {'data': ndarray}) form, returned without calling eval"),
+    _value("collections.OrderedDict", OrderedDict, "an ordered dict; BUILD may set attributes such as _metadata",
+           call=_dict_ctor(OrderedDict), newobj=_newobj_plain(OrderedDict), build=apply_plain_state),
+    _value("collections.Counter", Counter, "a dict of counts", call=_counter),
+    _value("collections.defaultdict", defaultdict, "a dict whose factory must be a built-in type", call=_defaultdict),
+    _value("argparse.Namespace", argparse.Namespace, "training arguments: attributes only",
+           call=_namespace_call(argparse.Namespace), newobj=_newobj_plain(argparse.Namespace), build=apply_plain_state),
+    _value("types.SimpleNamespace", types.SimpleNamespace, "attributes only",
+           call=_namespace_call(types.SimpleNamespace), newobj=_newobj_plain(types.SimpleNamespace),
+           build=apply_plain_state),
+    Entry("_codecs.encode", call=_codecs_encode, reason="only encode(str, 'latin1'), as protocol 2 writes bytes"),
+    Entry("copyreg._reconstructor", call=_reconstructor,
+          reason="only _reconstructor(cls, object, None) for a class the policy allows"),
+    Entry("copyreg.__newobj__", call=_newobj_helper, reason="the same as NEWOBJ, for classes the policy allows"),
+    Entry("copyreg.__newobj_ex__", call=_newobj_ex_helper, reason="the same as NEWOBJ_EX"),
+    _value("datetime.datetime", datetime.datetime, "a date and time", call=_datetime_ctor(datetime.datetime, 10)),
+    _value("datetime.date", datetime.date, "a date", call=_datetime_ctor(datetime.date, 4)),
+    _value("datetime.time", datetime.time, "a time of day", call=_datetime_ctor(datetime.time, 6)),
+    _value("datetime.timedelta", datetime.timedelta, "a duration", call=_timedelta),
+    _value("datetime.timezone", datetime.timezone, "a fixed UTC offset", call=_timezone),
+    _value("decimal.Decimal", decimal.Decimal, "a decimal number from its text", call=_decimal),
+    _value("fractions.Fraction", fractions.Fraction, "a fraction from its text or terms", call=_fraction),
+)
+
+_ = FormatError  # re-exported for rebuilders that raise it directly

@@ -1,0 +1,905 @@
+"""The restricted pickle VM: one bounded pass over a pickle stream, shared by load and scan.
+
+The dispatch table is built from :data:`safeload._opcodes.OPCODES`: every opcode whose action is not
+``forbidden`` has a handler registered next to its definition, and a byte without a handler is refused by
+construction. The run loop handles the most frequent plain-data opcodes inline (their argument widths are the
+table's; a test checks them against ``pickletools``) and hands every other opcode to its handler.
+
+What the VM will and will not do:
+
+* GLOBAL, STACK_GLOBAL, INST and EXT look up the exact ``module.name`` in the policy. Nothing is imported and no
+  dotted name is walked. A name outside the policy is refused, or becomes an inert :class:`Stub`.
+* REDUCE, NEWOBJ, NEWOBJ_EX, OBJ and INST call only safeload's own rebuilders (``Entry.call``/``Entry.newobj``),
+  which check their arguments. Calling anything else (a value, a container, a string) is refused.
+* BUILD applies state only to safeload's pending objects (arrays, dtypes), stubs, and types whose policy entry
+  has a ``build`` rule (plain data holders). APPEND and SETITEM act only on lists, dicts and stubs.
+* Out-of-band buffers are refused. Memo indexes, MARK nesting, hash collisions, opcode count and allocations are
+  bounded by the policy's limits; every length field is checked against the bytes that remain.
+
+In scan mode (``observer`` set) a refused global is reported to the observer and replaced by a Stub, so the
+whole stream is walked with exactly the code that load runs.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ._opcodes import OPCODES, READERS, by_code, opcode_name
+from ._stub import Stub
+from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .policy import Entry, Policy, canonical_name, danger_of
+
+__all__ = ["VM", "Pending", "check_keys"]
+
+_unpack_H = struct.Struct("<H").unpack_from
+_unpack_i = struct.Struct("<i").unpack_from
+_unpack_I = struct.Struct("<I").unpack_from
+_unpack_d = struct.Struct(">d").unpack_from
+
+_INT_HASH_SAFE = (1 << 61) - 2  # ints with |x| below this have distinct hashes (except -1 and -2)
+
+
+class Pending:
+    """An object a rebuilder started (REDUCE) that needs its BUILD state to become real (ndarray, dtype)."""
+
+    __slots__ = ("builder", "args", "result", "qualname")
+
+    def __init__(self, qualname: str, builder: Callable[[VM, Pending, Any], Any], args: tuple[Any, ...]) -> None:
+        self.qualname = qualname
+        self.builder = builder
+        self.args = args
+        self.result: Any = None
+
+    def __repr__(self) -> str:
+        return f"<safeload pending {self.qualname}>"
+
+
+def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
+    """Refuse hash-flooding keys and keys nested too deep to hash. Strings and small ints pass in C speed."""
+    kinds = set(map(type, keys))
+    if kinds <= {str}:
+        return
+    if kinds <= {str, int, bool, type(None), bytes}:
+        ints = [k for k in keys if type(k) is int]
+        if not ints or (max(ints) < _INT_HASH_SAFE and min(ints) > -_INT_HASH_SAFE):
+            return
+    limits = vm.limits
+    counts = vm.hash_counts
+    for key in keys:
+        if type(key) in (str, bytes):
+            continue  # randomised hashes
+        if type(key) in (tuple, frozenset):
+            _check_depth(vm, key)
+        h = hash(key)
+        n = counts.get(h, 0) + 1
+        counts[h] = n
+        if n > limits.max_hash_collisions:
+            raise LimitExceededError(
+                "max_hash_collisions",
+                n,
+                limits.max_hash_collisions,
+                what=f"Too many {what} keys share one hash value ({n})",
+                why="colliding keys make building a dict or set take quadratic time (hash flooding)",
+            )
+
+
+def _check_depth(vm: VM, key: Any) -> None:
+    limit = vm.limits.max_depth
+    todo = [(key, 1)]
+    seen = 0
+    while todo:
+        obj, depth = todo.pop()
+        if depth > limit:
+            raise LimitExceededError(
+                "max_depth", depth, limit, what="A dict key or set member is nested too deep",
+                why="hashing a deeply nested tuple recurses in C and can crash the interpreter",
+            )
+        seen += 1
+        if seen > 1_000_000:
+            raise LimitExceededError("max_container", seen, 1_000_000, what="A dict key or set member is too large")
+        for item in obj:
+            if type(item) in (tuple, frozenset):
+                todo.append((item, depth + 1))
+
+
+class VM:
+    """Run one pickle stream ``data[start:end]`` under ``policy``. Use :meth:`run` once."""
+
+    def __init__(
+        self,
+        data: bytes,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        policy: Policy,
+        unknown: str = "raise",
+        encoding: str = "latin1",
+        errors: str = "strict",
+        persistent_load: Callable[[Any], Any] | None = None,
+        observer: Any = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        if unknown not in ("raise", "stub"):
+            raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self.data = data
+        self.pos = start
+        self.start = start
+        self.end = len(data) if end is None else end
+        self.policy = policy
+        self.limits = policy.limits
+        self.unknown = unknown
+        self.encoding = encoding
+        self.errors = errors
+        self.persistent_load = persistent_load
+        self.observer = observer
+        #: free-form data the container gives the rebuilders (torch: the storages, map_location, tensors=)
+        self.context: dict[str, Any] = {} if context is None else context
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.proto = 0
+        self.ops = 0
+        self.frame_end = -1
+        self.pending = 0
+        self.hash_counts: dict[int, int] = {}
+        self.values: dict[int, Entry] = {}  # id(value pushed by GLOBAL) -> its entry
+        self.globals_seen: list[tuple[str, int]] = []
+        self.allocated = 0
+        self.op_start = start
+
+    # ---- helpers for handlers and rebuilders -------------------------------------------------------------
+
+    def fail(self, what: str, why: str = "", cls: type[SafeLoadError] = FormatError, **kw: Any) -> SafeLoadError:
+        return cls(what, why=why, offset=self.op_start, opcode=opcode_name(self.data[self.op_start]), **kw)
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Count bytes a rebuilder allocates beyond the input; refuse past ``max_alloc``."""
+        self.allocated += nbytes
+        if self.allocated > self.limits.max_alloc:
+            raise LimitExceededError("max_alloc", self.allocated, self.limits.max_alloc,
+                                     what=f"{what} would allocate more than the limit allows",
+                                     offset=self.op_start)
+
+    def decode_str8(self, raw: bytes) -> Any:
+        """A Python 2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING), decoded as the caller's ``encoding`` asks."""
+        if self.encoding == "bytes":
+            return raw
+        return raw.decode(self.encoding, self.errors)
+
+    def pop_mark(self) -> list[Any]:
+        items = self.stack
+        if not self.metastack:
+            raise self.fail("Stack underflow: no MARK to pop to", "the stream uses a MARK-based opcode without a MARK")
+        self.stack = self.metastack.pop()
+        return items
+
+    def take(self, n: int) -> list[Any]:
+        stack = self.stack
+        if len(stack) < n:
+            raise self.fail(f"Stack underflow: {opcode_name(self.data[self.op_start])} needs {n} items", "the stream is malformed")
+        items = stack[-n:]
+        del stack[-n:]
+        return items
+
+    # ---- globals and calls -------------------------------------------------------------------------------
+
+    def resolve_global(self, module: Any, name: Any) -> Any:
+        if type(module) is not str or type(name) is not str:
+            raise self.fail("GLOBAL name is not a string", "STACK_GLOBAL needs two strings on the stack")
+        self.count_op()
+        cmodule, cname = canonical_name(module, name)
+        entry = self.policy.lookup(cmodule, cname)
+        qualname = f"{cmodule}.{cname}"
+        self.globals_seen.append((qualname, self.op_start))
+        if self.observer is not None:
+            self.observer.on_global(qualname, entry, self.op_start, opcode_name(self.data[self.op_start]))
+        if entry is None:
+            danger = danger_of(qualname)
+            why = (f"{qualname} is known to be dangerous: it {danger}" if danger else
+                   f"{qualname} is not in the allowlist, and safeload never imports a module because a file names it")
+            err = UnsafeGlobalError(cmodule, cname, why=why, offset=self.op_start,
+                                    opcode=opcode_name(self.data[self.op_start]))
+            if self.observer is not None:
+                self.observer.on_refusal(err)
+                return Stub(cmodule, cname)
+            if self.unknown == "stub":
+                return Stub(cmodule, cname)
+            raise err
+        value = entry.resolve()
+        if value is not entry:
+            self.values[id(value)] = entry
+        return value
+
+    def entry_of(self, obj: Any) -> Entry | None:
+        if type(obj) is Entry:
+            return obj
+        entry = self.values.get(id(obj))
+        if entry is not None and entry.resolve() is obj:
+            return entry
+        return None
+
+    def _not_callable(self, func: Any, how: str) -> SafeLoadError:
+        entry = self.entry_of(func)
+        if entry is not None:
+            module, _, name = entry.qualname.rpartition(".")
+            return UnsafeGlobalError(
+                module, name, offset=self.op_start, opcode=opcode_name(self.data[self.op_start]),
+                why=f"{entry.qualname} is allowed as a value, but {how} it would run it with arguments the file chose",
+            )
+        return self.fail(
+            f"{opcode_name(self.data[self.op_start])} on a {type(func).__name__}, which is not a callable the policy allows",
+            "only safeload's own rebuilders may be called; this is how 'call what is on the stack' exploits work",
+        )
+
+    def call(self, func: Any, args: Any) -> Any:
+        """REDUCE semantics: ``func(*args)``, for safeload rebuilders and stubs only."""
+        self.count_op()
+        if type(args) is not tuple:
+            raise self.fail(f"REDUCE arguments are a {type(args).__name__}, not a tuple")
+        if type(func) is Stub:
+            return func.called(args)
+        entry = self.entry_of(func)
+        if entry is None or entry.call is None:
+            raise self._not_callable(func, "calling")
+        return entry.call(self, args)
+
+    def newobj(self, cls: Any, args: Any, kwargs: Any) -> Any:
+        """NEWOBJ semantics: ``cls.__new__(cls, *args, **kwargs)``, for safeload rebuilders and stubs only."""
+        self.count_op()
+        if type(args) is not tuple or type(kwargs) is not dict:
+            raise self.fail("NEWOBJ arguments must be a tuple (and a dict for NEWOBJ_EX)")
+        if type(cls) is Stub:
+            return cls.called(args, kwargs or None)
+        entry = self.entry_of(cls)
+        if entry is None or entry.newobj is None:
+            raise self._not_callable(cls, "instantiating")
+        return entry.newobj(self, args, kwargs)
+
+    def instantiate(self, cls: Any, args: tuple[Any, ...]) -> Any:
+        """INST and OBJ: with arguments, a call; without, a bare instance (as pickle does)."""
+        if args:
+            return self.call(cls, args)
+        entry = self.entry_of(cls)
+        if entry is not None and entry.newobj is not None:
+            return entry.newobj(self, (), {})
+        return self.call(cls, ())
+
+    def build(self, inst: Any, state: Any) -> Any:
+        self.count_op()
+        kind = type(inst)
+        if kind is Pending:
+            if inst.result is not None:
+                raise self.fail(f"Second BUILD on {inst.qualname}", "an object's state can be set once")
+            result = inst.builder(self, inst, state)
+            inst.result = result
+            self.pending -= 1
+            return result
+        if kind is Stub:
+            if inst.args is None:
+                raise self.fail(f"BUILD on the global {inst.qualname} itself", "state can only be set on instances")
+            inst.state = state
+            return inst
+        builder = self.policy.builders.get(kind)
+        if builder is None:
+            raise self.fail(
+                f"BUILD on a {kind.__module__}.{kind.__qualname__}, which takes no state",
+                "setting state on anything but a plain data holder is how __setstate__ injection works",
+            )
+        return builder(self, inst, state)
+
+    def count_op(self) -> None:
+        self.ops += 1
+        if self.ops > self.limits.max_opcodes:
+            raise LimitExceededError("max_opcodes", self.ops, self.limits.max_opcodes, offset=self.op_start)
+
+    # ---- the run loop ------------------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        try:
+            return self._run()
+        except SafeLoadError as err:
+            if err.offset is None:
+                err.offset = self.op_start
+                if self.op_start < len(self.data):
+                    err.opcode = opcode_name(self.data[self.op_start])
+            raise
+        except RecursionError as exc:
+            raise LimitExceededError("max_depth", 0, self.limits.max_depth, what="Nesting too deep to rebuild",
+                                     offset=self.op_start) from exc
+        except MemoryError as exc:
+            raise LimitExceededError("max_alloc", 0, self.limits.max_alloc, what="Out of memory while rebuilding",
+                                     offset=self.op_start) from exc
+        except Exception as exc:  # anything else on bad input is a format error, never a leak
+            op = opcode_name(self.data[self.op_start]) if self.op_start < len(self.data) else "end of stream"
+            if isinstance(exc, IndexError):
+                what, why = f"Stack underflow at {op}", "the opcode needs more items than the stream pushed"
+            elif isinstance(exc, KeyError):
+                what, why = f"Memo index {exc.args[0] if exc.args else '?'} was never stored", "a GET names a memo slot that no PUT filled"
+            else:
+                what, why = f"Malformed pickle at {op}", f"{type(exc).__name__}: {exc}"
+            raise FormatError(what, why=why, offset=self.op_start, opcode=op) from exc
+
+    def _run(self) -> Any:
+        data = self.data
+        end = self.end
+        if self.start >= end:
+            raise FormatError("Empty pickle stream", offset=self.start, why="there is no opcode to run")
+        memo = self.memo
+        metastack = self.metastack
+        stack = self.stack
+        push = stack.append
+        dispatch = _DISPATCH
+        max_depth = self.limits.max_depth
+        pos = self.start
+        while True:
+            start = pos
+            op = data[pos]
+            pos += 1
+            # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
+            if op == 0x8C:  # SHORT_BINUNICODE
+                n = data[pos]
+                pos += 1 + n
+                if pos > end:
+                    self.op_start = start
+                    READERS["bytes1"](data, start + 1, end)
+                push(str(data[pos - n : pos], "utf-8", "surrogatepass"))
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif op == 0x4B:  # BININT1
+                if pos >= end:
+                    break
+                push(data[pos])
+                pos += 1
+            elif op == 0x4D:  # BININT2
+                if pos + 2 > end:
+                    break
+                push(_unpack_H(data, pos)[0])
+                pos += 2
+            elif op == 0x4A:  # BININT
+                if pos + 4 > end:
+                    break
+                push(_unpack_i(data, pos)[0])
+                pos += 4
+            elif op == 0x71:  # BINPUT
+                if pos >= end:
+                    break
+                memo[data[pos]] = stack[-1]
+                pos += 1
+            elif op == 0x68:  # BINGET
+                if pos >= end:
+                    break
+                v = memo[data[pos]]
+                if type(v) is Pending and v.result is not None:
+                    v = v.result
+                push(v)
+                pos += 1
+            elif op == 0x47:  # BINFLOAT
+                if pos + 8 > end:
+                    break
+                push(_unpack_d(data, pos)[0])
+                pos += 8
+            elif op == 0x28:  # MARK
+                metastack.append(stack)
+                if len(metastack) > max_depth:
+                    self.op_start = start
+                    raise LimitExceededError("max_depth", len(metastack), max_depth,
+                                             what="MARK nesting deeper than the limit", offset=start, opcode="MARK")
+                stack = self.stack = []
+                push = stack.append
+            elif op == 0x75:  # SETITEMS
+                items = stack
+                stack = self.stack = metastack.pop()
+                push = stack.append
+                target = stack[-1]
+                if type(target) is dict and not len(items) & 1:
+                    keys = items[0::2]
+                    self.op_start = start
+                    check_keys(self, keys)
+                    target.update(zip(keys, items[1::2]))
+                else:
+                    self.op_start = start
+                    _setitems(self, target, items)
+            elif op == 0x65:  # APPENDS
+                items = stack
+                stack = self.stack = metastack.pop()
+                push = stack.append
+                target = stack[-1]
+                if type(target) is list:
+                    target.extend(items)
+                else:
+                    self.op_start = start
+                    _appends(self, target, items)
+            elif op == 0x86:  # TUPLE2
+                stack[-2:] = [(stack[-2], stack[-1])]
+            elif op == 0x85:  # TUPLE1
+                stack[-1] = (stack[-1],)
+            elif op == 0x4E:  # NONE
+                push(None)
+            elif op == 0x2E:  # STOP
+                self.op_start = start
+                self.pos = pos
+                return self._stop(stack)
+            else:
+                handler = dispatch[op]
+                self.op_start = start
+                if handler is None:
+                    _refuse_opcode(self, op)
+                self.pos = pos
+                handler(self)
+                pos = self.pos
+                stack = self.stack
+                push = stack.append
+        self.op_start = start
+        raise FormatError("Truncated pickle: an argument runs past the end of the stream", offset=start,
+                          opcode=opcode_name(data[start]), why="the file ends in the middle of an opcode")
+
+    def _stop(self, stack: list[Any]) -> Any:
+        if self.metastack:
+            raise self.fail("STOP inside an unclosed MARK", "the stream is malformed")
+        if len(stack) != 1:
+            raise self.fail(f"STOP with {len(stack)} items on the stack", "a well-formed pickle leaves exactly one object")
+        if self.pending:
+            raise self.fail("An array or dtype was never given its state", "a BUILD opcode is missing")
+        if 0 <= self.frame_end and self.pos > self.frame_end:
+            raise self.fail("STOP lies beyond the end of its FRAME", "FRAME lengths must match the opcodes they hold")
+        result = stack[0]
+        if type(result) is Pending:
+            result = result.result
+        return result
+
+    # cold handlers read their argument with the table's reader
+    def arg(self) -> Any:
+        spec = by_code[self.data[self.op_start]]
+        assert spec is not None
+        value, self.pos = READERS[spec.arg](self.data, self.pos, self.end)
+        return value
+
+
+def _refuse_opcode(vm: VM, op: int) -> None:
+    spec = by_code[op]
+    if spec is not None and spec.action == "forbidden":
+        raise vm.fail(f"Opcode {spec.name} refused", "out-of-band buffers never occur in files; a pickle that uses "
+                      "them needs buffers the loader would have to supply")
+    raise FormatError(f"Unknown opcode byte 0x{op:02x}", offset=vm.op_start, opcode=f"0x{op:02x}",
+                      why="this byte is not a pickle opcode; the stream is corrupt or crafted")
+
+
+def _setitems(vm: VM, target: Any, items: list[Any]) -> None:
+    if len(items) & 1:
+        raise vm.fail("SETITEMS with an odd number of items", "keys and values must come in pairs")
+    keys = items[0::2]
+    check_keys(vm, keys)
+    setter = _dict_setter(vm, target)
+    for k, v in zip(keys, items[1::2]):
+        setter(k, v)
+
+
+def _dict_setter(vm: VM, target: Any) -> Callable[[Any, Any], None]:
+    kind = type(target)
+    if kind is Stub:
+        if target.args is None:
+            raise vm.fail(f"SETITEM on the global {target.qualname} itself")
+        return target.dictitems.__setitem__
+    if kind is dict or (kind in vm.policy.types and issubclass(kind, dict)):
+        # The C __setitem__ of the nearest built-in base: a subclass's own __setitem__ never runs.
+        base = OrderedDict if issubclass(kind, OrderedDict) else dict
+        return base.__setitem__.__get__(target)  # type: ignore[no-any-return]
+    raise vm.fail(f"SETITEM on a {kind.__name__}", "SETITEM and SETITEMS may only fill dicts")
+
+
+def _appends(vm: VM, target: Any, items: list[Any]) -> None:
+    kind = type(target)
+    if kind is list or (kind in vm.policy.types and issubclass(kind, list)):
+        list.extend(target, items)
+    elif kind is Stub and target.args is not None:
+        target.items.extend(items)
+    else:
+        raise vm.fail(f"APPEND on a {kind.__name__}", "APPEND and APPENDS may only fill lists")
+
+
+# ---- cold handlers, registered by opcode name -----------------------------------------------------------------
+
+_HANDLERS: dict[str, Callable[[VM], None]] = {}
+
+
+def handles(*names: str) -> Callable[[Callable[[VM], None]], Callable[[VM], None]]:
+    def register(fn: Callable[[VM], None]) -> Callable[[VM], None]:
+        for name in names:
+            _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+@handles("PROTO")
+def _proto(vm: VM) -> None:
+    proto = vm.arg()
+    if not 0 <= proto <= 5:
+        raise vm.fail(f"Unsupported pickle protocol {proto}", "safeload reads protocols 0 to 5")
+    vm.proto = proto
+
+
+@handles("FRAME")
+def _frame(vm: VM) -> None:
+    length = vm.arg()
+    if vm.pos < vm.frame_end:
+        raise vm.fail("FRAME inside a frame", "a new frame may only start where the previous one ends")
+    if length > vm.end - vm.pos:
+        raise vm.fail(f"FRAME claims {length} bytes but only {vm.end - vm.pos} remain",
+                      "a frame length that lies can make two readers see different opcodes")
+    vm.frame_end = vm.pos + length
+
+
+@handles("STOP")
+def _stop_handler(vm: VM) -> None:  # reached only from the table walk in tests; the run loop handles STOP inline
+    raise vm.fail("STOP dispatched out of the run loop")
+
+
+def _push(vm: VM, value: Any) -> None:
+    vm.stack.append(value)
+
+
+@handles("INT")
+def _int(vm: VM) -> None:
+    raw = vm.arg()
+    if raw == b"00":
+        _push(vm, False)
+    elif raw == b"01":
+        _push(vm, True)
+    else:
+        _push(vm, int(raw, 10))
+
+
+@handles("LONG")
+def _long(vm: VM) -> None:
+    raw = vm.arg()
+    if raw.endswith(b"L"):
+        raw = raw[:-1]
+    _push(vm, int(raw, 10))
+
+
+@handles("BININT", "BININT1", "BININT2", "LONG1", "LONG4")
+def _binint(vm: VM) -> None:
+    _push(vm, vm.arg())
+
+
+@handles("BINFLOAT")
+def _binfloat(vm: VM) -> None:
+    _push(vm, vm.arg())
+
+
+@handles("FLOAT")
+def _float(vm: VM) -> None:
+    _push(vm, float(vm.arg()))
+
+
+@handles("STRING")
+def _string(vm: VM) -> None:
+    raw = vm.arg()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in b"\"'":
+        raw = raw[1:-1]
+    else:
+        raise vm.fail("STRING argument is not quoted", "protocol-0 strings are written as Python literals")
+    import codecs
+
+    _push(vm, vm.decode_str8(codecs.escape_decode(raw)[0]))
+
+
+@handles("BINSTRING", "SHORT_BINSTRING")
+def _binstring(vm: VM) -> None:
+    raw = vm.arg()
+    if vm.op_start < len(vm.data) and vm.data[vm.op_start] == 0x54 and len(raw) > 0x7FFFFFFF:
+        raise vm.fail("BINSTRING with a negative length")
+    _push(vm, vm.decode_str8(raw))
+
+
+@handles("BINBYTES", "SHORT_BINBYTES", "BINBYTES8")
+def _binbytes(vm: VM) -> None:
+    _push(vm, vm.arg())
+
+
+@handles("BYTEARRAY8")
+def _bytearray8(vm: VM) -> None:
+    _push(vm, bytearray(vm.arg()))
+
+
+@handles("UNICODE")
+def _unicode(vm: VM) -> None:
+    _push(vm, str(vm.arg(), "raw-unicode-escape"))
+
+
+@handles("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8")
+def _binunicode(vm: VM) -> None:
+    _push(vm, str(vm.arg(), "utf-8", "surrogatepass"))
+
+
+@handles("NONE")
+def _none(vm: VM) -> None:
+    _push(vm, None)
+
+
+@handles("NEWTRUE")
+def _true(vm: VM) -> None:
+    _push(vm, True)
+
+
+@handles("NEWFALSE")
+def _false(vm: VM) -> None:
+    _push(vm, False)
+
+
+@handles("EMPTY_LIST")
+def _empty_list(vm: VM) -> None:
+    _push(vm, [])
+
+
+@handles("EMPTY_TUPLE")
+def _empty_tuple(vm: VM) -> None:
+    _push(vm, ())
+
+
+@handles("EMPTY_DICT")
+def _empty_dict(vm: VM) -> None:
+    _push(vm, {})
+
+
+@handles("EMPTY_SET")
+def _empty_set(vm: VM) -> None:
+    _push(vm, set())
+
+
+@handles("LIST")
+def _list(vm: VM) -> None:
+    items = vm.pop_mark()
+    _push(vm, items)
+
+
+@handles("TUPLE")
+def _tuple(vm: VM) -> None:
+    _push(vm, tuple(vm.pop_mark()))
+
+
+@handles("TUPLE1", "TUPLE2", "TUPLE3")
+def _tuple_n(vm: VM) -> None:
+    n = vm.data[vm.op_start] - 0x84
+    _push(vm, tuple(vm.take(n)))
+
+
+@handles("DICT")
+def _dict(vm: VM) -> None:
+    items = vm.pop_mark()
+    if len(items) & 1:
+        raise vm.fail("DICT with an odd number of items", "keys and values must come in pairs")
+    keys = items[0::2]
+    check_keys(vm, keys)
+    _push(vm, dict(zip(keys, items[1::2])))
+
+
+@handles("FROZENSET")
+def _frozenset(vm: VM) -> None:
+    items = vm.pop_mark()
+    check_keys(vm, items, "set")
+    _push(vm, frozenset(items))
+
+
+@handles("ADDITEMS")
+def _additems(vm: VM) -> None:
+    items = vm.pop_mark()
+    target = vm.stack[-1] if vm.stack else None
+    check_keys(vm, items, "set")
+    if type(target) is set:
+        target.update(items)
+    elif type(target) is Stub and target.args is not None:
+        target.items.extend(items)
+    else:
+        raise vm.fail(f"ADDITEMS on a {type(target).__name__}", "ADDITEMS may only fill sets")
+
+
+@handles("APPEND")
+def _append(vm: VM) -> None:
+    value, = vm.take(1)
+    if not vm.stack:
+        raise vm.fail("Stack underflow: APPEND has no list to append to")
+    _appends(vm, vm.stack[-1], [value])
+
+
+@handles("APPENDS")
+def _appends_handler(vm: VM) -> None:
+    items = vm.pop_mark()
+    if not vm.stack:
+        raise vm.fail("Stack underflow: APPENDS has no list to append to")
+    _appends(vm, vm.stack[-1], items)
+
+
+@handles("SETITEM")
+def _setitem(vm: VM) -> None:
+    items = vm.take(2)
+    if not vm.stack:
+        raise vm.fail("Stack underflow: SETITEM has no dict to fill")
+    _setitems(vm, vm.stack[-1], items)
+
+
+@handles("SETITEMS")
+def _setitems_handler(vm: VM) -> None:
+    items = vm.pop_mark()
+    if not vm.stack:
+        raise vm.fail("Stack underflow: SETITEMS has no dict to fill")
+    _setitems(vm, vm.stack[-1], items)
+
+
+@handles("POP")
+def _pop(vm: VM) -> None:
+    if vm.stack:
+        vm.stack.pop()
+    else:
+        vm.pop_mark()
+
+
+@handles("DUP")
+def _dup(vm: VM) -> None:
+    _push(vm, vm.stack[-1])
+
+
+@handles("MARK")
+def _mark(vm: VM) -> None:
+    vm.metastack.append(vm.stack)
+    if len(vm.metastack) > vm.limits.max_depth:
+        raise LimitExceededError("max_depth", len(vm.metastack), vm.limits.max_depth,
+                                 what="MARK nesting deeper than the limit")
+    vm.stack = []
+
+
+@handles("POP_MARK")
+def _pop_mark(vm: VM) -> None:
+    vm.pop_mark()
+
+
+def _memo_get(vm: VM, index: int) -> None:
+    try:
+        value = vm.memo[index]
+    except KeyError:
+        raise vm.fail(f"Memo index {index} was never stored", "a GET names a memo slot that no PUT filled") from None
+    if type(value) is Pending and value.result is not None:
+        value = value.result
+    _push(vm, value)
+
+
+def _memo_put(vm: VM, index: int) -> None:
+    if index < 0 or index > vm.limits.max_memo:
+        raise LimitExceededError("max_memo", index, vm.limits.max_memo,
+                                 what=f"Memo index {index} is beyond the limit",
+                                 why="a huge memo index is how memo bombs force giant allocations in other unpicklers")
+    if not vm.stack:
+        raise vm.fail("Stack underflow: PUT with an empty stack")
+    vm.memo[index] = vm.stack[-1]
+
+
+@handles("GET")
+def _get(vm: VM) -> None:
+    _memo_get(vm, int(vm.arg(), 10))
+
+
+@handles("BINGET", "LONG_BINGET")
+def _binget(vm: VM) -> None:
+    _memo_get(vm, vm.arg())
+
+
+@handles("PUT")
+def _put(vm: VM) -> None:
+    _memo_put(vm, int(vm.arg(), 10))
+
+
+@handles("BINPUT", "LONG_BINPUT")
+def _binput(vm: VM) -> None:
+    _memo_put(vm, vm.arg())
+
+
+@handles("MEMOIZE")
+def _memoize(vm: VM) -> None:
+    _memo_put(vm, len(vm.memo))
+
+
+def _decode_name(vm: VM, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise vm.fail("GLOBAL name is not UTF-8") from None
+
+
+@handles("GLOBAL")
+def _global(vm: VM) -> None:
+    module, name = vm.arg()
+    _push(vm, vm.resolve_global(_decode_name(vm, module), _decode_name(vm, name)))
+
+
+@handles("STACK_GLOBAL")
+def _stack_global(vm: VM) -> None:
+    module, name = vm.take(2)
+    _push(vm, vm.resolve_global(module, name))
+
+
+@handles("EXT1", "EXT2", "EXT4")
+def _ext(vm: VM) -> None:
+    code = vm.arg()
+    key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+    if key is None:
+        raise vm.fail(f"Unregistered extension code {code}", "EXT opcodes name globals through copyreg's registry, "
+                      "and this process registered no such code")
+    _push(vm, vm.resolve_global(*key))
+
+
+@handles("REDUCE")
+def _reduce(vm: VM) -> None:
+    func, args = vm.take(2)
+    _push(vm, vm.call(func, args))
+
+
+@handles("NEWOBJ")
+def _newobj(vm: VM) -> None:
+    cls, args = vm.take(2)
+    _push(vm, vm.newobj(cls, args, {}))
+
+
+@handles("NEWOBJ_EX")
+def _newobj_ex(vm: VM) -> None:
+    cls, args, kwargs = vm.take(3)
+    _push(vm, vm.newobj(cls, args, kwargs))
+
+
+@handles("OBJ")
+def _obj(vm: VM) -> None:
+    items = vm.pop_mark()
+    if not items:
+        raise vm.fail("OBJ without a class", "OBJ needs the class and its arguments after a MARK")
+    _push(vm, vm.instantiate(items[0], tuple(items[1:])))
+
+
+@handles("INST")
+def _inst(vm: VM) -> None:
+    module, name = vm.arg()
+    cls = vm.resolve_global(_decode_name(vm, module), _decode_name(vm, name))
+    args = tuple(vm.pop_mark())
+    _push(vm, vm.instantiate(cls, args))
+
+
+@handles("BUILD")
+def _build(vm: VM) -> None:
+    state, = vm.take(1)
+    if not vm.stack:
+        raise vm.fail("Stack underflow: BUILD has no object")
+    vm.stack[-1] = vm.build(vm.stack[-1], state)
+
+
+@handles("PERSID")
+def _persid(vm: VM) -> None:
+    raw = vm.arg()
+    _persistent(vm, raw.decode("ascii"))
+
+
+@handles("BINPERSID")
+def _binpersid(vm: VM) -> None:
+    pid, = vm.take(1)
+    _persistent(vm, pid)
+
+
+def _persistent(vm: VM, pid: Any) -> None:
+    vm.count_op()
+    if vm.persistent_load is None:
+        raise vm.fail(
+            "Persistent id in a plain pickle",
+            "persistent ids refer to data outside the stream (torch storages); this container supplies none",
+            fix="If this is the data.pkl of a torch checkpoint, load the whole .pt file instead",
+        )
+    _push(vm, vm.persistent_load(pid))
+
+
+_DISPATCH: list[Callable[[VM], None] | None] = [None] * 256
+for _spec in OPCODES:
+    if _spec.action != "forbidden":
+        _DISPATCH[_spec.code] = _HANDLERS[_spec.name]

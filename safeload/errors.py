@@ -1,0 +1,140 @@
+"""The exception family.
+
+Every refusal is a :class:`SafeLoadError`, which is a :class:`pickle.UnpicklingError`, so code that already
+catches ``pickle.UnpicklingError`` around ``torch.load`` keeps working::
+
+    pickle.UnpicklingError
+    └── SafeLoadError             every refusal
+        ├── UnsafeGlobalError     a global outside the policy          (.module, .name)
+        ├── LimitExceededError    a size, depth, count or memory limit (.limit, .value)
+        └── FormatError           corrupt, truncated, ambiguous or unsupported input
+
+Each error carries where it happened (``offset``, ``opcode``, ``member``, ``path``) and a ``fix``: the safe way
+forward. ``str(error)`` renders all of it as plain text, one sentence each, with no terminal escapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Iterator
+
+__all__ = ["FormatError", "LimitExceededError", "SafeLoadError", "UnsafeGlobalError", "error_context"]
+
+
+class SafeLoadError(pickle.UnpicklingError):
+    """Base class of every refusal. ``what`` says what was refused, ``why`` the reason, ``fix`` the safe way on."""
+
+    default_fix = "Open the file with the framework that wrote it only if you trust where it came from."
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        why: str = "",
+        fix: str | None = None,
+        offset: int | None = None,
+        opcode: str | None = None,
+        member: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.what = what
+        self.why = why
+        self.fix = self.default_fix if fix is None else fix
+        self.offset = offset
+        self.opcode = opcode
+        self.member = member
+        self.path = path
+        super().__init__(what)
+
+    @property
+    def location(self) -> str:
+        parts = []
+        if self.path is not None:
+            parts.append(f"file {self.path!r}")
+        if self.member is not None:
+            parts.append(f"member {self.member!r}")
+        if self.offset is not None:
+            parts.append(f"byte {self.offset}")
+        if self.opcode is not None:
+            parts.append(f"opcode {self.opcode}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        text = self.what
+        where = self.location
+        if where:
+            text += f" (at {where})"
+        text += "."
+        if self.why:
+            text += f" {self.why.rstrip('.')}."
+        if self.fix:
+            text += f" {self.fix.rstrip('.')}."
+        return text
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Keep the structured fields when the error crosses a process boundary (scan --jobs).
+        return (_rebuild_error, (type(self), self.__dict__.copy()))
+
+
+def _rebuild_error(cls: type[SafeLoadError], fields: dict[str, object]) -> SafeLoadError:
+    err = cls.__new__(cls)
+    err.__dict__.update(fields)
+    pickle.UnpicklingError.__init__(err, fields.get("what", ""))
+    return err
+
+
+class UnsafeGlobalError(SafeLoadError):
+    """The stream names a global (``module.name``) that the policy does not allow."""
+
+    def __init__(self, module: str, name: str, **kwargs: object) -> None:
+        self.module = module
+        self.name = name
+        qualname = f"{module}.{name}"
+        kwargs.setdefault(
+            "fix",
+            f"If you trust this type, allow it: safeload.load(..., allow=[{qualname!r}]); "
+            "to inspect the file without running it, use unknown='stub'; "
+            "if this is a whole pickled model, load it with unknown='stub' and recover its weights "
+            "with safeload.state_dict(), then save a state_dict instead",
+        )
+        super().__init__(f"Refused global {qualname}", **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class LimitExceededError(SafeLoadError):
+    """A size, depth, count or memory limit was hit. ``limit`` names the limit, ``value`` what the file asked for."""
+
+    def __init__(self, limit: str, value: int, maximum: int, **kwargs: object) -> None:
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        kwargs.setdefault(
+            "fix",
+            f"If the file is trusted and really this large, raise the limit: "
+            f"policy=safeload.DEFAULT_POLICY.with_limits({limit}=...)",
+        )
+        what = kwargs.pop("what", None) or f"Limit {limit} exceeded: the file asks for {value}, the limit is {maximum}"
+        super().__init__(str(what), **kwargs)  # type: ignore[arg-type]
+
+
+class FormatError(SafeLoadError):
+    """The input is corrupt, truncated, ambiguous or in a format safeload does not read."""
+
+    default_fix = "The file is damaged or was crafted; get a fresh copy from its source"
+
+
+@contextlib.contextmanager
+def error_context(*, path: str | None = None, member: str | None = None) -> Iterator[None]:
+    """Add the file and archive member to any SafeLoadError that crosses this layer without them."""
+    try:
+        yield
+    except SafeLoadError as err:
+        if path is not None and err.path is None:
+            err.path = path
+        if member is not None and err.member is None:
+            err.member = member
+        raise
