@@ -127,10 +127,12 @@ class VM:
             raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
         if not isinstance(data, bytes):
             data = bytes(data)
+        if end is not None and end != len(data):
+            data = data[:end]  # the run loop relies on the stream ending where the buffer does
         self.data = data
         self.pos = start
         self.start = start
-        self.end = len(data) if end is None else end
+        self.end = len(data)
         self.policy = policy
         self.limits = policy.limits
         self.unknown = unknown
@@ -316,16 +318,26 @@ class VM:
             raise LimitExceededError("max_alloc", 0, self.limits.max_alloc, what="Out of memory while rebuilding",
                                      offset=self.op_start) from exc
         except Exception as exc:  # anything else on bad input is a format error, never a leak
-            op = opcode_name(self.data[self.op_start]) if self.op_start < len(self.data) else "end of stream"
-            if isinstance(exc, IndexError):
-                what, why = f"Stack underflow at {op}", "the opcode needs more items than the stream pushed"
-            elif isinstance(exc, KeyError):
-                what, why = f"Memo index {exc.args[0] if exc.args else '?'} was never stored", "a GET names a memo slot that no PUT filled"
+            start = self.op_start
+            if start >= self.end:
+                what, why, op = "Truncated pickle: no STOP opcode", "the stream ends before STOP", "end of stream"
             else:
-                what, why = f"Malformed pickle at {op}", f"{type(exc).__name__}: {exc}"
-            raise FormatError(what, why=why, offset=self.op_start, opcode=op) from exc
+                op = opcode_name(self.data[start])
+                spec = by_code[self.data[start]]
+                if isinstance(exc, (IndexError, struct.error)) and spec is not None and spec.arg != "none" and _overruns(self, spec):
+                    what, why = f"Truncated pickle: the argument of {op} runs past the end of the stream", \
+                        "the file ends in the middle of an opcode"
+                elif isinstance(exc, IndexError):
+                    what, why = f"Stack underflow at {op}", "the opcode needs more items than the stream pushed"
+                elif isinstance(exc, KeyError):
+                    what = f"Memo index {exc.args[0] if exc.args else '?'} was never stored"
+                    why = "a GET names a memo slot that no PUT filled"
+                else:
+                    what, why = f"Malformed pickle at {op}", f"{type(exc).__name__}: {exc}"
+            raise FormatError(what, why=why, offset=start, opcode=op) from exc
 
     def _run(self) -> Any:
+        """The run loop. ``pos`` always points at the current opcode while it can still fail."""
         data = self.data
         end = self.end
         if self.start >= end:
@@ -336,108 +348,110 @@ class VM:
         push = stack.append
         dispatch = _DISPATCH
         max_depth = self.limits.max_depth
+        unpack_i, unpack_H, unpack_d = _unpack_i, _unpack_H, _unpack_d
         pos = self.start
-        while True:
-            start = pos
-            op = data[pos]
-            pos += 1
-            # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
-            if op == 0x8C:  # SHORT_BINUNICODE
-                n = data[pos]
-                pos += 1 + n
-                if pos > end:
-                    self.op_start = start
-                    READERS["bytes1"](data, start + 1, end)
-                push(str(data[pos - n : pos], "utf-8", "surrogatepass"))
-            elif op == 0x94:  # MEMOIZE
-                memo[len(memo)] = stack[-1]
-            elif op == 0x4B:  # BININT1
-                if pos >= end:
-                    break
-                push(data[pos])
-                pos += 1
-            elif op == 0x4D:  # BININT2
-                if pos + 2 > end:
-                    break
-                push(_unpack_H(data, pos)[0])
-                pos += 2
-            elif op == 0x4A:  # BININT
-                if pos + 4 > end:
-                    break
-                push(_unpack_i(data, pos)[0])
-                pos += 4
-            elif op == 0x71:  # BINPUT
-                if pos >= end:
-                    break
-                memo[data[pos]] = stack[-1]
-                pos += 1
-            elif op == 0x68:  # BINGET
-                if pos >= end:
-                    break
-                v = memo[data[pos]]
-                if type(v) is Pending and v.result is not None:
-                    v = v.result
-                push(v)
-                pos += 1
-            elif op == 0x47:  # BINFLOAT
-                if pos + 8 > end:
-                    break
-                push(_unpack_d(data, pos)[0])
-                pos += 8
-            elif op == 0x28:  # MARK
-                metastack.append(stack)
-                if len(metastack) > max_depth:
-                    self.op_start = start
-                    raise LimitExceededError("max_depth", len(metastack), max_depth,
-                                             what="MARK nesting deeper than the limit", offset=start, opcode="MARK")
-                stack = self.stack = []
-                push = stack.append
-            elif op == 0x75:  # SETITEMS
-                items = stack
-                stack = self.stack = metastack.pop()
-                push = stack.append
-                target = stack[-1]
-                if type(target) is dict and not len(items) & 1:
-                    keys = items[0::2]
-                    self.op_start = start
-                    check_keys(self, keys)
-                    target.update(zip(keys, items[1::2]))
+        try:
+            while True:
+                op = data[pos]
+                # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
+                # ``end == len(data)`` (see __init__), so an argument past the end raises IndexError/struct.error.
+                if op == 0x8C:  # SHORT_BINUNICODE, and the MEMOIZE that usually follows it
+                    a = pos + 2
+                    b = a + data[pos + 1]
+                    if b > end:
+                        break
+                    v = str(data[a:b], "utf-8", "surrogatepass")
+                    push(v)
+                    if b < end and data[b] == 0x94:
+                        memo[len(memo)] = v
+                        b += 1
+                    pos = b
+                elif op == 0x94:  # MEMOIZE
+                    memo[len(memo)] = stack[-1]
+                    pos += 1
+                elif op == 0x4A:  # BININT
+                    push(unpack_i(data, pos + 1)[0])
+                    pos += 5
+                elif op == 0x4D:  # BININT2
+                    push(unpack_H(data, pos + 1)[0])
+                    pos += 3
+                elif op == 0x4B:  # BININT1
+                    push(data[pos + 1])
+                    pos += 2
+                elif op == 0x71:  # BINPUT
+                    memo[data[pos + 1]] = stack[-1]
+                    pos += 2
+                elif op == 0x68:  # BINGET
+                    v = memo[data[pos + 1]]
+                    if type(v) is Pending and v.result is not None:
+                        v = v.result
+                    push(v)
+                    pos += 2
+                elif op == 0x47:  # BINFLOAT
+                    push(unpack_d(data, pos + 1)[0])
+                    pos += 9
+                elif op == 0x28:  # MARK
+                    if len(metastack) >= max_depth:
+                        raise LimitExceededError("max_depth", len(metastack) + 1, max_depth,
+                                                 what="MARK nesting deeper than the limit")
+                    metastack.append(stack)
+                    stack = self.stack = []
+                    push = stack.append
+                    pos += 1
+                elif op == 0x75 and metastack:  # SETITEMS
+                    target = metastack[-1][-1]
+                    if type(target) is dict and not len(stack) & 1:
+                        keys = stack[0::2]
+                        self.op_start = pos
+                        check_keys(self, keys)
+                        target.update(zip(keys, stack[1::2]))
+                    else:
+                        self.op_start = pos
+                        _setitems(self, target, stack)
+                    stack = self.stack = metastack.pop()
+                    push = stack.append
+                    pos += 1
+                elif op == 0x65 and metastack:  # APPENDS
+                    target = metastack[-1][-1]
+                    if type(target) is list:
+                        target.extend(stack)
+                    else:
+                        self.op_start = pos
+                        _appends(self, target, stack)
+                    stack = self.stack = metastack.pop()
+                    push = stack.append
+                    pos += 1
+                elif op == 0x86:  # TUPLE2
+                    stack[-2:] = [(stack[-2], stack[-1])]
+                    pos += 1
+                elif op == 0x85:  # TUPLE1
+                    stack[-1] = (stack[-1],)
+                    pos += 1
+                elif op == 0x4E:  # NONE
+                    push(None)
+                    pos += 1
+                elif op == 0x2E:  # STOP
+                    self.op_start = pos
+                    self.pos = pos + 1
+                    return self._stop(stack)
                 else:
-                    self.op_start = start
-                    _setitems(self, target, items)
-            elif op == 0x65:  # APPENDS
-                items = stack
-                stack = self.stack = metastack.pop()
-                push = stack.append
-                target = stack[-1]
-                if type(target) is list:
-                    target.extend(items)
-                else:
-                    self.op_start = start
-                    _appends(self, target, items)
-            elif op == 0x86:  # TUPLE2
-                stack[-2:] = [(stack[-2], stack[-1])]
-            elif op == 0x85:  # TUPLE1
-                stack[-1] = (stack[-1],)
-            elif op == 0x4E:  # NONE
-                push(None)
-            elif op == 0x2E:  # STOP
-                self.op_start = start
-                self.pos = pos
-                return self._stop(stack)
-            else:
-                handler = dispatch[op]
-                self.op_start = start
-                if handler is None:
-                    _refuse_opcode(self, op)
-                self.pos = pos
-                handler(self)
-                pos = self.pos
-                stack = self.stack
-                push = stack.append
-        self.op_start = start
-        raise FormatError("Truncated pickle: an argument runs past the end of the stream", offset=start,
-                          opcode=opcode_name(data[start]), why="the file ends in the middle of an opcode")
+                    handler = dispatch[op]
+                    self.op_start = pos
+                    if handler is None:
+                        _refuse_opcode(self, op)
+                    self.pos = pos + 1
+                    handler(self)
+                    pos = self.pos
+                    stack = self.stack
+                    push = stack.append
+        except SafeLoadError:
+            raise
+        except Exception:
+            self.op_start = pos
+            raise
+        self.op_start = pos
+        raise FormatError("Truncated pickle: an argument runs past the end of the stream", offset=pos,
+                          opcode=opcode_name(data[pos]), why="the file ends in the middle of an opcode")
 
     def _stop(self, stack: list[Any]) -> Any:
         if self.metastack:
@@ -459,6 +473,14 @@ class VM:
         assert spec is not None
         value, self.pos = READERS[spec.arg](self.data, self.pos, self.end)
         return value
+
+
+def _overruns(vm: VM, spec: Any) -> bool:
+    try:
+        READERS[spec.arg](vm.data, vm.op_start + 1, vm.end)
+    except FormatError:
+        return True
+    return False
 
 
 def _refuse_opcode(vm: VM, op: int) -> None:
