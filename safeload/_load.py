@@ -58,7 +58,7 @@ def _refuse_unsafe_mode(weights_only: Any, pickle_load_args: dict[str, Any]) -> 
             "weights_only=False refused",
             why="safeload never runs code from a file, which is what weights_only=False asks for",
             fix="Allow the classes you trust with allow=[...] or safeload.safe_globals([...]), or inspect the file "
-                "with unknown='stub' and recover its weights with safeload.state_dict()",
+                "with unknown='stub', which returns inert stubs that keep every tensor reachable",
         )
     unknown_args = set(pickle_load_args) - {"fix_imports"}
     if unknown_args:
@@ -88,10 +88,37 @@ def loads(data: bytes, map_location: Any = None, pickle_module: Any = None, **kw
     return load(bytes(data), map_location, pickle_module, **kwargs)
 
 
+def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
+    """An .npz archive as a dict of arrays, keyed like ``np.load(...)[key]``."""
+    from ._containers.npy import load_npy
+
+    out: dict[str, Any] = {}
+    for name in zf.members:
+        if not name.endswith(".npy"):
+            raise FormatError(f"Unexpected member {name!r} in an .npz archive", member=name,
+                              why="an .npz archive holds only .npy members")
+        with error_context(member=name):
+            out[name[:-4]] = load_npy(zf.read(name, max_size=opts.policy.limits.max_alloc),
+                                      lambda d, start: run_pickle(d, start, opts))
+    return out
+
+
 def _load_bytes(data: bytes, opts: Options) -> Any:
     kind = detect(data)
     if kind == "pickle":
+        from ._containers.torch import is_torch_legacy, load_torch_legacy
+
+        if is_torch_legacy(data):
+            return load_torch_legacy(data, opts, run_pickle)
         return run_pickle(data, 0, opts)
+    if kind == "zip":
+        from ._containers.torch import load_torch_zip
+        from ._containers.zip import ZipArchive
+
+        zf = ZipArchive(data, opts.policy.limits.max_members)
+        if any(name.endswith(".npy") for name in zf.members) and not any(n.endswith("data.pkl") for n in zf.members):
+            return _load_npz(zf, opts)
+        return load_torch_zip(data, opts, run_pickle, zf=zf)
     if kind == "npy":
         from ._containers.npy import load_npy
 

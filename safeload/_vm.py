@@ -99,8 +99,8 @@ def _check_depth(vm: VM, key: Any) -> None:
                 why="hashing a deeply nested tuple recurses in C and can crash the interpreter",
             )
         seen += 1
-        if seen > 1_000_000:
-            raise LimitExceededError("max_container", seen, 1_000_000, what="A dict key or set member is too large")
+        if seen > vm.limits.max_container:
+            vm.check_size(seen, "dict key or set member")
         for item in obj:
             if type(item) in (tuple, frozenset):
                 todo.append((item, depth + 1))
@@ -296,9 +296,18 @@ class VM:
         return builder(self, inst, state)
 
     def count_op(self) -> None:
-        self.ops += 1
+        self.count_ops(1)
+
+    def count_ops(self, n: int) -> None:
+        self.ops += n
         if self.ops > self.limits.max_opcodes:
-            raise LimitExceededError("max_opcodes", self.ops, self.limits.max_opcodes, offset=self.op_start)
+            raise LimitExceededError("max_opcodes", self.ops, self.limits.max_opcodes, offset=self.op_start,
+                                     what=f"The stream runs more than {self.limits.max_opcodes} opcodes")
+
+    def check_size(self, n: int, what: str) -> None:
+        if n > self.limits.max_container:
+            raise LimitExceededError("max_container", n, self.limits.max_container, offset=self.op_start,
+                                     what=f"A {what} of {n} items is larger than the limit")
 
     # ---- the run loop ------------------------------------------------------------------------------------
 
@@ -347,11 +356,16 @@ class VM:
         stack = self.stack
         push = stack.append
         dispatch = _DISPATCH
-        max_depth = self.limits.max_depth
+        limits = self.limits
+        max_depth = limits.max_depth
+        max_memo = limits.max_memo
+        max_items = limits.max_container
         unpack_i, unpack_H, unpack_d = _unpack_i, _unpack_H, _unpack_d
         pos = self.start
+        hot = 0  # opcodes run inline; checked against max_opcodes at every MARK, SETITEMS, APPENDS and STOP
         try:
             while True:
+                hot += 1
                 op = data[pos]
                 # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
                 # ``end == len(data)`` (see __init__), so an argument past the end raises IndexError/struct.error.
@@ -363,11 +377,18 @@ class VM:
                     v = str(data[a:b], "utf-8", "surrogatepass")
                     push(v)
                     if b < end and data[b] == 0x94:
-                        memo[len(memo)] = v
+                        pos = b
+                        n = len(memo)
+                        if n > max_memo:
+                            break
+                        memo[n] = v
                         b += 1
                     pos = b
                 elif op == 0x94:  # MEMOIZE
-                    memo[len(memo)] = stack[-1]
+                    n = len(memo)
+                    if n > max_memo:
+                        break
+                    memo[n] = stack[-1]
                     pos += 1
                 elif op == 0x4A:  # BININT
                     push(unpack_i(data, pos + 1)[0])
@@ -379,7 +400,10 @@ class VM:
                     push(data[pos + 1])
                     pos += 2
                 elif op == 0x71:  # BINPUT
-                    memo[data[pos + 1]] = stack[-1]
+                    n = data[pos + 1]
+                    if n > max_memo:
+                        break
+                    memo[n] = stack[-1]
                     pos += 2
                 elif op == 0x68:  # BINGET
                     v = memo[data[pos + 1]]
@@ -391,6 +415,9 @@ class VM:
                     push(unpack_d(data, pos + 1)[0])
                     pos += 9
                 elif op == 0x28:  # MARK
+                    self.op_start = pos
+                    self.count_ops(hot)
+                    hot = 0
                     if len(metastack) >= max_depth:
                         raise LimitExceededError("max_depth", len(metastack) + 1, max_depth,
                                                  what="MARK nesting deeper than the limit")
@@ -405,6 +432,8 @@ class VM:
                         self.op_start = pos
                         check_keys(self, keys)
                         target.update(zip(keys, stack[1::2]))
+                        if len(target) > max_items:
+                            self.check_size(len(target), "dict")
                     else:
                         self.op_start = pos
                         _setitems(self, target, stack)
@@ -415,6 +444,9 @@ class VM:
                     target = metastack[-1][-1]
                     if type(target) is list:
                         target.extend(stack)
+                        if len(target) > max_items:
+                            self.op_start = pos
+                            self.check_size(len(target), "list")
                     else:
                         self.op_start = pos
                         _appends(self, target, stack)
@@ -432,6 +464,7 @@ class VM:
                     pos += 1
                 elif op == 0x2E:  # STOP
                     self.op_start = pos
+                    self.count_ops(hot)
                     self.pos = pos + 1
                     return self._stop(stack)
                 else:
@@ -440,6 +473,8 @@ class VM:
                     if handler is None:
                         _refuse_opcode(self, op)
                     self.pos = pos + 1
+                    self.count_ops(hot)
+                    hot = 0
                     handler(self)
                     pos = self.pos
                     stack = self.stack
@@ -450,6 +485,8 @@ class VM:
             self.op_start = pos
             raise
         self.op_start = pos
+        if data[pos] in (0x94, 0x71, 0x8C):
+            _memo_put(self, len(memo) if data[pos] != 0x71 else data[pos + 1])
         raise FormatError("Truncated pickle: an argument runs past the end of the stream", offset=pos,
                           opcode=opcode_name(data[pos]), why="the file ends in the middle of an opcode")
 
@@ -500,6 +537,7 @@ def _setitems(vm: VM, target: Any, items: list[Any]) -> None:
     setter = _dict_setter(vm, target)
     for k, v in zip(keys, items[1::2]):
         setter(k, v)
+    vm.check_size(len(target.dictitems if type(target) is Stub else target), "dict")
 
 
 def _dict_setter(vm: VM, target: Any) -> Callable[[Any, Any], None]:
@@ -519,6 +557,7 @@ def _appends(vm: VM, target: Any, items: list[Any]) -> None:
     kind = type(target)
     if kind is list or (kind in vm.policy.types and issubclass(kind, list)):
         list.extend(target, items)
+        vm.check_size(len(target), "list")
     elif kind is Stub and target.args is not None:
         target.items.extend(items)
     else:
@@ -679,12 +718,15 @@ def _empty_set(vm: VM) -> None:
 @handles("LIST")
 def _list(vm: VM) -> None:
     items = vm.pop_mark()
+    vm.check_size(len(items), "list")
     _push(vm, items)
 
 
 @handles("TUPLE")
 def _tuple(vm: VM) -> None:
-    _push(vm, tuple(vm.pop_mark()))
+    items = vm.pop_mark()
+    vm.check_size(len(items), "tuple")
+    _push(vm, tuple(items))
 
 
 @handles("TUPLE1", "TUPLE2", "TUPLE3")
@@ -699,6 +741,7 @@ def _dict(vm: VM) -> None:
     if len(items) & 1:
         raise vm.fail("DICT with an odd number of items", "keys and values must come in pairs")
     keys = items[0::2]
+    vm.check_size(len(keys), "dict")
     check_keys(vm, keys)
     _push(vm, dict(zip(keys, items[1::2])))
 
@@ -706,6 +749,7 @@ def _dict(vm: VM) -> None:
 @handles("FROZENSET")
 def _frozenset(vm: VM) -> None:
     items = vm.pop_mark()
+    vm.check_size(len(items), "frozenset")
     check_keys(vm, items, "set")
     _push(vm, frozenset(items))
 
@@ -717,6 +761,7 @@ def _additems(vm: VM) -> None:
     check_keys(vm, items, "set")
     if type(target) is set:
         target.update(items)
+        vm.check_size(len(target), "set")
     elif type(target) is Stub and target.args is not None:
         target.items.extend(items)
     else:

@@ -91,18 +91,21 @@ class UnsafeGlobalError(SafeLoadError):
         self.module = module
         self.name = name
         qualname = f"{module}.{name}"
-        kwargs.setdefault(
-            "fix",
-            f"If you trust this type, allow it: safeload.load(..., allow=[{qualname!r}]); "
-            "to inspect the file without running it, use unknown='stub'; "
-            "if this is a whole pickled model, load it with unknown='stub' and recover its weights "
-            "with safeload.state_dict(), then save a state_dict instead",
-        )
+        kwargs.setdefault("fix", self.suggest(qualname, str(kwargs.get("why", ""))))
         super().__init__(f"Refused global {qualname}", **kwargs)  # type: ignore[arg-type]
 
     @property
     def qualname(self) -> str:
         return f"{self.module}.{self.name}"
+
+    @staticmethod
+    def suggest(qualname: str, why: str) -> str:
+        if "known to be dangerous" in why:
+            return ("Do not open this file with a loader that runs code; to see what it would do without running it, "
+                    "use safeload.load(..., unknown='stub')")
+        return (f"If {qualname} is a class you trust, allow it: safeload.load(..., allow=[{qualname!r}]); "
+                "to inspect the file without importing anything, use unknown='stub' (a whole pickled model then "
+                "loads as inert stubs whose tensors you can read); save a state_dict instead of whole objects")
 
 
 class LimitExceededError(SafeLoadError):

@@ -349,9 +349,10 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
 def _default_entries() -> dict[str, Entry]:
     from ._rebuild import builtins as b
     from ._rebuild import numpy as n
+    from ._rebuild import torch as t
 
     entries: dict[str, Entry] = {}
-    for entry in (*b.ENTRIES, *n.ENTRIES):
+    for entry in (*b.ENTRIES, *n.ENTRIES, *t.ENTRIES):
         if entry.qualname in entries:
             raise RuntimeError(f"duplicate policy entry {entry.qualname}")
         entries[entry.qualname] = entry

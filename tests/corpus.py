@@ -446,6 +446,13 @@ def build_corpus() -> list[Case]:
         + BUILD                                                   # inject an (allowed) __setstate__
         + EMPTY_LIST + BUILD + STOP),                             # second BUILD would call it
         "build-injection", error="structural", real=False))
+    for dunder in ("__setstate__", "__reduce__", "__deepcopy__", "__getattr__"):
+        add(Case(f"OrderedDict single BUILD {dunder}", (
+            PROTO(2)
+            + GLOBAL("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE   # od = OrderedDict()
+            + EMPTY_DICT + BINUNICODE(dunder) + GLOBAL("collections", "OrderedDict") + SETITEM
+            + BUILD + STOP),                                      # od.__dict__[dunder] = OrderedDict
+            "build-injection", error="structural", real=False))
     add(Case("OrderedDict BUILD slotstate __class__", (
         PROTO(2)
         + GLOBAL("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE

@@ -181,12 +181,12 @@ def test_with_limits_returns_new_policy():
     p = safeload.DEFAULT_POLICY.with_limits(max_depth=3)
     assert p is not safeload.DEFAULT_POLICY
     assert isinstance(p, safeload.Policy)
-    deep = pickle.dumps([[[[[1]]]]], protocol=0)  # protocol 0 lists use MARK: 5 levels
-    assert safeload.loads(deep) == [[[[[1]]]]]
+    deep = pickle.dumps(((((1,),),),), protocol=0)  # protocol 0 tuples nest MARKs: 4 levels
+    assert safeload.loads(deep) == ((((1,),),),)
     with pytest.raises(safeload.LimitExceededError) as info:
         safeload.loads(deep, policy=p)
     assert info.value.limit == "max_depth"
-    assert safeload.loads(deep) == [[[[[1]]]]]  # default unchanged
+    assert safeload.loads(deep) == ((((1,),),),)  # default unchanged
     with pytest.raises((ValueError, TypeError)):
         safeload.DEFAULT_POLICY.with_limits(max_depth=-1)
     with pytest.raises((ValueError, TypeError)):

@@ -39,7 +39,19 @@ def _types(vm: Any, name: str, value: Any, allowed: tuple[type, ...]) -> None:
 def _check_items(vm: Any, items: Any, name: str) -> list[Any]:
     if type(items) not in (list, tuple, set, frozenset):
         raise vm.fail(f"{name} called on a {type(items).__name__}", "only lists, tuples and sets are iterated")
+    vm.check_size(len(items), name)
     return list(items)
+
+
+def check_attr_names(vm: Any, state: dict[Any, Any], owner: str) -> None:
+    """Attribute names from a file: strings, and never dunder names (``__setstate__``, ``__class__``, ...), which
+    would let the file change how the object behaves when copied, pickled or printed later."""
+    for key in state:
+        if type(key) is not str:
+            raise vm.fail(f"BUILD attribute name of type {type(key).__name__}", "attribute names are strings")
+        if key.startswith("__") and key.endswith("__"):
+            raise vm.fail(f"BUILD sets {key} on a {owner}",
+                          "special names change how an object behaves; setting them from a file is state injection")
 
 
 def apply_plain_state(vm: Any, inst: Any, state: Any) -> Any:
@@ -53,9 +65,7 @@ def apply_plain_state(vm: Any, inst: Any, state: Any) -> Any:
         if type(part) is not dict:
             raise vm.fail(f"BUILD state for {type(inst).__name__} is a {type(part).__name__}",
                           "plain data holders take a dict of attributes")
-        for key in part:
-            if type(key) is not str:
-                raise vm.fail(f"BUILD attribute name of type {type(key).__name__}", "attribute names are strings")
+        check_attr_names(vm, part, type(inst).__name__)
         try:
             target = inst.__dict__
         except AttributeError:

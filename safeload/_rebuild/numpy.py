@@ -169,6 +169,7 @@ def make_array(vm: Any, shape: tuple[int, ...], dtype: Any, fortran: bool, data:
             raise vm.fail(f"Object array data is a {type(data).__name__}, not a list")
         if len(data) != count:
             raise vm.fail(f"Object array of {count} elements holds {len(data)} objects")
+        vm.check_size(count, "object array")
         vm.charge(8 * count, "Object array")
         flat = np.empty(count, dtype=object)
         for i, item in enumerate(data):
@@ -191,12 +192,18 @@ def make_array(vm: Any, shape: tuple[int, ...], dtype: Any, fortran: bool, data:
 
 def _frombuffer_call(vm: Any, args: tuple[Any, ...]) -> Any:
     np = _np()
-    if len(args) != 4:
+    if len(args) not in (4, 5):
         raise vm.fail(f"_frombuffer called with {len(args)} arguments")
-    buf, dtype, shape, order = args
-    if order not in ("C", "F"):
+    buf, dtype, shape, order = args[:4]
+    axis_order = args[4] if len(args) == 5 else None
+    if order not in ("C", "F", "K"):
         raise vm.fail(f"_frombuffer order {order!r}")
     shape = _shape(vm, shape)
+    if axis_order is not None:  # numpy 2 writes non-contiguous arrays as order 'K' + the axis permutation
+        if order != "K" or type(axis_order) not in (tuple, list) or sorted(axis_order) != list(range(len(shape))):
+            raise vm.fail("_frombuffer axis order is not a permutation of the axes")
+    elif order == "K":
+        raise vm.fail("_frombuffer order 'K' without an axis order")
     dtype = _dtype_of(vm, dtype)
     raw = _as_bytes(vm, buf, "_frombuffer")
     if dtype.hasobject:
@@ -204,6 +211,10 @@ def _frombuffer_call(vm: Any, args: tuple[Any, ...]) -> Any:
     nbytes = _count(shape) * dtype.itemsize
     if nbytes != len(raw):
         raise vm.fail(f"_frombuffer data is {len(raw)} bytes, but shape {shape} of {dtype} needs {nbytes}")
+    if axis_order is not None:
+        if dtype.itemsize == 0:
+            return np.empty(shape, dtype=dtype).transpose(axis_order)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape, order="C").transpose(axis_order)
     if dtype.itemsize == 0:
         return np.empty(shape, dtype=dtype, order=order)
     return np.frombuffer(raw, dtype=dtype).reshape(shape, order=order)

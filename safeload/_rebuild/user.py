@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..policy import Entry
+from .builtins import check_attr_names
 
 __all__ = ["user_class_entry"]
 
@@ -121,8 +122,9 @@ def _plain_build(cls: type, fields: frozenset[str] | None) -> Any:
         for part, is_slots in ((state, False), (slotstate, True)):
             if part is None:
                 continue
-            if type(part) is not dict or not all(type(k) is str for k in part):
+            if type(part) is not dict:
                 raise vm.fail(f"BUILD state for {cls.__qualname__} is not a dict of attribute names")
+            check_attr_names(vm, part, cls.__qualname__)
             if fields is not None and not set(part) <= fields:
                 extra = sorted(set(part) - fields)
                 raise vm.fail(f"BUILD sets {extra} on dataclass {cls.__qualname__}", "only declared fields are set")

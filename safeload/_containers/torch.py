@@ -1,0 +1,389 @@
+"""PyTorch checkpoints: the zip format (torch >= 1.6) and the legacy stream format.
+
+Zip: ``<archive>/data.pkl`` runs through the VM; its persistent ids ``('storage', type, key, location, numel)``
+resolve to the records ``<archive>/data/<key>``, each checked: the key names an existing member, the record is
+exactly ``numel * itemsize`` bytes, one key is one dtype. TorchScript archives are refused with directions.
+
+Legacy: the magic number, protocol and sys_info pickles, then the object pickle, the storage-key list pickle and
+the raw storages (``int64 numel`` + bytes each). Every pickle runs through the same VM.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any
+
+from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, storage_dtype
+from ..errors import FormatError, error_context
+from .zip import ZipArchive
+
+__all__ = ["load_torch_zip", "load_torch_legacy", "is_torch_legacy"]
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+# ---- tensor builders --------------------------------------------------------------------------------------------------
+
+class NumpyTensors:
+    """Builds numpy arrays: views over one array per storage, so tied weights share memory as in torch."""
+
+    def __init__(self, byteswap: bool) -> None:
+        self.byteswap = byteswap
+        self._bases: dict[tuple[str, str], Any] = {}
+
+    def np_dtype(self, dtype: str) -> Any:
+        import numpy as np
+
+        name = TORCH_DTYPES[dtype][1]
+        if hasattr(np, name) and name not in ("bool",):
+            return np.dtype(name)
+        if name == "bool":
+            return np.dtype(np.bool_)
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise FormatError(f"torch.{dtype} tensors need ml_dtypes to become numpy arrays",
+                              why="numpy has no such dtype",
+                              fix="pip install ml_dtypes, or load with tensors='torch'") from None
+        if not hasattr(ml_dtypes, name):
+            raise FormatError(f"torch.{dtype} has no numpy equivalent", fix="load with tensors='torch'")
+        return np.dtype(getattr(ml_dtypes, name))
+
+    def base(self, storage: Storage, dtype: str) -> Any:
+        import numpy as np
+
+        key = (storage.key, dtype)
+        arr = self._bases.get(key)
+        if arr is None:
+            dt = self.np_dtype(dtype)
+            arr = np.frombuffer(storage.buffer, dtype=dt)
+            if self.byteswap and dt.itemsize > 1:
+                arr = arr.byteswap()
+            self._bases[key] = arr
+        return arr
+
+    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+               requires_grad: bool) -> Any:
+        import numpy as np
+
+        base = self.base(storage, dtype)
+        if not all(size):
+            return np.empty(size, dtype=base.dtype)
+        itemsize = base.dtype.itemsize
+        # as_strided goes through __array_interface__, which loses ml_dtypes types: stride a same-width
+        # unsigned view, then view it back
+        custom = not hasattr(np, TORCH_DTYPES[dtype][1]) and dtype != "bool"
+        plain = base.view(f"u{itemsize}") if custom else base
+        view = np.lib.stride_tricks.as_strided(plain[offset:], shape=size, strides=[s * itemsize for s in stride],
+                                               writeable=base.flags.writeable)
+        return view if plain is base else view.view(base.dtype)
+
+    def is_tensor(self, obj: Any) -> bool:
+        import numpy as np
+
+        return type(obj) is np.ndarray
+
+    def is_parameter(self, obj: Any) -> bool:
+        return True
+
+    def parameter(self, data: Any, requires_grad: bool) -> Any:
+        return data  # numpy has no Parameter: the array itself, as torch's .detach().numpy() would give
+
+
+class TorchTensors:
+    """Builds torch tensors: one untyped storage per record; tensors are views with torch's own as_strided."""
+
+    def __init__(self, byteswap: bool, map_location: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.byteswap = byteswap
+        self.map_location = map_location
+        self._storages: dict[str, Any] = {}
+        self._placed: dict[tuple[str, str], Any] = {}
+
+    def _device_for(self, location: str) -> Any:
+        torch = self.torch
+        ml = self.map_location
+        if isinstance(ml, dict):
+            location = ml.get(location, location)
+            ml = None
+        if ml is None:
+            target = location
+        elif isinstance(ml, (str, torch.device)):
+            target = ml
+        else:
+            return None  # a callable: handled in storage()
+        try:
+            device = torch.device(target)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise FormatError(f"Storage location {location!r} is not a device", why=str(exc),
+                              fix="Pass map_location='cpu'") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise FormatError(f"Tensors were saved on {location} and CUDA is not available",
+                              why="torch.load would fail the same way", fix="Pass map_location='cpu'")
+        return device
+
+    def storage(self, storage: Storage) -> Any:
+        torch = self.torch
+        cached = self._storages.get(storage.key)
+        if cached is None:
+            buf = storage.buffer
+            if len(buf) == 0:
+                cached = torch.UntypedStorage(0)
+            else:
+                cached = torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
+            if self.byteswap:
+                itemsize = TORCH_DTYPES[storage.dtype][0]
+                if itemsize > 1:
+                    swapped = torch.empty(0, dtype=torch.uint8).set_(cached).view(-1, itemsize).flip(1).contiguous()
+                    cached = swapped.untyped_storage()
+            if callable(self.map_location) and not isinstance(self.map_location, (str, dict, torch.device)):
+                result = self.map_location(cached, storage.location)
+                if result is not None:
+                    cached = result if isinstance(result, torch.UntypedStorage) else result.untyped_storage()
+            self._storages[storage.key] = cached
+        return cached
+
+    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+               requires_grad: bool) -> Any:
+        torch = self.torch
+        tdtype = getattr(torch, dtype)
+        key = (storage.key, dtype)
+        device = self._device_for(storage.location)
+        base = self._placed.get(key)
+        if base is None:
+            untyped = self.storage(storage)
+            base = torch.empty(0, dtype=tdtype, device=untyped.device).set_(
+                untyped, 0, (untyped.nbytes() // TORCH_DTYPES[dtype][0],), (1,))
+            if device is not None and base.device != device:
+                base = base.to(device)
+            self._placed[key] = base
+        t = torch.as_strided(base, size, stride, offset)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+
+    def is_tensor(self, obj: Any) -> bool:
+        return isinstance(obj, self.torch.Tensor)
+
+    def is_parameter(self, obj: Any) -> bool:
+        return isinstance(obj, self.torch.nn.Parameter)
+
+    def parameter(self, data: Any, requires_grad: bool) -> Any:
+        return self.torch.nn.Parameter(data, requires_grad=requires_grad)
+
+
+def tensor_builder(opts: Any, byteswap: bool) -> Any:
+    if opts.tensors == "numpy":
+        return NumpyTensors(byteswap)
+    if opts.tensors == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise FormatError("tensors='torch' but torch is not installed", fix="pip install torch, or use "
+                              "tensors='numpy'") from None
+        return TorchTensors(byteswap, opts.map_location)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return NumpyTensors(byteswap)
+    return TorchTensors(byteswap, opts.map_location)
+
+
+# ---- zip format ---------------------------------------------------------------------------------------------------
+
+def _archive_prefix(zf: ZipArchive) -> str:
+    pickles = [n for n in zf.members if n.endswith("/data.pkl") or n == "data.pkl"]
+    if any(n.count("/") == 1 and n.split("/")[1] in ("constants.pkl",) or "/code/" in n for n in zf.members):
+        raise FormatError("TorchScript archive refused", why="the file is a torch.jit.save archive: its code/ folder "
+                          "holds a program, not a checkpoint",
+                          fix="Open it with torch.jit.load in a trusted environment and save model.state_dict(), "
+                              "or export the weights with the tool that made it")
+    top = [n for n in pickles if n.count("/") <= 1]
+    if len(top) != 1:
+        raise FormatError("Not a torch checkpoint: " + ("no data.pkl" if not top else f"{len(top)} data.pkl members"),
+                          why="a torch zip checkpoint holds exactly one <archive>/data.pkl")
+    return top[0][: -len("data.pkl")]
+
+
+def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | None = None) -> Any:
+    zf = zf or ZipArchive(data, opts.policy.limits.max_members)
+    prefix = _archive_prefix(zf)
+    byteorder = "little"
+    if prefix + "byteorder" in zf.members:
+        byteorder = zf.read(prefix + "byteorder", max_size=16).decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise FormatError(f"Unknown byteorder {byteorder!r}", member=prefix + "byteorder")
+    byteswap = byteorder != sys.byteorder
+    builder = tensor_builder(opts, byteswap)
+    storages: dict[str, Storage] = {}
+
+    def persistent_load(pid: Any) -> Any:
+        if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+            raise FormatError(f"Unknown persistent id {type(pid).__name__}",
+                              why="torch zip checkpoints use ('storage', type, key, location, numel)")
+        _tag, stype, key, location, numel = pid
+        if type(stype) is not StorageType:
+            raise FormatError("Persistent id names no storage type", why=f"got {type(stype).__name__}")
+        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+            raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
+        dtype = stype.dtype if stype.dtype is not None else "uint8"
+        if dtype.startswith("q:"):
+            raise FormatError("Quantized storages are not supported", fix="Dequantize in a trusted environment")
+        existing = storages.get(key)
+        if existing is not None:
+            if existing.dtype != dtype or existing.numel != numel:
+                raise FormatError(f"Storage {key!r} is referenced as two different types or sizes",
+                                  why="a key reused with another dtype or length could read past its record")
+            return existing
+        name = f"{prefix}data/{key}"
+        if name not in zf.members:
+            raise FormatError(f"Storage {key!r} has no record", why=f"the archive has no member {name!r}")
+        nbytes = numel * TORCH_DTYPES[dtype][0]
+        member = zf.members[name]
+        if member.size != nbytes:
+            raise FormatError(f"Storage {key!r} record is {member.size} bytes, but {numel} x {dtype} needs {nbytes}",
+                              member=name, why="a size mismatch would read outside the record")
+        if opts.mmap:
+            buf = zf.raw(name)  # CRC deferred: the record is mapped, not read
+        else:
+            buf = bytearray(zf.read(name))  # copied once, into writeable memory
+        storage = Storage(key, dtype, numel, location, buf)
+        storages[key] = storage
+        return storage
+
+    pkl_name = prefix + "data.pkl"
+    with error_context(member=pkl_name):
+        pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
+        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context={"tensor_builder": builder})
+
+
+# ---- legacy format ----------------------------------------------------------------------------------------------
+
+def is_torch_legacy(data: Any) -> bool:
+    return bytes(data[: len(_LEGACY_PREFIX)]) == _LEGACY_PREFIX
+
+
+def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
+    from .._opcodes import iter_ops
+
+    if opts.mmap:
+        raise FormatError("mmap=True needs the zip checkpoint format", offset=0,
+                          why="this is a legacy (_use_new_zipfile_serialization=False) file, which torch.load does not "
+                              "map either", fix="Load it without mmap, or re-save it with safeload.save")
+
+    def next_pickle(pos: int) -> tuple[Any, int]:
+        end = pos
+        for spec, _arg, off in iter_ops(data, pos):
+            end = off + 1
+        return run_pickle(data, pos, opts, end=end, whole=True), end
+
+    magic, pos = next_pickle(0)
+    if magic != _LEGACY_MAGIC:
+        raise FormatError("Not a legacy torch file: wrong magic number", offset=0)
+    proto, pos = next_pickle(pos)
+    if proto != 1001:
+        raise FormatError(f"Legacy torch protocol {proto!r} is not supported", offset=pos)
+    sys_info, pos = next_pickle(pos)
+    if type(sys_info) is not dict or sys_info.get("little_endian") not in (True, False):
+        raise FormatError("Legacy torch sys_info is malformed", offset=pos)
+    byteswap = (sys_info["little_endian"] is True) != (sys.byteorder == "little")
+    main_start = pos
+    main_end = main_start
+    for _spec, _arg, off in iter_ops(data, main_start):
+        main_end = off + 1
+    keys, raw_start = next_pickle(main_end)
+    if type(keys) is not list or not all(type(k) is str for k in keys) or len(set(keys)) != len(keys):
+        raise FormatError("Legacy torch storage key list is malformed", offset=main_end)
+    # First pass: which dtype each key has, from the object pickle's persistent ids (nothing is built).
+    refs: dict[str, tuple[str, int, str]] = {}
+
+    def record(pid: Any) -> Any:
+        if type(pid) is not tuple or len(pid) != 6 or pid[0] != "storage":
+            raise FormatError("Unknown legacy persistent id", why="expected ('storage', type, key, location, numel, view)")
+        _t, stype, key, location, numel, view = pid
+        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+            raise FormatError("Malformed legacy storage reference")
+        if view is not None:
+            raise FormatError("Legacy storage views are not supported", fix="Re-save with a newer torch")
+        dtype = storage_dtype_of(stype)
+        prev = refs.get(key)
+        if prev is not None and prev[0] != dtype:
+            raise FormatError(f"Storage {key!r} is referenced as two different types")
+        refs[key] = (dtype, numel, location)
+        return Storage(key, dtype, numel, location, None)
+
+    scan_opts = _with_tensors(opts, "numpy")
+    run_pickle(data, main_start, scan_opts, end=main_end, persistent_load=record,
+               context={"tensor_builder": _NullTensors()})
+    if set(refs) - set(keys):
+        raise FormatError("The object pickle refers to storages the key list does not name", offset=main_end)
+    # The raw storages, in key-list order.
+    storages: dict[str, Storage] = {}
+    pos = raw_start
+    builder = tensor_builder(opts, byteswap)
+    for key in keys:
+        if key not in refs:
+            raise FormatError(f"Storage {key!r} is listed but never used", offset=pos)
+        dtype, numel, location = refs[key]
+        if pos + 8 > len(data):
+            raise FormatError(f"Storage {key!r} is truncated", offset=pos)
+        (count,) = struct.unpack_from("<q" if not byteswap else ">q", data, pos)
+        itemsize = TORCH_DTYPES[dtype][0]
+        if count != numel or pos + 8 + count * itemsize > len(data):
+            raise FormatError(f"Storage {key!r} size {count} disagrees with its reference ({numel}) or the file",
+                              offset=pos)
+        start = pos + 8
+        pos = start + count * itemsize
+        storages[key] = Storage(key, dtype, numel, location, bytearray(data[start:pos]))
+    if pos != len(data):
+        raise FormatError(f"{len(data) - pos} bytes after the last legacy storage", offset=pos,
+                          why="trailing data can hide a second payload")
+    return run_pickle(data, main_start, opts, end=main_end,
+                      persistent_load=lambda pid: storages[pid[2]] if type(pid) is tuple and len(pid) == 6
+                      and pid[2] in storages else _bad_pid(),
+                      context={"tensor_builder": builder})
+
+
+def _bad_pid() -> Any:
+    raise FormatError("Unknown legacy persistent id")
+
+
+class _NullTensors:
+    """First pass over a legacy pickle: tensors are not built, only their storage references recorded."""
+
+    def tensor(self, *args: Any) -> Any:
+        return None
+
+    def is_tensor(self, obj: Any) -> bool:
+        return True
+
+    def is_parameter(self, obj: Any) -> bool:
+        return True
+
+    def parameter(self, data: Any, requires_grad: bool) -> Any:
+        return None
+
+
+def storage_dtype_of(stype: Any) -> str:
+    if type(stype) is not StorageType:
+        raise FormatError("Persistent id names no storage type")
+    if stype.dtype is None:
+        return "uint8"
+    if stype.dtype.startswith("q:"):
+        raise FormatError("Quantized storages are not supported")
+    return stype.dtype
+
+
+def _with_tensors(opts: Any, tensors: str) -> Any:
+    import copy
+
+    clone = copy.copy(opts)
+    clone.tensors = tensors
+    return clone
+
+
+_ = storage_dtype
