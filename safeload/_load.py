@@ -18,13 +18,13 @@ _TENSORS = ("auto", "numpy", "torch")
 class Options:
     """The per-call options every container and rebuilder sees."""
 
-    __slots__ = ("policy", "unknown", "encoding", "errors", "tensors", "map_location", "mmap")
+    __slots__ = ("policy", "unknown", "encoding", "errors", "tensors", "map_location", "mmap", "observer")
 
     def __init__(self, policy: Policy, unknown: str, encoding: str, errors: str, tensors: str,
-                 map_location: Any, mmap: bool) -> None:
+                 map_location: Any, mmap: bool, observer: Any = None) -> None:
         if unknown not in ("raise", "stub"):
             raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
-        if tensors not in _TENSORS:
+        if tensors not in _TENSORS and not (observer is not None and tensors == "none"):
             raise ValueError(f"tensors must be one of {_TENSORS}, not {tensors!r}")
         if not isinstance(encoding, str) or not isinstance(errors, str):
             raise TypeError("encoding and errors must be strings")
@@ -35,13 +35,20 @@ class Options:
         self.tensors = tensors
         self.map_location = map_location
         self.mmap = mmap
+        #: scan mode: receives every global and refusal; tensors="none" then checks storages without reading them
+        self.observer = observer
 
 
 def run_pickle(data: bytes, start: int, opts: Options, *, end: int | None = None, whole: bool = True,
-               persistent_load: Any = None, context: dict[str, Any] | None = None) -> Any:
-    """Run one pickle stream. With ``whole``, bytes after STOP are refused: a file is read one way only."""
+               persistent_load: Any = None, context: dict[str, Any] | None = None, member: str | None = None) -> Any:
+    """Run one pickle stream. With ``whole``, bytes after STOP are refused: a file is read one way only.
+
+    ``member`` names the stream for the scanner (an archive member, or a part of a multi-pickle file).
+    """
+    if opts.observer is not None:
+        opts.observer.begin_pickle(member, start)
     vm = VM(data, start, end, policy=opts.policy, unknown=opts.unknown, encoding=opts.encoding, errors=opts.errors,
-            persistent_load=persistent_load, context=context)
+            persistent_load=persistent_load, context=context, observer=opts.observer)
     result = vm.run()
     stop = vm.pos
     limit = len(data) if end is None else end

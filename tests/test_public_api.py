@@ -82,8 +82,12 @@ def test_unsafe_global_error_fields_and_text():
     assert f"byte {err.offset}" in text
     assert err.offset in (2, len(data) - 2)  # the GLOBAL, or the REDUCE that calls it
     assert err.opcode in ("GLOBAL", "REDUCE") and f"opcode {err.opcode}" in text
-    assert "allow=[" in err.fix and "unknown='stub'" in err.fix
+    assert "allow=[" not in err.fix and "unknown='stub'" in err.fix  # never suggest allowing a shell call
     assert err.fix.rstrip(".") in text
+    benign = b"\x80\x02cmypkg.config\nTrainConfig\n)\x81."
+    with pytest.raises(safeload.UnsafeGlobalError) as info:
+        safeload.loads(benign)
+    assert "allow=['mypkg.config.TrainConfig']" in info.value.fix and "unknown='stub'" in info.value.fix
     for attr in ("what", "why", "fix", "offset", "opcode", "member", "path"):
         assert hasattr(err, attr)
     assert err.member is None

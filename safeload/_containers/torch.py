@@ -177,6 +177,8 @@ class TorchTensors:
 
 
 def tensor_builder(opts: Any, byteswap: bool) -> Any:
+    if opts.tensors == "none":
+        return _NullTensors()
     if opts.tensors == "numpy":
         return NumpyTensors(byteswap)
     if opts.tensors == "torch":
@@ -247,7 +249,9 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         if member.size != nbytes:
             raise FormatError(f"Storage {key!r} record is {member.size} bytes, but {numel} x {dtype} needs {nbytes}",
                               member=name, why="a size mismatch would read outside the record")
-        if opts.mmap:
+        if opts.tensors == "none":
+            buf = None  # scan mode: sizes checked, data never read
+        elif opts.mmap:
             buf = zf.raw(name)  # CRC deferred: the record is mapped, not read
         else:
             buf = bytearray(zf.read(name))  # copied once, into writeable memory
@@ -258,7 +262,8 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     pkl_name = prefix + "data.pkl"
     with error_context(member=pkl_name):
         pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context={"tensor_builder": builder})
+        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context={"tensor_builder": builder},
+                          member=pkl_name)
 
 
 # ---- legacy format ----------------------------------------------------------------------------------------------
@@ -275,19 +280,19 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
                           why="this is a legacy (_use_new_zipfile_serialization=False) file, which torch.load does not "
                               "map either", fix="Load it without mmap, or re-save it with safeload.save")
 
-    def next_pickle(pos: int) -> tuple[Any, int]:
+    def next_pickle(pos: int, part: str) -> tuple[Any, int]:
         end = pos
         for spec, _arg, off in iter_ops(data, pos):
             end = off + 1
-        return run_pickle(data, pos, opts, end=end, whole=True), end
+        return run_pickle(data, pos, opts, end=end, whole=True, member=part), end
 
-    magic, pos = next_pickle(0)
+    magic, pos = next_pickle(0, "legacy magic number")
     if magic != _LEGACY_MAGIC:
         raise FormatError("Not a legacy torch file: wrong magic number", offset=0)
-    proto, pos = next_pickle(pos)
+    proto, pos = next_pickle(pos, "legacy protocol version")
     if proto != 1001:
         raise FormatError(f"Legacy torch protocol {proto!r} is not supported", offset=pos)
-    sys_info, pos = next_pickle(pos)
+    sys_info, pos = next_pickle(pos, "legacy sys_info")
     if type(sys_info) is not dict or sys_info.get("little_endian") not in (True, False):
         raise FormatError("Legacy torch sys_info is malformed", offset=pos)
     byteswap = (sys_info["little_endian"] is True) != (sys.byteorder == "little")
@@ -295,7 +300,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     main_end = main_start
     for _spec, _arg, off in iter_ops(data, main_start):
         main_end = off + 1
-    keys, raw_start = next_pickle(main_end)
+    keys, raw_start = next_pickle(main_end, "legacy storage keys")
     if type(keys) is not list or not all(type(k) is str for k in keys) or len(set(keys)) != len(keys):
         raise FormatError("Legacy torch storage key list is malformed", offset=main_end)
     # First pass: which dtype each key has, from the object pickle's persistent ids (nothing is built).
@@ -316,9 +321,11 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
         refs[key] = (dtype, numel, location)
         return Storage(key, dtype, numel, location, None)
 
-    scan_opts = _with_tensors(opts, "numpy")
-    run_pickle(data, main_start, scan_opts, end=main_end, persistent_load=record,
-               context={"tensor_builder": _NullTensors()})
+    first = _with_tensors(opts, "none")
+    first.observer = None  # the object pickle is reported once, on the second pass
+    first.unknown = "stub"  # and refused there, with the scanner seeing every global
+    run_pickle(data, main_start, first, end=main_end, persistent_load=record,
+               context={"tensor_builder": _NullTensors()}, member="legacy object")
     if set(refs) - set(keys):
         raise FormatError("The object pickle refers to storages the key list does not name", offset=main_end)
     # The raw storages, in key-list order.
@@ -338,14 +345,15 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
                               offset=pos)
         start = pos + 8
         pos = start + count * itemsize
-        storages[key] = Storage(key, dtype, numel, location, bytearray(data[start:pos]))
+        storages[key] = Storage(key, dtype, numel, location,
+                                None if opts.tensors == "none" else bytearray(data[start:pos]))
     if pos != len(data):
         raise FormatError(f"{len(data) - pos} bytes after the last legacy storage", offset=pos,
                           why="trailing data can hide a second payload")
     return run_pickle(data, main_start, opts, end=main_end,
                       persistent_load=lambda pid: storages[pid[2]] if type(pid) is tuple and len(pid) == 6
                       and pid[2] in storages else _bad_pid(),
-                      context={"tensor_builder": builder})
+                      context={"tensor_builder": builder}, member="legacy object")
 
 
 def _bad_pid() -> Any:
