@@ -7,7 +7,7 @@ from typing import Any
 from ._detect import detect
 from ._source import read_source
 from ._vm import VM
-from .errors import FormatError, SafeLoadError, error_context
+from .errors import FormatError, LimitExceededError, SafeLoadError, error_context
 from .policy import Policy, effective_policy
 
 __all__ = ["load", "loads", "run_pickle"]
@@ -50,7 +50,7 @@ def run_pickle(data: bytes, start: int, opts: Options, *, end: int | None = None
     vm = VM(data, start, end, policy=opts.policy, unknown=opts.unknown, encoding=opts.encoding, errors=opts.errors,
             persistent_load=persistent_load, context=context, observer=opts.observer)
     result = vm.run()
-    stop = vm.pos
+    stop = vm.base + vm.pos
     limit = len(data) if end is None else end
     if whole and stop != limit:
         raise FormatError(f"{limit - stop} bytes of data after the pickle's STOP opcode", offset=stop,
@@ -83,9 +83,27 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
     """
     _refuse_unsafe_mode(weights_only, pickle_load_args)
     opts = Options(effective_policy(policy, allow), unknown, encoding, errors, tensors, map_location, bool(mmap))
-    data, name = read_source(f)
+    data, name = read_source(f, writable_map=bool(mmap))
     with error_context(path=name):
+        return load_buffer(data, opts)
+
+
+def load_buffer(data: Any, opts: Options) -> Any:
+    """Route by content. Only SafeLoadError leaves: anything else on bad input would be a safeload bug, and is
+    reported as one rather than leaking an IndexError or a MemoryError to the caller."""
+    try:
         return _load_bytes(data, opts)
+    except SafeLoadError:
+        raise
+    except MemoryError as exc:
+        raise LimitExceededError("max_alloc", 0, opts.policy.limits.max_alloc, what="Out of memory while loading",
+                                 why="the file asks for more memory than this machine has") from exc
+    except RecursionError as exc:
+        raise LimitExceededError("max_depth", 0, opts.policy.limits.max_depth, what="Nesting too deep") from exc
+    except Exception as exc:
+        raise FormatError(f"Unexpected {type(exc).__name__} while reading the file: {exc}",
+                          why="safeload could not read this input",
+                          fix="Please report this as a safeload bug, with the file if you can share it") from exc
 
 
 def loads(data: bytes, map_location: Any = None, pickle_module: Any = None, **kwargs: Any) -> Any:

@@ -1,8 +1,14 @@
-"""Turn what the caller passed (a path, a PathLike, a binary file object, or bytes) into bytes and a name."""
+"""Turn what the caller passed (a path, a PathLike, a binary file object, or bytes) into one read-only buffer.
+
+A path is memory-mapped, not read: containers parse their directories from the map and copy out only the records
+they need (so an eager load peaks near one copy of the tensors), and ``mmap=True`` maps the file copy-on-write so
+tensors are views of it that can be written without touching the file.
+"""
 
 from __future__ import annotations
 
 import io
+import mmap as _mmap
 import os
 from typing import Any
 
@@ -11,8 +17,11 @@ from .errors import FormatError
 __all__ = ["read_source"]
 
 
-def read_source(f: Any) -> tuple[bytes, str | None]:
-    """The whole input as bytes, and a display name for messages (None for in-memory data)."""
+def read_source(f: Any, *, writable_map: bool = False) -> tuple[Any, str | None]:
+    """The whole input as a buffer (bytes or an mmap), and a display name for messages (None for in-memory data).
+
+    Paths are mapped: read-only for eager loads, copy-on-write when ``writable_map`` (``mmap=True``).
+    """
     if isinstance(f, (bytes, bytearray, memoryview)):
         return bytes(f), None
     if isinstance(f, (str, os.PathLike)):
@@ -21,7 +30,14 @@ def read_source(f: Any) -> tuple[bytes, str | None]:
             path = os.fsdecode(path)
         try:
             with open(path, "rb") as fh:
-                return fh.read(), path
+                size = os.fstat(fh.fileno()).st_size
+                if size == 0:
+                    return b"", path
+                access = _mmap.ACCESS_COPY if writable_map else _mmap.ACCESS_READ
+                try:
+                    return _mmap.mmap(fh.fileno(), 0, access=access), path
+                except (OSError, ValueError):  # a pipe or a special file: read it instead
+                    return fh.read(), path
         except IsADirectoryError:
             raise FormatError(f"{path} is a directory", why="safeload.load opens one checkpoint file",
                               fix="Pass the checkpoint file inside it, or use `safeload scan` for folders") from None

@@ -125,10 +125,15 @@ class VM:
     ) -> None:
         if unknown not in ("raise", "stub"):
             raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        if end is not None and end != len(data):
-            data = data[:end]  # the run loop relies on the stream ending where the buffer does
+        end = len(data) if end is None else end
+        if not 0 <= start <= end <= len(data):
+            raise FormatError(f"Pickle stream bounds {start}..{end} are outside the input", offset=start)
+        #: offsets inside the VM are relative to ``data``; errors add ``base`` to give offsets in the input
+        self.base = 0
+        if start != 0 or end != len(data) or not isinstance(data, bytes):
+            # One copy of just this stream: the run loop relies on the stream ending where the buffer does.
+            data = bytes(data[start:end])
+            self.base, start = start, 0
         self.data = data
         self.pos = start
         self.start = start
@@ -312,6 +317,15 @@ class VM:
     # ---- the run loop ------------------------------------------------------------------------------------
 
     def run(self) -> Any:
+        try:
+            return self._run_relative()
+        except SafeLoadError as err:
+            if self.base and err.offset is not None and not getattr(err, "_based", False):
+                err.offset += self.base
+                err._based = True  # type: ignore[attr-defined]
+            raise
+
+    def _run_relative(self) -> Any:
         try:
             return self._run()
         except SafeLoadError as err:

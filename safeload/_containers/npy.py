@@ -22,7 +22,7 @@ _PY2_LONG = re.compile(r"(?<=[0-9])L\b")
 
 def parse_header(data: bytes) -> tuple[dict[str, Any], int]:
     """The header dict and the offset where the data starts."""
-    if len(data) < 10 or not data.startswith(b"\x93NUMPY"):
+    if len(data) < 10 or bytes(data[:6]) != b"\x93NUMPY":
         raise FormatError("Not a .npy file", offset=0, why="the magic string \\x93NUMPY is missing")
     major, minor = data[6], data[7]
     if (major, minor) == (1, 0):
@@ -39,7 +39,7 @@ def parse_header(data: bytes) -> tuple[dict[str, Any], int]:
                           "as numpy limits them")
     if start + hlen > len(data):
         raise FormatError(".npy header runs past the end of the file", offset=8)
-    raw = data[start : start + hlen]
+    raw = bytes(data[start : start + hlen])
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
         if major < 3:
