@@ -14,7 +14,39 @@ from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["read_source"]
+__all__ = ["MappedFile", "read_source", "copy_range"]
+
+_DIRECT_READ = 1 << 20  # records at least this large are read from the file, not copied out of the map
+
+
+class MappedFile(_mmap.mmap):
+    """A mapped input file that can also read a byte range straight into new memory (``pread``), so large
+    records are copied once without making the mapped pages resident as well."""
+
+    _fd: int = -1
+
+    def read_into_new(self, offset: int, size: int) -> bytearray:
+        buf = bytearray(size)
+        view = memoryview(buf)
+        done = 0
+        while done < size:
+            n = os.preadv(self._fd, [view[done:]], offset + done)
+            if n <= 0:
+                raise FormatError("The file changed or shrank while it was being read", offset=offset + done)
+            done += n
+        return buf
+
+    def __del__(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def copy_range(data: Any, offset: int, size: int) -> bytearray:
+    """A writeable copy of ``data[offset:offset+size]``, made with one copy."""
+    if size >= _DIRECT_READ and isinstance(data, MappedFile) and hasattr(os, "preadv"):
+        return data.read_into_new(offset, size)
+    return bytearray(memoryview(data)[offset : offset + size])
 
 
 def read_source(f: Any, *, writable_map: bool = False) -> tuple[Any, str | None]:
@@ -35,7 +67,9 @@ def read_source(f: Any, *, writable_map: bool = False) -> tuple[Any, str | None]
                     return b"", path
                 access = _mmap.ACCESS_COPY if writable_map else _mmap.ACCESS_READ
                 try:
-                    return _mmap.mmap(fh.fileno(), 0, access=access), path
+                    mapped = MappedFile(fh.fileno(), 0, access=access)
+                    mapped._fd = os.dup(fh.fileno())
+                    return mapped, path
                 except (OSError, ValueError):  # a pipe or a special file: read it instead
                     return fh.read(), path
         except IsADirectoryError:

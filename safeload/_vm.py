@@ -374,7 +374,7 @@ class VM:
         max_depth = limits.max_depth
         max_memo = limits.max_memo
         max_items = limits.max_container
-        unpack_i, unpack_H, unpack_d = _unpack_i, _unpack_H, _unpack_d
+        unpack_i, unpack_H, unpack_d, unpack_I = _unpack_i, _unpack_H, _unpack_d, _unpack_I
         pos = self.start
         hot = 0  # opcodes run inline; checked against max_opcodes at every MARK, SETITEMS, APPENDS and STOP
         try:
@@ -425,6 +425,46 @@ class VM:
                         v = v.result
                     push(v)
                     pos += 2
+                elif op == 0x72:  # LONG_BINPUT
+                    n = unpack_I(data, pos + 1)[0]
+                    if n > max_memo:
+                        break
+                    memo[n] = stack[-1]
+                    pos += 5
+                elif op == 0x74 and metastack and len(stack) <= max_items:  # TUPLE
+                    v = tuple(stack)
+                    stack = self.stack = metastack.pop()
+                    push = stack.append
+                    push(v)
+                    pos += 1
+                elif op == 0x29:  # EMPTY_TUPLE
+                    push(())
+                    pos += 1
+                elif op == 0x58:  # BINUNICODE
+                    a = pos + 5
+                    b = a + unpack_I(data, pos + 1)[0]
+                    if b > end:
+                        break
+                    push(str(data[a:b], "utf-8", "surrogatepass"))
+                    pos = b
+                elif op == 0x89:  # NEWFALSE
+                    push(False)
+                    pos += 1
+                elif op == 0x88:  # NEWTRUE
+                    push(True)
+                    pos += 1
+                elif op == 0x7D:  # EMPTY_DICT
+                    push({})
+                    pos += 1
+                elif op == 0x5D:  # EMPTY_LIST
+                    push([])
+                    pos += 1
+                elif op == 0x6A:  # LONG_BINGET
+                    v = memo[unpack_I(data, pos + 1)[0]]
+                    if type(v) is Pending and v.result is not None:
+                        v = v.result
+                    push(v)
+                    pos += 5
                 elif op == 0x47:  # BINFLOAT
                     push(unpack_d(data, pos + 1)[0])
                     pos += 9
@@ -498,9 +538,16 @@ class VM:
         except Exception:
             self.op_start = pos
             raise
+        # An inline opcode stopped short (a memo limit or an argument past the end): its table handler raises
+        # the precise error.
         self.op_start = pos
-        if data[pos] in (0x94, 0x71, 0x8C):
-            _memo_put(self, len(memo) if data[pos] != 0x71 else data[pos + 1])
+        self.pos = pos + 1
+        if data[pos] == 0x8C:  # the fused SHORT_BINUNICODE + MEMOIZE: the MEMOIZE is what failed, or the string
+            self.op_start = pos = pos + 2 + data[pos + 1] if pos + 2 + data[pos + 1] < end else pos
+            self.pos = pos + 1
+        handler = dispatch[data[pos]]
+        if handler is not None:
+            handler(self)
         raise FormatError("Truncated pickle: an argument runs past the end of the stream", offset=pos,
                           opcode=opcode_name(data[pos]), why="the file ends in the middle of an opcode")
 

@@ -103,8 +103,15 @@ class TorchTensors:
         self.map_location = map_location
         self._storages: dict[str, Any] = {}
         self._placed: dict[tuple[str, str], Any] = {}
+        self._devices: dict[str, Any] = {}
 
     def _device_for(self, location: str) -> Any:
+        device = self._devices.get(location, self)
+        if device is self:
+            device = self._devices[location] = self._resolve_device(location)
+        return device
+
+    def _resolve_device(self, location: str) -> Any:
         torch = self.torch
         ml = self.map_location
         if isinstance(ml, dict):
@@ -254,7 +261,7 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         elif opts.mmap:
             buf = zf.raw(name)  # CRC deferred: the record is mapped, not read
         else:
-            buf = bytearray(zf.read(name))  # copied once, into writeable memory
+            buf = zf.read_writeable(name)  # copied once, into writeable memory
         storage = Storage(key, dtype, numel, location, buf)
         storages[key] = storage
         return storage

@@ -191,6 +191,17 @@ class ZipArchive:
                               why="this record must be stored uncompressed to be mapped")
         return memoryview(self.data)[member.data_offset : member.data_offset + member.size]
 
+    def read_writeable(self, name: str) -> bytearray:
+        """A stored member's bytes, copied once into writeable memory and CRC-checked."""
+        from .._source import copy_range
+
+        member = self.members[name]
+        if member.method != 0:
+            return bytearray(self.read(name))
+        buf = copy_range(self.data, member.data_offset, member.size)
+        self.verify(name, buf)
+        return buf
+
     def read(self, name: str, max_size: int | None = None, verify: bool = True) -> bytes:
         member = self.members[name]
         if max_size is not None and member.size > max_size:
