@@ -1,10 +1,22 @@
-"""The ``safeload`` command line."""
+"""The ``safeload`` command line: ``load``, ``scan``, ``info`` and ``convert``.
+
+``safeload scan`` exit codes (one table, computed in ``Report.exit_code``; usage errors here):
+
+    0  nothing unsafe          2  a file could not be scanned      4  usage error
+    1  unsafe findings         3  nothing was scanned
+
+The report goes to stdout (or ``--output``); the summary and the progress bar go to stderr, the bar only on a
+terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 from . import __version__
 from ._load import load
@@ -13,6 +25,9 @@ from .errors import SafeLoadError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 4
+_PROTOCOL_PYTHON = {0: "any Python", 1: "any Python", 2: "Python 2.3", 3: "Python 3.0", 4: "Python 3.4",
+                    5: "Python 3.8"}
+_MAX_TENSOR_ROWS = 200
 
 
 def _describe(obj: Any, indent: str = "", depth: int = 0, limit: int = 40) -> list[str]:
@@ -55,6 +70,305 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return status
 
 
+
+# ---- scan ---------------------------------------------------------------------------------------------------------
+
+class UsageError(Exception):
+    """Bad arguments: exit status 4."""
+
+
+def _read_policy_file(path: str) -> list[str]:
+    """``--policy FILE``: JSON ``{"allow": ["module.Name", ...]}``, or one name per line (``#`` comments)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"policy file {path} is not valid JSON: {exc}") from None
+        names = doc.get("allow", []) if isinstance(doc, dict) else None
+        if set(doc) - {"allow"} or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f'policy file {path} must be {{"allow": ["module.Name", ...]}}')
+        return names
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(allow: list[str], max_decompressed: int | None, explain: bool) -> None:
+    from ._scan import policy_for
+
+    _WORKER.update(policy=policy_for(None, allow), max_decompressed=max_decompressed, explain=explain)
+
+
+def _worker_scan(item: tuple[str, str]) -> Any:
+    from ._scan import scan_file
+
+    path, display = item
+    return scan_file(path, _WORKER["policy"], max_decompressed=_WORKER["max_decompressed"],
+                     explain=_WORKER["explain"], display=display)
+
+
+def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Namespace) -> Iterator[Any]:
+    if args.jobs > 1 and len(files) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunk = max(1, len(files) // (args.jobs * 8))
+        with ProcessPoolExecutor(args.jobs, initializer=_worker_init,
+                                 initargs=(allow, args.max_decompressed, args.explain)) as pool:
+            yield from pool.map(_worker_scan, files, chunksize=chunk)
+        return
+    _worker_init(allow, args.max_decompressed, args.explain)
+    for item in files:
+        yield _worker_scan(item)
+
+
+class _Progress:
+    """A one-line bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total > 1 and sys.stderr.isatty()
+        self.done = 0
+
+    def step(self, name: str) -> None:
+        self.done += 1
+        if self.enabled:
+            width = 30
+            filled = width * self.done // self.total
+            tail = name if len(name) <= 40 else "..." + name[-37:]
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {tail:<40}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.flush()
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _summary(report: Any, out: IO[str]) -> None:
+    print(f"safeload scan: {report.summary()}", file=out)
+    skipped = report.skipped
+    for file in skipped[:20]:
+        print(f"  skipped {file.path}: {file.reason}", file=out)
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more skipped", file=out)
+    verdict = {0: "nothing unsafe found", 1: "UNSAFE files found", 2: "some files could not be scanned",
+               3: "nothing was scanned"}[report.exit_code]
+    print(f"safeload scan: {verdict} (exit {report.exit_code})", file=out)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from ._format import OutputFormat
+    from ._scan import Report, collect_files
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    allow = list(args.allow)
+    if args.policy:
+        allow += _read_policy_file(args.policy)
+    try:
+        from ._scan import policy_for
+
+        policy_for(None, allow)  # a bad --allow is a usage error now, not one per file later
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        files, skipped = collect_files(args.paths)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    report = Report(files=list(skipped))
+    progress = _Progress(len(files), not args.quiet)
+    try:
+        for result in _scan_all(files, allow, args):
+            report.files.append(result)
+            progress.step(result.path)
+    finally:
+        progress.close()
+    report.files.sort(key=lambda f: f.path)
+    _write_output(OutputFormat(args.format).to_formatter(quiet=args.quiet).format(report), args.output)
+    if not args.quiet:
+        _summary(report, sys.stderr)
+    return report.exit_code
+
+
+# ---- info ---------------------------------------------------------------------------------------------------------
+
+def _protocol_of(raw: bytes) -> tuple[int, str]:
+    """The protocol a stream needs, and why: its PROTO opcode or its newest opcode."""
+    from ._opcodes import iter_ops
+
+    best, why = 0, "only protocol 0 opcodes"
+    for spec, arg, offset in iter_ops(raw):
+        if spec.name == "PROTO" and isinstance(arg, int) and arg > best:
+            best, why = arg, f"PROTO {arg} at byte {offset}"
+        elif spec.proto > best:
+            best, why = spec.proto, f"opcode {spec.name} (protocol {spec.proto}) at byte {offset}"
+    return best, why
+
+
+def _tensor_rows(obj: Any) -> tuple[list[tuple[str, str, str, int]], int]:
+    """(name, dtype, shape, bytes) for each array or tensor reachable from ``obj``, bounded; and the total count."""
+    from ._stub import Stub
+
+    rows: list[tuple[str, str, str, int]] = []
+    total = 0
+    todo: list[tuple[str, Any]] = [("", obj)]
+    seen: set[int] = set()
+    visits = 0
+    while todo and visits < 1_000_000:
+        name, value = todo.pop()
+        visits += 1
+        if id(value) in seen:
+            continue
+        shape = getattr(value, "shape", None)
+        dtype = getattr(value, "dtype", None)
+        if shape is not None and dtype is not None and type(value).__name__ in ("ndarray", "Tensor", "Parameter"):
+            seen.add(id(value))
+            total += 1
+            if len(rows) < _MAX_TENSOR_ROWS:
+                nbytes = getattr(value, "nbytes", None)
+                if nbytes is None:
+                    nbytes = value.numel() * value.element_size()
+                rows.append((name or "(root)", str(dtype).replace("torch.", ""), str(tuple(shape)), int(nbytes)))
+            continue
+        prefix = f"{name}." if name else ""
+        if isinstance(value, dict):
+            seen.add(id(value))
+            todo.extend((f"{prefix}{k}", v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, (list, tuple)):
+            seen.add(id(value))
+            todo.extend((f"{prefix}{i}", v) for i, v in reversed(list(enumerate(value))))
+        elif type(value) is Stub:
+            seen.add(id(value))
+            parts = [("state", value.state), ("args", value.args), ("items", value.items),
+                     ("dictitems", value.dictitems)]
+            todo.extend((f"{prefix}{label}" if label != "state" else name, v) for label, v in reversed(parts)
+                        if v)
+    return rows, total
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ._format.explain import pickle_bytes
+    from ._load import load
+    from ._scan import policy_for, scan_file
+
+    path = args.path
+    if not os.path.isfile(path):
+        raise UsageError(f"{path}: no such file")
+    streams: list[tuple[str, int, str]] = []
+
+    def hook(blob: Any, chain: tuple[str, ...], member: str | None, start: int) -> None:
+        where = "!".join([*chain, member] if member else chain) or "file"
+        raw = pickle_bytes(blob, member, start)
+        if raw is None:
+            streams.append((where, -1, "the stream could not be located again"))
+            return
+        try:
+            proto, why = _protocol_of(raw)
+        except Exception as exc:  # a malformed stream: the scan reports it
+            streams.append((where, -1, f"unreadable ({type(exc).__name__})"))
+            return
+        streams.append((where + (f" @{start}" if start else ""), proto, why))
+
+    report = scan_file(path, policy_for(None, args.allow), stream_hook=hook)
+    out = sys.stdout
+    print(f"file:     {path}", file=out)
+    print(f"format:   {report.format or 'unknown'}", file=out)
+    print(f"status:   {report.status}{' (' + report.reason + ')' if report.reason else ''}", file=out)
+    if streams:
+        print("pickles:", file=out)
+        for where, proto, why in streams:
+            print(f"  {where}: protocol {proto if proto >= 0 else '?'} ({why})", file=out)
+        known = [(p, w) for _, p, w in streams if p >= 0]
+        if known:
+            proto, why = max(known)
+            print(f"oldest Python that can read it: {_PROTOCOL_PYTHON[proto]} (protocol {proto}: {why})", file=out)
+    counts: dict[tuple[str, str], int] = {}
+    for ref in report.globals:
+        counts[(ref.qualname, ref.verdict)] = counts.get((ref.qualname, ref.verdict), 0) + 1
+    print(f"globals:  {len(counts)}", file=out)
+    for (qualname, verdict), n in sorted(counts.items()):
+        print(f"  {verdict:<9} {qualname}{f'  (x{n})' if n > 1 else ''}", file=out)
+    for f in report.findings:
+        print(f"finding:  {f.rule}: {f.message} (at {f.location})", file=out)
+    if report.status in ("clean", "unsafe") and report.format not in _CONTAINERS:
+        _print_tensors(path, args.allow, out, load)
+    return report_exit(report)
+
+
+_CONTAINERS = ("tar", "7z", "gzip", "bz2", "xz", "zstd", "lzma", "lz4")
+
+
+def report_exit(report: Any) -> int:
+    from ._scan import Report
+
+    return Report([report]).exit_code
+
+
+def _print_tensors(path: str, allow: Sequence[str], out: IO[str], load: Any) -> None:
+    from .errors import SafeLoadError
+
+    obj = None
+    error = ""
+    for tensors in ("numpy", "auto"):
+        try:  # unknown="stub": a whole pickled model's tensors stay reachable, nothing is imported or run
+            obj = load(path, tensors=tensors, unknown="stub", allow=list(allow))
+            break
+        except (SafeLoadError, ValueError) as exc:
+            error = str(exc)
+    if obj is None:
+        print(f"tensors:  could not be listed: {error}", file=out)
+        return
+    rows, total = _tensor_rows(obj)
+    print(f"tensors:  {total}" + (f" (first {len(rows)} shown)" if total > len(rows) else ""), file=out)
+    if rows:
+        widths = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(("name", "dtype", "shape"))]
+        print("  " + "  ".join(h.ljust(w) for h, w in zip(("name", "dtype", "shape"), widths)) + "bytes".rjust(12),
+              file=out)
+        for row in rows:
+            print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + f"{row[3]:>12,}", file=out)
+        print(f"  total {sum(r[3] for r in rows):,} bytes", file=out)
+
+
+# ---- convert ------------------------------------------------------------------------------------------------------
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("safeload._convert") is None:
+        print("safeload convert: this installation has no converter (safeload._convert is missing)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    convert = importlib.import_module("safeload._convert").convert
+    try:
+        convert(args.src, args.dst, to=args.to, protocol=args.protocol)
+    except SafeLoadError as err:
+        print(f"safeload convert: refused: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"safeload convert: wrote {args.dst}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- parser -------------------------------------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safeload", description="Open untrusted ML checkpoints without running code.")
     parser.add_argument("--version", action="version", version=f"safeload {__version__}")
@@ -64,6 +378,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME", help="allow a class (repeatable)")
     p.add_argument("--unknown", choices=("raise", "stub"), default="raise")
     p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser(
+        "scan", help="scan files, folders and Hugging Face caches without running anything",
+        description="Exit status: 0 nothing unsafe, 1 unsafe findings, 2 a file could not be scanned, "
+                    "3 nothing was scanned, 4 usage error. The report goes to stdout, the summary to stderr.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME",
+                   help="treat this global as allowed (repeatable)")
+    p.add_argument("--policy", metavar="FILE",
+                   help='names to allow: JSON {"allow": ["module.Name", ...]} or one name per line')
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="scan N files at a time (processes)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary or progress; only files with findings")
+    p.add_argument("--explain", action="store_true",
+                   help="decompile each flagged pickle with fickling (nothing is run)")
+    p.add_argument("--max-decompressed", type=int, default=None, metavar="BYTES",
+                   help="what compressed streams and archives in one file may inflate to (default 4 GiB)")
+    p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser("info", help="format, pickle protocols, oldest Python, globals and tensors of a file")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol")
+    p.add_argument("src", metavar="IN")
+    p.add_argument("dst", metavar="OUT")
+    p.add_argument("--to", choices=("safetensors", "torch"), default="safetensors")
+    p.add_argument("--protocol", type=int, default=None, metavar="N", help="pickle protocol ceiling (torch output)")
+    p.set_defaults(func=_cmd_convert)
     return parser
 
 
@@ -75,9 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"safeload: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (TypeError, ValueError) as exc:
         print(f"safeload: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("safeload: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,737 @@
+"""``safeload.scan``: the loader's own walker and policy, run without building tensors, as a report.
+
+The scanner does not parse pickles itself. Every checkpoint format goes through ``_load._load_bytes``, the
+function :func:`safeload.load` runs, with ``tensors="none"`` (storages are size-checked, never read) and an
+*observer* that the VM tells about every global it resolves and every one it refuses. A refused global is
+replaced by an inert stub so the walk goes on and every name is reported. So, by construction:
+
+    the scan of a file is clean  <=>  ``safeload.load`` of that file returns
+
+Around that, the scanner opens the generic containers a checkpoint can arrive in, by content and never by name:
+zip archives that are not checkpoints, tar, gzip, bz2, xz/lzma and zstd streams (with a cap on what they may
+inflate to), and 7z when ``py7zr`` is installed. Each member is scanned in turn, wherever it sits. A file the
+scanner cannot read completely is never clean: it is an ``error`` (exit status 2).
+
+Verdicts for each global: ``allowed`` (in the policy), ``dangerous`` (outside it, and in the DANGEROUS table,
+with the reason) or ``unknown`` (outside it). A file's status is one of ``clean``, ``unsafe`` (a refused
+global), ``error`` (malformed, ambiguous, over a limit, unsupported or unreadable) or ``skipped`` (not a
+checkpoint: an empty or a text file; the reason is kept).
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import io
+import lzma
+import mmap
+import os
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._detect import detect
+from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .policy import Entry, Policy, danger_of, effective_policy
+
+__all__ = ["Finding", "FileReport", "GlobalRef", "Report", "collect_files", "policy_for", "scan", "scan_file"]
+
+#: Default ceiling on what compressed streams and archives in one file may inflate to (also <= max_alloc).
+MAX_DECOMPRESSED = 4 << 30
+#: Containers inside containers, at most this deep.
+MAX_NESTING = 8
+#: Protocol-0 pickles are text: a file is set aside as "text, not a checkpoint" only if the walker saw no global.
+_TEXT_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13}
+_SEP = "!"  # joins the chain of archive members: outer.zip!inner.tar!model.pt!archive/data.pkl
+
+ALLOWED, UNKNOWN, DANGEROUS = "allowed", "unknown", "dangerous"
+CLEAN, UNSAFE, ERROR, SKIPPED = "clean", "unsafe", "error", "skipped"
+EXIT_CLEAN, EXIT_UNSAFE, EXIT_ERROR, EXIT_NOTHING = 0, 1, 2, 3
+
+
+# ---- the report --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GlobalRef:
+    """One global the stream names, with its verdict and where it is."""
+
+    qualname: str
+    verdict: str  # allowed | unknown | dangerous
+    reason: str  # the policy's reason (allowed) or the DANGEROUS table's (dangerous)
+    member: str | None
+    pickle: int
+    offset: int
+    opcode: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something that makes a file unsafe (``severity="unsafe"``) or unscannable (``severity="error"``).
+
+    ``rule`` is a stable id (SARIF rule ids): ``unknown-global``, ``dangerous-global``, ``unsafe-call``,
+    ``malformed``, ``limit-exceeded``, ``unsupported-format``, ``unreadable``.
+    """
+
+    path: str
+    rule: str
+    severity: str
+    message: str
+    why: str = ""
+    fix: str = ""
+    member: str | None = None
+    pickle: int | None = None
+    offset: int | None = None
+    opcode: str | None = None
+    qualname: str | None = None
+    verdict: str | None = None
+    explanation: str | None = None  # fickling's decompilation of the pickle, with --explain
+
+    @property
+    def location(self) -> str:
+        parts = [self.path]
+        if self.member:
+            parts.append(self.member)
+        where = _SEP.join(parts)
+        if self.pickle is not None:
+            where += f" pickle {self.pickle}"
+        if self.offset is not None:
+            where += f" byte {self.offset}"
+        if self.opcode:
+            where += f" ({self.opcode})"
+        return where
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str = CLEAN
+    format: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    globals: list[GlobalRef] = field(default_factory=list)
+    pickles: int = 0
+    reason: str = ""  # why it was skipped
+    notes: list[str] = field(default_factory=list)  # archive members set aside, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """What ``scan`` found. ``ok`` is True when every scanned file is clean and at least one was scanned."""
+
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for report in self.files for f in report.findings]
+
+    @property
+    def scanned(self) -> list[FileReport]:
+        return [f for f in self.files if f.status != SKIPPED]
+
+    @property
+    def skipped(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == SKIPPED]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_CLEAN
+
+    @property
+    def exit_code(self) -> int:
+        """0 nothing unsafe, 1 unsafe findings, 2 a file could not be scanned, 3 nothing was scanned."""
+        statuses = {f.status for f in self.files}
+        if UNSAFE in statuses:
+            return EXIT_UNSAFE
+        if ERROR in statuses:
+            return EXIT_ERROR
+        if CLEAN not in statuses:
+            return EXIT_NOTHING
+        return EXIT_CLEAN
+
+    def summary(self) -> str:
+        counts = {s: sum(f.status == s for f in self.files) for s in (CLEAN, UNSAFE, ERROR, SKIPPED)}
+        scanned = counts[CLEAN] + counts[UNSAFE] + counts[ERROR]
+        text = (f"{scanned} file{'s' * (scanned != 1)} scanned: {counts[CLEAN]} clean, {counts[UNSAFE]} unsafe, "
+                f"{counts[ERROR]} could not be scanned; {counts[SKIPPED]} skipped; {len(self.findings)} finding"
+                f"{'s' * (len(self.findings) != 1)}")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {
+            "tool": "safeload",
+            "version": __version__,
+            "exit_code": self.exit_code,
+            "summary": {
+                "scanned": len(self.scanned),
+                "skipped": len(self.skipped),
+                "unsafe": sum(f.status == UNSAFE for f in self.files),
+                "errors": sum(f.status == ERROR for f in self.files),
+                "findings": len(self.findings),
+            },
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+# ---- observing the loader ------------------------------------------------------------------------------------------
+
+class _Observer:
+    """Receives the VM's reports for one blob (a file, or one member of an archive)."""
+
+    def __init__(self, scanner: _Scanner, chain: tuple[str, ...]) -> None:
+        self.scanner = scanner
+        self.chain = chain
+        self.member: str | None = _join(chain)
+        self.pickle = -1
+        self.starts: list[tuple[str | None, int]] = []
+        self.flagged: set[int] = set()
+        self.seen_globals = 0
+        self.findings: list[Finding] = []
+        self.error: SafeLoadError | None = None
+
+    def begin_pickle(self, member: str | None, start: int) -> None:
+        self.scanner.pickles += 1
+        self.pickle += 1
+        self.starts.append((member, start))
+        self.member = _join(self.chain + ((member,) if member else ()))
+
+    def on_global(self, qualname: str, entry: Entry | None, offset: int, opcode: str) -> None:
+        self.seen_globals += 1
+        if entry is not None:
+            verdict, reason = ALLOWED, entry.reason
+        else:
+            danger = danger_of(qualname)
+            verdict, reason = (DANGEROUS, danger) if danger else (UNKNOWN, "")
+        self.scanner.globals.append(GlobalRef(qualname, verdict, reason, self.member, max(self.pickle, 0), offset,
+                                              opcode))
+
+    def on_refusal(self, err: UnsafeGlobalError) -> None:
+        self.flagged.add(max(self.pickle, 0))
+        self.findings.append(_finding_from_error(self.scanner.path, err, self.member, max(self.pickle, 0)))
+
+
+def _refine(kind: str, observer: _Observer) -> str:
+    """A more exact format name, from the pickle streams the loader ran."""
+    members = [m or "" for m, _ in observer.starts]
+    if any(m.endswith("data.pkl") for m in members):
+        return "torch-zip"
+    if any(m.startswith("legacy") for m in members):
+        return "torch-legacy"
+    return "npz" if kind == "zip" else kind
+
+
+def _join(chain: Iterable[str | None]) -> str | None:
+    parts = [c for c in chain if c]
+    return _SEP.join(parts) if parts else None
+
+
+def _finding_from_error(path: str, err: SafeLoadError, member: str | None, pickle: int | None) -> Finding:
+    if isinstance(err, UnsafeGlobalError):
+        danger = danger_of(err.qualname)
+        if "allowed as a value" in err.why:
+            rule, verdict = "unsafe-call", ALLOWED
+        else:
+            rule, verdict = ("dangerous-global", DANGEROUS) if danger else ("unknown-global", UNKNOWN)
+        return Finding(path, rule, UNSAFE, err.what, err.why, err.fix, member, pickle, err.offset, err.opcode,
+                       err.qualname, verdict)
+    if isinstance(err, LimitExceededError):
+        rule = "limit-exceeded"
+    elif err.what.startswith("Unsupported format"):
+        rule = "unsupported-format"
+    else:
+        rule = "malformed"
+    if err.member and err.member not in (member or ""):
+        member = _join((member, err.member))
+    return Finding(path, rule, ERROR, err.what, err.why, err.fix, member, pickle, err.offset, err.opcode)
+
+
+# ---- containers the scanner opens itself ---------------------------------------------------------------------------
+
+_COMPRESSED = ("gzip", "bz2", "xz", "zstd", "lzma", "lz4")
+#: how each compressed format's next member begins, for concatenated streams
+_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "lz4": b"\x04\x22\x4d\x18"}
+
+
+def sniff(data: Any) -> str:
+    """``detect`` plus what only the scanner opens: tar (``ustar`` at byte 257) and lz4 frames."""
+    if len(data) >= 262 and bytes(data[257:262]) == b"ustar":
+        return "tar"
+    if bytes(data[:4]) == _MAGIC["lz4"]:
+        return "lz4"
+    return detect(data)
+
+
+class _Budget:
+    """Bytes that decompression and archive extraction may produce for one top-level file."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.used = 0
+
+    def left(self) -> int:
+        return self.maximum - self.used
+
+    def charge(self, n: int, what: str) -> None:
+        self.used += n
+        if self.used > self.maximum:
+            raise LimitExceededError("max_decompressed", self.used, self.maximum,
+                                     what=f"{what} inflates past the scanner's limit of {self.maximum} bytes",
+                                     why="a small file that inflates without bound is a decompression bomb",
+                                     fix="If the file is trusted and really this large, pass a larger "
+                                         "max_decompressed to safeload.scan (or --max-decompressed)")
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "gzip":
+        return zlib.decompressobj(31)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz":
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ)
+    if kind == "lzma":
+        return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
+    try:
+        import lz4.frame  # type: ignore[import-not-found]
+    except ImportError:
+        raise FormatError("Unsupported format: lz4 (the lz4 package is not installed)",
+                          why="the scanner cannot read what it cannot decompress, and never calls it clean",
+                          fix="pip install lz4, then scan again") from None
+    return lz4.frame.LZ4FrameDecompressor()
+
+
+def _decompress(kind: str, data: Any, budget: _Budget) -> bytes:
+    """Inflate a whole stream, every concatenated member, never producing more than the budget allows."""
+    if kind == "zstd":
+        return _unzstd(data, budget)
+    parts: list[bytes] = []
+    rest = bytes(data)
+    while rest:
+        dec = _decompressor(kind)
+        pending = rest
+        while not dec.eof:
+            out = dec.decompress(pending, min(1 << 22, budget.left() + 1))
+            budget.charge(len(out), f"A {kind} stream")
+            parts.append(out)
+            pending = dec.unconsumed_tail if kind == "gzip" else b""
+            if not out and not pending and (kind == "gzip" or dec.needs_input):
+                raise FormatError(f"Truncated {kind} stream", why="the stream ends before its end marker")
+        rest = dec.unused_data
+        if rest and (kind not in _MAGIC or not rest.startswith(_MAGIC[kind])):
+            raise FormatError(f"{len(rest)} bytes after the {kind} stream", why="trailing data can hide a payload")
+    return b"".join(parts)
+
+
+def _unzstd(data: Any, budget: _Budget) -> bytes:
+    import zstandard
+
+    out = io.BytesIO()
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(bytes(data), read_across_frames=True)
+        while True:
+            chunk = reader.read(min(1 << 22, budget.left() + 1))
+            if not chunk:
+                break
+            budget.charge(len(chunk), "A zstd stream")
+            out.write(chunk)
+    except zstandard.ZstdError as exc:
+        raise FormatError("Malformed zstd stream", why=str(exc)) from None
+    return out.getvalue()
+
+
+# ---- the scanner ------------------------------------------------------------------------------------------------
+
+class _Scanner:
+    """Scans one top-level file (or bytes) and everything nested in it."""
+
+    def __init__(self, path: str, policy: Policy, max_decompressed: int, explain: bool) -> None:
+        self.path = path
+        self.policy = policy
+        self.budget = _Budget(max_decompressed)
+        self.explain = explain
+        self.findings: list[Finding] = []
+        self.globals: list[GlobalRef] = []
+        self.notes: list[str] = []
+        self.pickles = 0
+        self.members = 0
+        #: ``safeload info``: called with (blob, chain, member, start) for each pickle stream the loader ran
+        self.stream_hook: Callable[[Any, tuple[str, ...], str | None, int], None] | None = None
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def error(self, err: SafeLoadError, chain: tuple[str, ...]) -> None:
+        self.add(_finding_from_error(self.path, err, _join(chain), None))
+
+    # one blob: a file, or a member of an archive
+    def blob(self, data: Any, chain: tuple[str, ...], depth: int = 0) -> str:
+        """Scan ``data`` and what it holds; return its format name ("text" for a text file set aside)."""
+        kind = sniff(data)
+        if depth > MAX_NESTING:
+            self.error(LimitExceededError("max_nesting", depth, MAX_NESTING, what="Archives nested too deep",
+                                          fix="Unpack the outer archives with a trusted tool and scan the inside"),
+                       chain)
+            return kind
+        try:
+            if kind in _COMPRESSED:
+                self.blob(_decompress(kind, data, self.budget), chain + (f"[{kind}]",), depth + 1)
+            elif kind == "tar":
+                self._tar(data, chain, depth)
+            elif kind == "7z":
+                self._7z(data, chain, depth)
+            elif kind == "zip" and not self._zip_is_checkpoint(data):
+                self._zip(data, chain, depth)
+            else:
+                return self._checkpoint(data, chain, kind, depth)
+        except SafeLoadError as err:
+            self.error(err, chain)
+        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            self.error(FormatError(f"Cannot read the {kind} container", why=str(exc) or type(exc).__name__), chain)
+        return kind
+
+    def _checkpoint(self, data: Any, chain: tuple[str, ...], kind: str, depth: int) -> str:
+        """Everything ``load`` opens goes through ``load``'s own code, observed."""
+        observer = self._observe(data, chain, kind)
+        error = observer.error
+        if error is not None and not observer.seen_globals:
+            if _is_text(data):  # a README, a config.json: no global, so nothing a pickle reader could run
+                if depth:
+                    self.notes.append(f"{_join(chain)}: text, not a checkpoint")
+                return "text"
+            if kind == "pickle" and bytes(data[:3]) == b"\x5d\x00\x00":
+                # ']' is EMPTY_LIST in protocol 0, and also how an lzma-alone stream (joblib .lzma) begins
+                try:
+                    inner = _decompress("lzma", data, self.budget)
+                except (SafeLoadError, lzma.LZMAError):
+                    pass
+                else:
+                    self.blob(inner, chain + ("[lzma]",), depth + 1)
+                    return "lzma"
+        if error is not None:
+            observer.findings.append(_finding_from_error(self.path, error, observer.member,
+                                                         observer.pickle if observer.pickle >= 0 else None))
+        if self.explain and observer.flagged:
+            self._explain(data, observer)
+        if self.stream_hook is not None:
+            for member, start in observer.starts:
+                self.stream_hook(data, chain, member, start)
+        self.findings.extend(observer.findings)
+        return _refine(kind, observer)
+
+    def _observe(self, data: Any, chain: tuple[str, ...], kind: str) -> _Observer:
+        from ._load import Options, _load_bytes
+
+        observer = _Observer(self, chain)
+        opts = Options(self.policy, "raise", "latin1", "strict", "none", None, False, observer=observer)
+        if kind != "zip" and not isinstance(data, bytes):
+            data = bytes(data)  # only the zip reader works on a mapped file; the other readers expect bytes
+        try:
+            _load_bytes(data, opts)
+        except UnsafeGlobalError as err:  # allowed as a value but called: raised, not observed
+            observer.flagged.add(max(observer.pickle, 0))
+            observer.findings.append(_finding_from_error(self.path, err, observer.member, max(observer.pickle, 0)))
+        except SafeLoadError as err:
+            observer.error = err
+        return observer
+
+    def _zip_is_checkpoint(self, data: Any) -> bool:
+        """Zips that ``load`` reads (torch, npz) go through it; other zips are opened member by member."""
+        from ._containers.zip import ZipArchive
+
+        try:
+            zf = ZipArchive(data, self.policy.limits.max_members)
+        except SafeLoadError:
+            return True  # let load's own reader report the problem, as load would
+        return any(n.endswith("data.pkl") or n.endswith(".npy") for n in zf.members)
+
+    def _count(self, n: int = 1) -> None:
+        self.members += n
+        limit = self.policy.limits.max_members
+        if self.members > limit:
+            raise LimitExceededError("max_members", self.members, limit,
+                                     what=f"The archives in this file hold more than {limit} members")
+
+    def _zip(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
+        from ._containers.zip import ZipArchive
+
+        zf = ZipArchive(data, self.policy.limits.max_members)
+        self._count(len(zf.members))
+        for name, member in zf.members.items():
+            if name.endswith("/"):
+                continue
+            self.budget.charge(member.size, f"Zip member {name!r}")
+            self.blob(zf.read(name), chain + (name,), depth + 1)
+
+    def _tar(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
+        if detect(data) == "pickle":  # a tar's first bytes are a member name, which can spell a pickle
+            probe = self._observe(data, chain, "pickle")
+            if probe.seen_globals or probe.error is None:
+                self.findings.extend(probe.findings)
+                raise FormatError("The file is both a tar archive and a pickle",
+                                  why="a file that two readers read differently is refused")
+        seen: set[str] = set()
+        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
+            for info in tf:
+                self._count()
+                if info.name in seen:
+                    raise FormatError(f"Duplicate tar member {info.name!r}", member=info.name,
+                                      why="two members with one name are read differently by different tools")
+                seen.add(info.name)
+                if info.isdir():
+                    continue
+                if not info.isreg():
+                    self.notes.append(f"{_join(chain + (info.name,))}: {_tar_kind(info)}, not scanned")
+                    continue
+                self.budget.charge(info.size, f"Tar member {info.name!r}")
+                fh = tf.extractfile(info)
+                content = fh.read() if fh is not None else b""
+                if len(content) != info.size:
+                    raise FormatError(f"Tar member {info.name!r} is truncated", member=info.name)
+                self._member(content, chain + (info.name,), depth)
+
+    def _7z(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
+        try:
+            import py7zr
+        except ImportError:
+            raise FormatError("Unsupported format: 7z (py7zr is not installed)",
+                              why="the scanner cannot read what it cannot unpack, and never calls it clean",
+                              fix="pip install py7zr, then scan again") from None
+        with py7zr.SevenZipFile(io.BytesIO(bytes(data)), mode="r") as archive:
+            if archive.needs_password():
+                raise FormatError("Encrypted 7z archive", why="safeload cannot check what it cannot read",
+                                  fix="Decrypt the archive with a trusted tool first")
+            infos = [i for i in archive.list() if not i.is_directory]
+            self._count(len(infos))
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise FormatError("Duplicate 7z member names",
+                                  why="two members with one name are read differently by different tools")
+            self.budget.charge(sum(int(i.uncompressed or 0) for i in infos), "A 7z archive")
+            contents = _read_7z(archive, self.budget)
+        for name in names:
+            self._member(contents.get(name, b""), chain + (name,), depth)
+
+    def _member(self, content: bytes, chain: tuple[str, ...], depth: int) -> None:
+        if not content:
+            self.notes.append(f"{_join(chain)}: empty, not scanned")
+            return
+        self.blob(content, chain, depth + 1)
+
+    def _explain(self, data: Any, observer: _Observer) -> None:
+        from ._format.explain import decompile
+
+        texts = {}
+        for index in sorted(observer.flagged):
+            if index < len(observer.starts):
+                texts[index] = decompile(data, *observer.starts[index])
+        observer.findings = [
+            dataclasses.replace(f, explanation=texts[f.pickle]) if f.severity == UNSAFE and texts.get(f.pickle) else f
+            for f in observer.findings
+        ]
+
+
+def _read_7z(archive: Any, budget: _Budget) -> dict[str, bytes]:
+    """Every member of a 7z archive in memory (py7zr >= 1.0 has no readall: write through a memory factory)."""
+    from py7zr.io import BytesIOFactory  # type: ignore[import-untyped]
+
+    factory = BytesIOFactory(limit=max(budget.left(), 0) + 1)
+    archive.extractall(factory=factory)
+    out: dict[str, bytes] = {}
+    for name, handle in factory.products.items():
+        handle.seek(0)
+        out[name] = handle.read()
+    return out
+
+
+def _tar_kind(info: tarfile.TarInfo) -> str:
+    if info.issym() or info.islnk():
+        return f"a link to {info.linkname!r}"
+    return "a special file"
+
+
+def _is_text(data: Any) -> bool:
+    raw = bytes(data[: 1 << 20])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(data) > len(raw):
+            try:
+                raw[:-4].decode("utf-8")  # a cut in the middle of a character at the 1 MiB boundary
+            except UnicodeDecodeError:
+                return False
+            text = raw[:-4].decode("utf-8")
+        else:
+            return False
+    return not any(ord(ch) in _TEXT_CONTROLS or 0x80 <= ord(ch) < 0xA0 for ch in text)
+
+
+# ---- public entry points ---------------------------------------------------------------------------------------
+
+def policy_for(policy: Policy | None = None, allow: Iterable[str] = ()) -> Policy:
+    """The scan policy: ``policy`` (default: DEFAULT_POLICY) plus ``allow``.
+
+    A name in ``allow`` is resolved as load resolves it (importing the module the *caller* named). If that module
+    is not installed where the scan runs, the name is still allowed: GLOBAL pushes an inert stand-in, so the
+    scan reports the name as allowed without importing or running it.
+    """
+    names = list(allow)
+    importable: list[str] = []
+    scan_only: list[Entry] = []
+    for name in names:
+        try:
+            effective_policy(policy, [name])
+        except (ValueError, ImportError):  # not installed here; a TypeError (not a class) is the caller's error
+            scan_only.append(_stand_in(name))
+        else:
+            importable.append(name)
+    base = effective_policy(policy, importable)
+    return base.allowing(*scan_only) if scan_only else base
+
+
+def _stand_in(qualname: str) -> Entry:
+    from ._stub import Stub
+
+    module, _, name = qualname.replace(":", ".").rpartition(".")
+
+    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+        return Stub(module, name, args)
+
+    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return Stub(module, name, args, kwargs or None)
+
+    return Entry(f"{module}.{name}", call=call, newobj=newobj,
+                 reason="allowed by the caller (not importable here: checked by name only)")
+
+
+def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max_decompressed: int | None = None,
+              explain: bool = False, display: str | None = None, stream_hook: Any = None) -> FileReport:
+    """Scan one file. The file is mapped, not read, so a large torch checkpoint costs only its pickle."""
+    pol = policy if policy is not None else policy_for()
+    name = display if display is not None else os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return FileReport(name, SKIPPED, "empty", reason="empty file")
+            data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        report = FileReport(name, ERROR)
+        report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {exc.strerror or exc}",
+                                       fix="Check the path and its permissions"))
+        return report
+    try:
+        return _scan_data(data, name, pol, max_decompressed, explain, stream_hook)
+    finally:
+        data.close()
+
+
+def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | None, explain: bool,
+               stream_hook: Any = None) -> FileReport:
+    cap = min(policy.limits.max_alloc, MAX_DECOMPRESSED) if max_decompressed is None else max_decompressed
+    scanner = _Scanner(name, policy, cap, explain)
+    scanner.stream_hook = stream_hook
+    if len(data) == 0:
+        return FileReport(name, SKIPPED, "empty", reason="empty file")
+    kind = scanner.blob(data, ())
+    report = FileReport(name, format=kind, findings=scanner.findings, globals=scanner.globals,
+                        pickles=scanner.pickles, notes=scanner.notes)
+    if any(f.severity == UNSAFE for f in scanner.findings):
+        report.status = UNSAFE
+    elif scanner.findings:
+        report.status = ERROR
+    elif kind == "text":
+        report.status, report.reason = SKIPPED, "text, not a checkpoint"
+    return report
+
+
+def scan(path_or_bytes: Any, policy: Policy | None = None, *, allow: Iterable[str] = (),
+         max_decompressed: int | None = None, explain: bool = False) -> Report:
+    """Scan a file, a folder (recursively, Hugging Face caches included), or bytes. Nothing is run or imported.
+
+    Returns a :class:`Report`: ``report.ok``, ``report.findings``, ``report.exit_code``, ``report.to_dict()``.
+    """
+    pol = policy_for(policy, allow)
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        return Report([_scan_data(bytes(path_or_bytes), "<bytes>", pol, max_decompressed, explain)])
+    if not isinstance(path_or_bytes, (str, os.PathLike)):
+        raise TypeError(f"safeload.scan expects a path or bytes, not {type(path_or_bytes).__name__}")
+    report = Report()
+    files, skipped = collect_files([path_or_bytes])
+    report.files.extend(skipped)
+    for path, display in files:
+        report.files.append(scan_file(path, pol, max_decompressed=max_decompressed, explain=explain, display=display))
+    return report
+
+
+# ---- folders ---------------------------------------------------------------------------------------------------
+
+def _hf_repo_root(folder: Path) -> Path:
+    """Inside a Hugging Face cache repo (``models--org--name``), symlinks point at ``../../blobs``: the repo
+    folder is the root they may point into."""
+    for parent in (folder, *folder.parents):
+        if parent.name.startswith(("models--", "datasets--", "spaces--")) and (parent / "blobs").is_dir():
+            return parent
+    return folder
+
+
+def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[str, str]], list[FileReport]]:
+    """Regular files under ``paths``, each once (by real path), as (real path, display name), and the skipped ones.
+
+    Symlinks are followed only where they stay inside the folder being scanned (the repo folder, for a
+    Hugging Face cache). A path that does not exist raises FileNotFoundError.
+    """
+    files: dict[str, str] = {}
+    skipped: list[FileReport] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(f"{raw}: no such file or folder")
+        if path.is_dir():
+            root = _hf_repo_root(path.resolve())
+            for entry in _walk(path):
+                _add(files, skipped, entry, root)
+        else:
+            _add(files, skipped, path, None)
+    ordered = sorted(files.items(), key=lambda kv: kv[1])
+    return ordered, skipped
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+        for name in dirnames:
+            link = Path(dirpath) / name
+            if link.is_symlink():
+                yield link  # reported as skipped: symlinked folders are not followed
+
+
+def _add(files: dict[str, str], skipped: list[FileReport], path: Path, root: Path | None) -> None:
+    display = str(path)
+    try:
+        real = path.resolve(strict=True)
+        mode = real.stat().st_mode
+    except (OSError, RuntimeError):
+        skipped.append(FileReport(display, SKIPPED, reason="broken symlink"))
+        return
+    if root is not None and path.is_symlink() and not real.is_relative_to(root):
+        skipped.append(FileReport(display, SKIPPED, reason=f"symlink to {real}, outside the scanned folder"))
+        return
+    if stat.S_ISDIR(mode):
+        skipped.append(FileReport(display, SKIPPED, reason="symlinked folder, not followed"))
+        return
+    if not stat.S_ISREG(mode):
+        skipped.append(FileReport(display, SKIPPED, reason="not a regular file"))
+        return
+    key = str(real)
+    previous = files.get(key)
+    # Hugging Face caches: prefer the snapshots/<rev>/name a user knows over blobs/<sha>
+    if previous is None or ("/blobs/" in previous and "/blobs/" not in display):
+        files[key] = display
