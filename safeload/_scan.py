@@ -416,6 +416,12 @@ class _Scanner:
         if error is not None:
             observer.findings.append(_finding_from_error(self.path, error, observer.member,
                                                          observer.pickle if observer.pickle >= 0 else None))
+            hidden = error.offset
+            if "after the pickle's STOP" in error.what and hidden and not error.member and observer.pickle == 0:
+                # load stops here; the scanner looks on, to name what the bytes after STOP would run
+                self.findings.extend(observer.findings)
+                observer.findings = []
+                self.blob(bytes(data[hidden:]), chain + (f"[after STOP at byte {hidden}]",), depth + 1)
         if self.explain and observer.flagged:
             self._explain(data, observer)
         if self.stream_hook is not None:
