@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._detect import detect
+from ._detect import COMPRESSED, detect
 from ._source import read_source
 from ._vm import VM
 from .errors import FormatError, LimitExceededError, SafeLoadError, error_context
@@ -148,8 +148,68 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
         from ._containers.npy import load_npy
 
         return load_npy(data, lambda d, start: run_pickle(d, start, opts))
+    if kind in COMPRESSED:
+        return _load_compressed(kind, data, opts)
+    if kind == "safetensors":
+        from ._containers.safetensors import load_safetensors
+
+        return load_safetensors(data, opts.tensors, copy=not opts.mmap)
+    if kind == "mxnet":
+        from ._containers.mxnet import load_mxnet_list
+
+        return _framework_tensors(load_mxnet_list(data, opts.policy.limits.max_alloc), opts)
+    if kind in ("mindspore", "mindspore-encrypted"):
+        from ._containers.mindspore import load_mindspore
+
+        return _framework_tensors(load_mindspore(data, opts.policy.limits.max_alloc), opts)
+    if kind == "paddle-tensor":
+        from ._containers.paddle import load_dense_tensors
+
+        return _framework_tensors(load_dense_tensors(data, opts.policy.limits.max_alloc), opts)
     if kind == "empty":
         raise FormatError("Empty input", why="there is nothing to load", fix="Check that the file was fully downloaded")
     raise FormatError(f"Unsupported format: {kind}", offset=0,
                       why="safeload does not open this kind of file yet",
                       fix="Convert it with the framework that wrote it, in a trusted environment")
+
+
+def _load_compressed(kind: str, data: Any, opts: Options) -> Any:
+    """One compression layer (joblib's compressors, zstd) around any other format; never two."""
+    from ._containers.compressed import decompress
+
+    content = decompress(kind, data, opts.policy.limits.max_alloc)
+    with error_context(member=f"<{kind} content>"):
+        inner = detect(content)
+        if inner in COMPRESSED:
+            raise FormatError(f"A {inner} stream inside a {kind} stream", offset=0,
+                              why="nested compression multiplies decompression bombs and is never written by the "
+                                  "frameworks safeload reads",
+                              fix="Decompress the outer layer yourself if you trust the file")
+        return _load_bytes(content, opts)
+
+
+def _framework_tensors(obj: Any, opts: Options) -> Any:
+    """Formats that hold plain arrays give numpy arrays; ``tensors="torch"`` converts them to torch tensors."""
+    if opts.tensors != "torch":
+        return obj
+    try:
+        import torch
+    except ImportError:
+        raise FormatError("tensors='torch' but torch is not installed",
+                          fix="pip install torch, or use tensors='numpy'") from None
+    import numpy as np
+
+    def convert(value: Any) -> Any:
+        if type(value) is np.ndarray:
+            name = value.dtype.name
+            if name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+                width = "int16" if name == "bfloat16" else "uint8"
+                return torch.from_numpy(np.ascontiguousarray(value).view(width)).view(getattr(torch, name))
+            return torch.from_numpy(np.ascontiguousarray(value) if value.flags.writeable else value.copy())
+        if type(value) is dict:
+            return {k: convert(v) for k, v in value.items()}
+        if type(value) is list:
+            return [convert(v) for v in value]
+        return value
+
+    return convert(obj)

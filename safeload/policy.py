@@ -348,11 +348,14 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
 
 def _default_entries() -> dict[str, Entry]:
     from ._rebuild import builtins as b
+    from ._rebuild import joblib as j
+    from ._rebuild import megengine as m
+    from ._rebuild import mxnet as x
     from ._rebuild import numpy as n
     from ._rebuild import torch as t
 
     entries: dict[str, Entry] = {}
-    for entry in (*b.ENTRIES, *n.ENTRIES, *t.ENTRIES):
+    for entry in (*b.ENTRIES, *n.ENTRIES, *t.ENTRIES, *j.ENTRIES, *m.ENTRIES, *x.ENTRIES):
         if entry.qualname in entries:
             raise RuntimeError(f"duplicate policy entry {entry.qualname}")
         entries[entry.qualname] = entry

@@ -1,0 +1,218 @@
+"""MindSpore ``.ckpt`` files: concatenated protobuf ``Checkpoint`` messages, read by a small wire-format walker.
+
+Schema (proto2)::
+
+    message Checkpoint { message Value { required string tag = 1; optional TensorProto tensor = 2;
+                                         optional MapTensorProto maptensor = 3; }
+                         repeated Value value = 1; }
+    message TensorProto { repeated int64 dims = 1; required string tensor_type = 2; required bytes tensor_content = 3; }
+
+Tensors larger than MindSpore's slice size are written as several consecutive ``Value``\\ s with the same tag and
+the full dims; their contents are joined. A ``crc_num`` trailer (``b'crc_num'`` + crc32 as 10 big-endian bytes) is
+verified and removed. Encrypted files (magic 0x7F3A5ED8/9/A) are refused: there is nothing to read without the key.
+No protobuf package is needed, every length is checked against the bytes that remain, and unknown fields are
+refused rather than skipped.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any
+
+from ..errors import FormatError, LimitExceededError
+
+__all__ = ["ENCRYPTED_MAGICS", "is_mindspore", "load_mindspore"]
+
+ENCRYPTED_MAGICS = {0x7F3A5ED8: "AES-GCM", 0x7F3A5ED9: "AES-CBC", 0x7F3A5EDA: "SM4-CBC"}
+_CRC_TAG = b"crc_num"
+_TYPES = {"Float16": "<f2", "Float32": "<f4", "Float64": "<f8", "Int8": "|i1", "Int16": "<i2", "Int32": "<i4",
+          "Int64": "<i8", "UInt8": "|u1", "UInt16": "<u2", "UInt32": "<u4", "UInt64": "<u8", "Bool": "|b1",
+          "BFloat16": "bfloat16",
+          # map-parameter slices use numpy names
+          "float16": "<f2", "float32": "<f4", "float64": "<f8", "int8": "|i1", "int16": "<i2", "int32": "<i4",
+          "int64": "<i8", "uint8": "|u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "bool": "|b1"}
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise FormatError("Truncated protobuf varint", offset=pos, why="the file is truncated or corrupt")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise FormatError("Protobuf varint longer than 10 bytes", offset=pos)
+
+
+def _fields(data: bytes, pos: int, end: int, what: str) -> Any:
+    """Yield (field number, wire type, value or (start, stop) for LEN) for one message."""
+    while pos < end:
+        key, pos = _varint(data, pos, end)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos, end)
+            yield field, wire, value, pos
+        elif wire == 2:
+            length, pos = _varint(data, pos, end)
+            if length > end - pos:
+                raise FormatError(f"Protobuf {what} field {field} claims {length} bytes but {end - pos} remain",
+                                  offset=pos, why="the file is truncated or a length lies")
+            yield field, wire, (pos, pos + length), pos
+            pos += length
+        else:
+            raise FormatError(f"Unexpected protobuf wire type {wire} in a MindSpore {what} (field {field})",
+                              offset=pos, why="MindSpore checkpoints use only varint and length-delimited fields")
+
+
+def _int64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def is_mindspore(data: bytes) -> bool:
+    """A first ``Value`` whose first field is its tag string."""
+    if len(data) < 4 or data[0] != 0x0A:
+        return False
+    try:
+        length, pos = _varint(data, 1, min(len(data), 11))
+    except FormatError:
+        return False
+    return pos + length <= len(data) and pos < len(data) and data[pos] == 0x0A
+
+
+def encrypted_kind(data: bytes) -> str | None:
+    if len(data) < 4:
+        return None
+    return ENCRYPTED_MAGICS.get(struct.unpack_from("<I", data)[0])
+
+
+def _tensor(data: bytes, start: int, stop: int) -> tuple[list[int], str, tuple[int, int]]:
+    dims: list[int] = []
+    ttype = None
+    content = None
+    for field, wire, value, pos in _fields(data, start, stop, "TensorProto"):
+        if field == 1 and wire == 0:
+            dims.append(_int64(value))
+        elif field == 1 and wire == 2:  # packed dims
+            p, q = value
+            while p < q:
+                v, p = _varint(data, p, q)
+                dims.append(_int64(v))
+        elif field == 2 and wire == 2:
+            try:
+                ttype = data[value[0]:value[1]].decode("ascii")
+            except UnicodeDecodeError:
+                raise FormatError("MindSpore tensor type is not ASCII", offset=value[0]) from None
+        elif field == 3 and wire == 2:
+            content = value
+        else:
+            raise FormatError(f"Unknown field {field} in a MindSpore TensorProto", offset=pos)
+    if ttype is None or content is None:
+        raise FormatError("MindSpore tensor without its type or content", offset=start,
+                          why="tensor_type and tensor_content are required")
+    return dims, ttype, content
+
+
+def load_mindspore(data: bytes, max_alloc: int) -> dict[str, Any]:
+    """``{tag: numpy array (or str)}`` as ``mindspore.load_checkpoint`` gives it, in file order."""
+    kind = encrypted_kind(data)
+    if kind is not None:
+        raise FormatError(f"Encrypted MindSpore checkpoint ({kind})", offset=0,
+                          why="the file was saved with enc_key; its content cannot be read without the key",
+                          fix="Decrypt it with mindspore.load_checkpoint(path, dec_key=..., dec_mode=...) where the key "
+                              "is known, and save it again without enc_key")
+    end = len(data)
+    if end >= 17 and data[-17:-10] == _CRC_TAG:
+        end -= 17
+        declared = int.from_bytes(data[-10:], "big")
+        actual = zlib.crc32(memoryview(data)[:end])
+        if declared != actual:
+            raise FormatError(f"MindSpore checkpoint CRC mismatch (file says {declared}, content is {actual})",
+                              offset=end, why="the content was changed or damaged after it was saved",
+                              fix="Get a fresh copy of the checkpoint")
+    entries: list[tuple[str, list[int], str, list[tuple[int, int]]]] = []
+    for field, wire, value, pos in _fields(data, 0, end, "Checkpoint"):
+        if field != 1 or wire != 2:
+            raise FormatError(f"Unknown field {field} in a MindSpore Checkpoint", offset=pos)
+        tag = None
+        tensor = None
+        for vfield, vwire, vvalue, vpos in _fields(data, value[0], value[1], "Value"):
+            if vfield == 1 and vwire == 2:
+                try:
+                    tag = data[vvalue[0]:vvalue[1]].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise FormatError("MindSpore parameter name is not UTF-8", offset=vvalue[0]) from None
+            elif vfield == 2 and vwire == 2:
+                tensor = _tensor(data, *vvalue)
+            elif vfield == 3:
+                raise FormatError("MindSpore map parameters (MapTensorProto) are not supported", offset=vpos,
+                                  fix="Convert the map parameter to ordinary tensors in MindSpore and save again")
+            else:
+                raise FormatError(f"Unknown field {vfield} in a MindSpore Value", offset=vpos)
+        if tag is None or tensor is None:
+            raise FormatError("MindSpore value without a tag or a tensor", offset=value[0])
+        dims, ttype, content = tensor
+        if entries and entries[-1][0] == tag:  # a slice of the previous tensor
+            if entries[-1][1] != dims or entries[-1][2] != ttype:
+                raise FormatError(f"Slices of {tag!r} disagree on shape or type", offset=value[0])
+            entries[-1][3].append(content)
+        else:
+            entries.append((tag, dims, ttype, [content]))
+    out: dict[str, Any] = {}
+    budget = max_alloc
+    for tag, dims, ttype, parts in entries:
+        if tag in out:
+            raise FormatError(f"MindSpore checkpoint holds {tag!r} twice, not as consecutive slices", offset=0,
+                              why="two readers could keep different copies")
+        nbytes = sum(q - p for p, q in parts)
+        budget -= nbytes
+        if budget < 0:
+            raise LimitExceededError("max_alloc", nbytes, max_alloc, offset=0,
+                                     what=f"MindSpore tensor {tag!r} would allocate more than the limit allows")
+        raw = b"".join(data[p:q] for p, q in parts)
+        out[tag] = _value(tag, dims, ttype, raw)
+    return out
+
+
+def _value(tag: str, dims: list[int], ttype: str, raw: bytes) -> Any:
+    import numpy as np
+
+    if ttype == "str":
+        if len(raw) % 4:
+            raise FormatError(f"MindSpore string {tag!r} is not UTF-32", offset=0)
+        try:
+            return raw.decode("utf-32-le")
+        except UnicodeDecodeError:
+            raise FormatError(f"MindSpore string {tag!r} is not valid UTF-32", offset=0) from None
+    if any(d < 0 for d in dims) or len(dims) > 64:
+        raise FormatError(f"MindSpore tensor {tag!r} has dims {dims}", offset=0)
+    shape = () if dims == [0] else tuple(dims)
+    name = _TYPES.get(ttype)
+    if name is None:
+        raise FormatError(f"MindSpore tensor type {ttype!r} of {tag!r} is not supported", offset=0,
+                          why="packed 4-bit and other special types are not rebuilt",
+                          fix="Convert the parameter to a standard dtype in MindSpore and save again")
+    widen = False
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+
+            dtype = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:  # bfloat16 widens to float32 exactly
+            dtype, widen = np.dtype("<u2"), True
+    else:
+        dtype = np.dtype(name)
+    count = 1
+    for d in shape:
+        count *= d
+    if count * dtype.itemsize != len(raw):
+        raise FormatError(f"MindSpore tensor {tag!r} holds {len(raw)} bytes, but dims {dims} of {ttype} need "
+                          f"{count * dtype.itemsize}", offset=0, why="the file is truncated or the dims lie")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy() if count else np.empty(shape, dtype)
+    if widen:
+        array = (array.astype(np.uint32) << 16).view(np.float32)
+    return array
