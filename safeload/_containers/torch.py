@@ -104,6 +104,7 @@ class TorchTensors:
         self._storages: dict[str, Any] = {}
         self._placed: dict[tuple[str, str], Any] = {}
         self._devices: dict[str, Any] = {}
+        self._handed_out: set[tuple[str, str]] = set()
 
     def _device_for(self, location: str) -> Any:
         device = self._devices.get(location, self)
@@ -157,21 +158,36 @@ class TorchTensors:
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                requires_grad: bool) -> Any:
         torch = self.torch
-        tdtype = getattr(torch, dtype)
         key = (storage.key, dtype)
-        device = self._device_for(storage.location)
         base = self._placed.get(key)
         if base is None:
-            untyped = self.storage(storage)
-            base = torch.empty(0, dtype=tdtype, device=untyped.device).set_(
-                untyped, 0, (untyped.nbytes() // TORCH_DTYPES[dtype][0],), (1,))
-            if device is not None and base.device != device:
-                base = base.to(device)
+            base = self._base(storage, dtype)
             self._placed[key] = base
-        t = torch.as_strided(base, size, stride, offset)
+        if (offset == 0 and len(size) == 1 and stride == (1,) and size[0] == base.shape[0]
+                and key not in self._handed_out):
+            t = base  # the whole record as one 1-D tensor: hand out the base itself, once
+            self._handed_out.add(key)
+        else:
+            t = torch.as_strided(base, size, stride, offset)
         if requires_grad:
             t.requires_grad_(True)
         return t
+
+    def _base(self, storage: Storage, dtype: str) -> Any:
+        """A 1-D tensor of ``dtype`` over the whole record, on the mapped device."""
+        torch = self.torch
+        tdtype = getattr(torch, dtype)
+        device = self._device_for(storage.location)
+        simple = not self.byteswap and not callable(self.map_location) and len(storage.buffer) > 0
+        if simple:
+            base = torch.frombuffer(storage.buffer, dtype=tdtype)  # shares the record's memory: one copy in all
+        else:
+            untyped = self.storage(storage)
+            base = torch.empty(0, dtype=tdtype, device=untyped.device).set_(
+                untyped, 0, (untyped.nbytes() // TORCH_DTYPES[dtype][0],), (1,))
+        if device is not None and base.device != device:
+            base = base.to(device)
+        return base
 
     def is_tensor(self, obj: Any) -> bool:
         return isinstance(obj, self.torch.Tensor)
