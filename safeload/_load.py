@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from ._detect import COMPRESSED, detect
@@ -84,8 +85,16 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
     _refuse_unsafe_mode(weights_only, pickle_load_args)
     opts = Options(effective_policy(policy, allow), unknown, encoding, errors, tensors, map_location, bool(mmap))
     data, name = read_source(f, writable_map=bool(mmap))
-    with error_context(path=name):
-        return load_buffer(data, opts)
+    # Rebuilding creates many small containers and no reference cycles of its own; pausing the cyclic collector
+    # for the duration saves repeated full-heap scans (a third of the time on a 20k-tensor optimizer state).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with error_context(path=name):
+            return load_buffer(data, opts)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def load_buffer(data: Any, opts: Options) -> Any:
