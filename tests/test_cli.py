@@ -1,0 +1,273 @@
+"""The real ``safeload`` console script, run in a subprocess: every exit code, every output format (validated
+against tests/data/*.schema.json), folders, a Hugging Face cache layout, ``info`` and ``convert``."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from corpus import GLOBAL, MARK, PROTO, REDUCE, STOP, STRING, TUPLE
+
+jsonschema = pytest.importorskip("jsonschema")
+
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SCRIPT = Path(sys.executable).with_name("safeload")
+EVIL = GLOBAL("os", "system") + MARK + STRING("touch MARKER") + TUPLE + REDUCE + STOP
+BENIGN = PROTO(2) + b"}q\x00X\x01\x00\x00\x00aK\x01s."
+CUSTOM = PROTO(2) + GLOBAL("notinstalled_pkg.mod", "Config") + b")\x81}b."  # NEWOBJ, BUILD {}
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "safeload"]
+    return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def torch_zip(pkl: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/version", "3\n")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    made = {
+        "clean": ("model.pt", torch_zip(BENIGN)),
+        "evil": ("weights.bin", EVIL),
+        "evil_gz": ("archive.json", gzip.compress(torch_zip(EVIL))),
+        "corrupt": ("broken.pkl", BENIGN[:-3]),
+        "text": ("README.md", b"# Model card\n\nweights below\n"),
+        "custom": ("custom.pkl", CUSTOM),
+    }
+    out = {}
+    for key, (name, content) in made.items():
+        folder = tmp_path / key
+        folder.mkdir()
+        (folder / name).write_bytes(content)
+        out[key] = folder / name
+    return out
+
+
+def schema(name: str) -> dict:
+    return json.loads((DATA / name).read_text())
+
+
+# ---- exit codes ----------------------------------------------------------------------------------------------------
+
+def test_exit_0_clean(files: dict[str, Path]) -> None:
+    r = run("scan", files["clean"])
+    assert r.returncode == 0, r.stderr
+    assert "clean" in r.stdout and "1 file scanned" in r.stderr and "exit 0" in r.stderr
+
+
+def test_exit_1_unsafe(files: dict[str, Path]) -> None:
+    r = run("scan", files["evil"])
+    assert r.returncode == 1
+    assert "dangerous-global" in r.stdout and "os.system" in r.stdout
+    assert "UNSAFE" in r.stderr
+
+
+def test_exit_1_inside_container_with_odd_name(files: dict[str, Path]) -> None:
+    r = run("scan", files["evil_gz"])
+    assert r.returncode == 1
+    assert "[gzip]!model.pt" not in r.stdout and "[gzip]!archive/data.pkl" in r.stdout
+
+
+def test_exit_2_corrupt(files: dict[str, Path]) -> None:
+    r = run("scan", files["corrupt"])
+    assert r.returncode == 2
+    assert "malformed" in r.stdout and "could not be scanned" in r.stderr
+
+
+def test_exit_2_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "w.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # HDF5: holds no pickle, not read
+    r = run("scan", tmp_path)
+    assert r.returncode == 2 and "unsupported-format" in r.stdout
+
+
+def test_exit_3_nothing_scanned(files: dict[str, Path], tmp_path: Path) -> None:
+    r = run("scan", files["text"])
+    assert r.returncode == 3
+    assert "skipped" in r.stderr and "text, not a checkpoint" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("scan", empty).returncode == 3
+
+
+@pytest.mark.parametrize("args", [
+    ("scan",), ("scan", "--format", "xml", "."), ("scan", "/no/such/path"), ("scan", "--jobs", "0", "."),
+    ("scan", "--policy", "/no/such/policy.json", "."), ("frobnicate",), ("info", "/no/such/file"),
+])
+def test_exit_4_usage(args: tuple[str, ...]) -> None:
+    assert run(*args).returncode == 4
+
+
+def test_worst_status_wins(files: dict[str, Path]) -> None:
+    r = run("scan", files["clean"], files["corrupt"], files["evil"], files["text"])
+    assert r.returncode == 1
+    r = run("scan", files["clean"], files["corrupt"], files["text"])
+    assert r.returncode == 2
+
+
+# ---- options -------------------------------------------------------------------------------------------------------
+
+def test_allow_and_policy_file(files: dict[str, Path], tmp_path: Path) -> None:
+    assert run("scan", files["custom"]).returncode == 1
+    assert run("scan", "--allow", "notinstalled_pkg.mod.Config", files["custom"]).returncode == 0
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"allow": ["notinstalled_pkg.mod.Config"]}))
+    assert run("scan", "--policy", policy, files["custom"]).returncode == 0
+    lines = tmp_path / "policy.txt"
+    lines.write_text("# trusted\nnotinstalled_pkg.mod.Config\n")
+    assert run("scan", "--policy", lines, files["custom"]).returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"allow": "x"}')
+    assert run("scan", "--policy", bad, files["custom"]).returncode == 4
+
+
+def test_output_file_quiet_and_no_progress_when_piped(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    r = run("scan", "--format", "json", "--output", out, files["evil"].parent, files["clean"].parent)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "\r" not in r.stderr  # no progress bar when stderr is not a terminal
+    jsonschema.validate(json.loads(out.read_text()), schema("report.schema.json"))
+    q = run("scan", "-q", files["evil"], files["clean"])
+    assert q.returncode == 1 and q.stderr == "" and "model.pt" not in q.stdout and "weights.bin" in q.stdout
+
+
+def test_jobs(tmp_path: Path) -> None:
+    for i in range(12):
+        (tmp_path / f"{i}.pkl").write_bytes(EVIL if i == 7 else BENIGN)
+    r = run("scan", "--jobs", "3", "--format", "json", tmp_path)
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["scanned"] == 12 and doc["summary"]["unsafe"] == 1
+    assert [Path(f["path"]).name for f in doc["files"]] == sorted(f"{i}.pkl" for i in range(12))
+
+
+def test_explain(files: dict[str, Path]) -> None:
+    r = run("scan", "--explain", files["evil"])
+    assert r.returncode == 1
+    assert "decompiled by fickling" in r.stdout and "system('touch MARKER')" in r.stdout
+
+
+# ---- formats -------------------------------------------------------------------------------------------------------
+
+def test_json_schema(files: dict[str, Path]) -> None:
+    r = run("scan", "--format", "json", *(p.parent for p in files.values()))
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, schema("report.schema.json"))
+    assert doc["exit_code"] == r.returncode == 1
+    statuses = {Path(f["path"]).name: f["status"] for f in doc["files"]}
+    assert statuses == {"model.pt": "clean", "weights.bin": "unsafe", "archive.json": "unsafe",
+                        "broken.pkl": "error", "README.md": "skipped", "custom.pkl": "unsafe"}
+
+
+def test_sarif_schema_and_code_scanning_fields(files: dict[str, Path], tmp_path: Path) -> None:
+    r = run("scan", "--format", "sarif", *(p.parent for p in files.values()), cwd=tmp_path)
+    log = json.loads(r.stdout)
+    jsonschema.validate(log, schema("sarif-2.1.0-subset.schema.json"),
+                        format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    run_ = log["runs"][0]
+    rules = [rule["id"] for rule in run_["tool"]["driver"]["rules"]]
+    assert all(rule["help"]["text"] for rule in run_["tool"]["driver"]["rules"])
+    results = run_["results"]
+    assert {res["ruleId"] for res in results} == {"dangerous-global", "unknown-global", "malformed"}
+    for res in results:
+        assert rules[res["ruleIndex"]] == res["ruleId"]
+        assert res["level"] == "error"
+        uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert not uri.startswith("/") and (tmp_path / uri).is_file()  # relative to the checkout
+        assert res["partialFingerprints"]
+    evil = next(res for res in results if res["properties"].get("global") == "os.system")
+    assert evil["locations"][0]["physicalLocation"]["region"]["byteOffset"] == 0
+
+
+def test_text_report_names_location_and_fix(files: dict[str, Path]) -> None:
+    r = run("scan", files["evil_gz"])
+    assert "pickle 0 byte" in r.stdout and "Fix:" in r.stdout and "(GLOBAL)" in r.stdout
+
+
+# ---- folders and caches ----------------------------------------------------------------------------------------------
+
+def test_hf_cache(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / "1111").write_bytes(torch_zip(BENIGN))
+    (repo / "blobs" / "2222").write_text('{"architectures": ["X"]}')
+    (repo / "blobs" / "3333").write_bytes(torch_zip(EVIL))
+    for rev in ("a1", "b2"):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        (snap / "pytorch_model.bin").symlink_to("../../blobs/1111")
+        (snap / "config.json").symlink_to("../../blobs/2222")
+    (repo / "snapshots" / "b2" / "optimizer.pt").symlink_to("../../blobs/3333")
+    r = run("scan", "--format", "json", tmp_path / "hub")
+    doc = json.loads(r.stdout)
+    paths = [f["path"] for f in doc["files"]]
+    assert r.returncode == 1
+    assert len(paths) == 3 and all("/snapshots/" in p for p in paths), paths  # each blob once
+    unsafe = [f for f in doc["files"] if f["status"] == "unsafe"]
+    assert [Path(f["path"]).name for f in unsafe] == ["optimizer.pt"]
+    assert run("scan", repo / "snapshots" / "a1").returncode == 0
+
+
+# ---- info, convert, python -m ----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="samples not found")
+def test_info_torch() -> None:
+    r = run("info", SAMPLES / "pytorch" / "state_dict.pt")
+    assert r.returncode == 0, r.stderr
+    assert "torch-zip" in r.stdout and "protocol 2" in r.stdout and "Python 2.3" in r.stdout
+    assert "torch._utils._rebuild_tensor_v2" in r.stdout
+    assert "conv.weight" in r.stdout and "float32" in r.stdout and "(2, 1, 3, 3)" in r.stdout
+
+
+def test_info_protocol5(tmp_path: Path) -> None:
+    path = tmp_path / "b.pkl"
+    path.write_bytes(PROTO(5) + b"\x96" + (3).to_bytes(8, "little") + b"abc.")  # BYTEARRAY8
+    r = run("info", path)
+    assert r.returncode == 0, r.stderr
+    assert "Python 3.8" in r.stdout and "protocol 5" in r.stdout
+
+
+def test_info_unsafe(files: dict[str, Path]) -> None:
+    r = run("info", files["evil"])
+    assert r.returncode == 1 and "dangerous" in r.stdout and "os.system" in r.stdout
+
+
+def test_convert_missing_or_present(files: dict[str, Path], tmp_path: Path) -> None:
+    import importlib.util
+
+    r = run("convert", files["clean"], tmp_path / "out.safetensors")
+    if importlib.util.find_spec("safeload._convert") is None:
+        assert r.returncode == 4 and "no converter" in r.stderr
+    else:
+        assert r.returncode in (0, 1, 4)
+    assert run("convert", files["clean"]).returncode == 4
+
+
+def test_python_m_and_no_numpy_or_torch(files: dict[str, Path]) -> None:
+    r = subprocess.run([sys.executable, "-m", "safeload", "scan", "-q", files["evil"]], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    code = ("import sys; from safeload._cli import main; "
+            f"rc = main(['scan', '-q', {str(files['clean'])!r}, {str(files['evil'])!r}]); "
+            "print(rc, 'numpy' in sys.modules, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip().splitlines()[-1] == "1 False False", r.stdout + r.stderr
+
+
+def test_pre_commit_hook_definition() -> None:
+    hooks = (Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text()
+    assert "id: safeload-scan" in hooks and "entry: safeload scan" in hooks
