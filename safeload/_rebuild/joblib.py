@@ -73,11 +73,7 @@ def _wrapper_build(vm: Any, pending: Any, state: Any) -> Any:
     else:
         array = _raw_array(vm, state, shape, order, dtype, make_array)
     vm.frame_end = -1  # the bytes after the array are outside the frame that ended before it
-    if subclass is np.matrix:
-        if array.ndim != 2:
-            raise vm.fail("numpy.matrix data that is not 2-D")
-        array = array.view(np.matrix)
-    return array
+    return array  # a plain ndarray for matrix and memmap too, as joblib.load gives with numpy 2
 
 
 def _raw_array(vm: Any, state: dict[str, Any], shape: tuple[int, ...], order: str, dtype: Any, make_array: Any) -> Any:
