@@ -20,14 +20,11 @@ checkpoint: an empty or a text file; the reason is kept).
 
 from __future__ import annotations
 
-import bz2
 import dataclasses
 import io
-import lzma
 import mmap
 import os
 import stat
-import tarfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -289,6 +286,9 @@ class _Budget:
 
 
 def _decompressor(kind: str) -> Any:
+    import bz2
+    import lzma
+
     if kind == "gzip":
         return zlib.decompressobj(31)
     if kind == "bz2":
@@ -391,7 +391,7 @@ class _Scanner:
                 return self._checkpoint(data, chain, kind, depth)
         except SafeLoadError as err:
             self.error(err, chain)
-        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        except (EOFError, OSError, ValueError, zlib.error, *_container_errors()) as exc:
             self.error(FormatError(f"Cannot read the {kind} container", why=str(exc) or type(exc).__name__), chain)
         return kind
 
@@ -408,7 +408,7 @@ class _Scanner:
                 # ']' is EMPTY_LIST in protocol 0, and also how an lzma-alone stream (joblib .lzma) begins
                 try:
                     inner = _decompress("lzma", data, self.budget)
-                except (SafeLoadError, lzma.LZMAError):
+                except (SafeLoadError, *_container_errors()):
                     pass
                 else:
                     self.blob(inner, chain + ("[lzma]",), depth + 1)
@@ -475,6 +475,8 @@ class _Scanner:
             self.blob(zf.read(name), chain + (name,), depth + 1)
 
     def _tar(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
+        import tarfile
+
         if detect(data) == "pickle":  # a tar's first bytes are a member name, which can spell a pickle
             probe = self._observe(data, chain, "pickle")
             if probe.seen_globals or probe.error is None:
@@ -555,7 +557,19 @@ def _read_7z(archive: Any, budget: _Budget) -> dict[str, bytes]:
     return out
 
 
-def _tar_kind(info: tarfile.TarInfo) -> str:
+def _container_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions the stdlib readers raise on bad input (imported only once a container is met)."""
+    import lzma
+    import sys
+
+    errors: list[type[BaseException]] = [lzma.LZMAError]
+    tarfile = sys.modules.get("tarfile")
+    if tarfile is not None:
+        errors.append(tarfile.TarError)
+    return tuple(errors)
+
+
+def _tar_kind(info: Any) -> str:
     if info.issym() or info.islnk():
         return f"a link to {info.linkname!r}"
     return "a special file"
@@ -699,9 +713,10 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[s
         if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{raw}: no such file or folder")
         if path.is_dir():
-            root = _hf_repo_root(path.resolve())
+            resolved = path.resolve()
+            root = _hf_repo_root(resolved)
             for entry in _walk(path):
-                _add(files, skipped, entry, root)
+                _add(files, skipped, entry, root, (str(path), str(resolved)))
         else:
             _add(files, skipped, path, None)
     ordered = sorted(files.items(), key=lambda kv: kv[1])
@@ -719,15 +734,17 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield link  # reported as skipped: symlinked folders are not followed
 
 
-def _add(files: dict[str, str], skipped: list[FileReport], path: Path, root: Path | None) -> None:
+def _add(files: dict[str, str], skipped: list[FileReport], path: Path, root: Path | None,
+         base: tuple[str, str] | None = None) -> None:
     display = str(path)
+    linked = os.path.islink(display)
+    real = os.path.realpath(display) if linked or base is None else display
     try:
-        real = path.resolve(strict=True)
-        mode = real.stat().st_mode
-    except (OSError, RuntimeError):
-        skipped.append(FileReport(display, SKIPPED, reason="broken symlink"))
+        mode = os.stat(real).st_mode
+    except OSError:
+        skipped.append(FileReport(display, SKIPPED, reason="broken symlink" if linked else "cannot be read"))
         return
-    if root is not None and path.is_symlink() and not real.is_relative_to(root):
+    if root is not None and linked and not Path(real).is_relative_to(root):
         skipped.append(FileReport(display, SKIPPED, reason=f"symlink to {real}, outside the scanned folder"))
         return
     if stat.S_ISDIR(mode):
@@ -736,7 +753,8 @@ def _add(files: dict[str, str], skipped: list[FileReport], path: Path, root: Pat
     if not stat.S_ISREG(mode):
         skipped.append(FileReport(display, SKIPPED, reason="not a regular file"))
         return
-    key = str(real)
+    # os.walk does not follow folder links, so below the (resolved) folder a plain file's real path is its own
+    key = real if linked or base is None else os.path.join(base[1], os.path.relpath(display, base[0]))
     previous = files.get(key)
     # Hugging Face caches: prefer the snapshots/<rev>/name a user knows over blobs/<sha>
     if previous is None or ("/blobs/" in previous and "/blobs/" not in display):

@@ -1,0 +1,117 @@
+"""``safeload scan`` against picklescan, modelscan and fickling, each run as a whole command on the same files.
+
+Workloads (generated in a temporary folder, never in the repo):
+  * a ~500 MB torch checkpoint (``torch.save`` of a state_dict)
+  * a folder of 1000 small pickles
+  * the real samples in ../shared/samples (if present)
+
+Each command runs ``--repeat`` times; the best wall time counts. Ratios are against picklescan, in the same run.
+fickling has no folder mode: for folders it is timed as one Python process calling ``fickling.is_likely_safe``
+on each file (its CLI would pay its start-up 1000 times). A tool that is not installed is reported as such.
+
+    python bench/bench_scan.py [--size-mb 500] [--small 1000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+_FICKLING_LOOP = (
+    "import sys, pathlib, fickling\n"
+    "for p in sorted(pathlib.Path(sys.argv[1]).rglob('*')):\n"
+    "    if p.is_file():\n"
+    "        try: fickling.is_likely_safe(str(p))\n"
+    "        except Exception: pass\n"
+)
+
+
+def make_checkpoint(folder: Path, size_mb: int) -> Path:
+    import torch
+
+    n = max(1, size_mb // 8)
+    state = {f"layer{i}.weight": torch.randn(1024, 2048) for i in range(n)}  # 8 MiB each
+    path = folder / "big" / "model.pt"
+    path.parent.mkdir()
+    torch.save(state, path)
+    return path.parent
+
+
+def make_small(folder: Path, count: int) -> Path:
+    out = folder / "small"
+    out.mkdir()
+    for i in range(count):
+        obj = {"step": i, "lr": 0.001 * i, "names": [f"p{j}" for j in range(20)], "shape": (i % 7, 3)}
+        (out / f"{i:04d}.pkl").write_bytes(pickle.dumps(obj, protocol=4))
+    return out
+
+
+def commands(target: Path, is_folder: bool) -> dict[str, list[str] | None]:
+    def tool(name: str) -> str | None:
+        path = BIN / name
+        return str(path) if path.exists() else shutil.which(name)
+
+    found = {name: tool(name) for name in ("safeload", "picklescan", "modelscan", "fickling")}
+    fickling = None
+    if found["fickling"]:
+        if is_folder:
+            fickling = [sys.executable, "-c", _FICKLING_LOOP, str(target)]
+        else:
+            files = [p for p in target.rglob("*") if p.is_file()]
+            fickling = [found["fickling"], "--check-safety", str(files[0])] if len(files) == 1 else None
+    return {
+        "safeload scan": [found["safeload"], "scan", "-q", str(target)] if found["safeload"] else None,
+        "picklescan": [found["picklescan"], "-p", str(target)] if found["picklescan"] else None,
+        "modelscan": [found["modelscan"], "-p", str(target)] if found["modelscan"] else None,
+        "fickling": fickling,
+    }
+
+
+def best_time(argv: list[str], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=3600)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=500)
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        workloads = [(f"torch checkpoint, {args.size_mb} MB", make_checkpoint(root, args.size_mb), False),
+                     (f"{args.small} small pickles", make_small(root, args.small), True)]
+        if SAMPLES.is_dir():
+            workloads.append(("mixed real samples", SAMPLES, True))
+        rows = []
+        for label, target, is_folder in workloads:
+            times: dict[str, float | None] = {}
+            for name, argv in commands(target, is_folder or label.startswith("mixed")).items():
+                times[name] = best_time(argv, args.repeat) if argv else None
+            base = times.get("picklescan")
+            for name, seconds in times.items():
+                ratio = f"{seconds / base:.2f}x" if seconds is not None and base else "-"
+                shown = f"{seconds:.3f}" if seconds is not None else "not run"
+                rows.append((label, name, shown, ratio))
+    print(f"| workload | tool | best of {args.repeat}, s | vs picklescan |")
+    print("|---|---|---:|---:|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
