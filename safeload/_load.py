@@ -138,6 +138,10 @@ def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
 
 
 def _load_bytes(data: bytes, opts: Options) -> Any:
+    from ._containers.torch import is_torch_tar, load_torch_tar
+
+    if is_torch_tar(data):  # before pickle: a tar's first member name can look like protocol-0 opcodes
+        return load_torch_tar(data, opts, run_pickle)
     kind = detect(data)
     if kind == "pickle":
         from ._containers.torch import is_torch_legacy, load_torch_legacy

@@ -234,3 +234,81 @@ def test_backward_hooks_refused(tmp_path):
             dst.writestr(n, blobs[n])
     with pytest.raises(safeload.SafeLoadError, match="backward_hooks"):
         safeload.loads(buf.getvalue())
+
+
+def write_tar_checkpoint(path, obj_tensors, extra=None):
+    """A checkpoint in the tar format of torch < 0.4, written the way torch's own reader expects it
+    (torch/serialization.py legacy_load): sys_info, storages (+ views), tensors and the main pickle."""
+    import struct
+    import tarfile
+
+    storages, tensors = io.BytesIO(), io.BytesIO()
+    pickle.dump(1, storages, protocol=2)
+    base = torch.arange(12, dtype=torch.float32)
+    pickle.dump((0, "cpu", torch.FloatStorage), storages, protocol=2)
+    storages.write(struct.pack("<q", 12) + base.numpy().tobytes())
+    pickle.dump([(1, 0, 4, 8)], storages, protocol=2)  # storage 1: a view of elements 4..11 of storage 0
+    layouts = {10: (0, (3, 4), (4, 1), 0), 11: (0, (4, 3), (1, 4), 0), 12: (1, (2, 2), (2, 1), 2)}
+    pickle.dump(len(layouts), tensors, protocol=2)
+    for key, (sid, size, stride, offset) in layouts.items():
+        pickle.dump((key, sid, torch.FloatTensor), tensors, protocol=2)
+        tensors.write(struct.pack("<i", len(size)) + b"\0\0\0\0" + struct.pack(f"<{len(size)}q", *size)
+                      + struct.pack(f"<{len(size)}q", *stride) + struct.pack("<q", offset))
+
+    class MainPickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return str(obj.key) if isinstance(obj, TensorRef) else None
+
+    class TensorRef:
+        def __init__(self, key):
+            self.key = key
+
+    main = io.BytesIO()
+    MainPickler(main, protocol=2).dump({"w": TensorRef(10), "wt": TensorRef(11), "view": TensorRef(12),
+                                        "epoch": 7, **(extra or {})})
+    sys_info = io.BytesIO()
+    pickle.dump({"protocol_version": 1001, "little_endian": True,
+                 "type_sizes": {"short": 2, "int": 4, "long": 4}}, sys_info, protocol=2)
+    with tarfile.open(path, "w:", format=tarfile.PAX_FORMAT) as tar:
+        for name, buf in (("sys_info", sys_info), ("storages", storages), ("tensors", tensors), ("pickle", main)):
+            info = tarfile.TarInfo(name)
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+
+
+def test_tar_format_matches_torch_load(tmp_path):
+    path = tmp_path / "old.pt"
+    write_tar_checkpoint(path, None)
+    theirs = torch.load(path, weights_only=False)  # torch itself reads this format only with weights_only=False
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
+    ours = safeload.load(path)
+    assert_same(ours, theirs)
+    assert torch.equal(ours["view"], torch.tensor([[6.0, 7.0], [8.0, 9.0]]))
+    arrays = safeload.load(path, tensors="numpy")
+    assert arrays["wt"].tolist() == theirs["wt"].tolist()
+
+
+def test_tar_format_refuses_unsafe_globals_and_bad_views(tmp_path):
+    path = tmp_path / "old.pt"
+    write_tar_checkpoint(path, None, extra={"cb": print})
+    with pytest.raises(safeload.UnsafeGlobalError, match="builtins.print"):
+        safeload.load(path)
+
+
+def test_torchscript_archive_refused(tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    with pytest.raises(safeload.FormatError, match="TorchScript") as info:
+        safeload.load(path)
+    assert "state_dict" in str(info.value)
+
+
+def test_quantized_and_sparse_tensors_refused_with_a_reason(tmp_path):
+    q = torch.quantize_per_tensor(torch.rand(4), 0.1, 0, torch.quint8)
+    sparse = torch.eye(3).to_sparse()
+    for name, obj in (("quantized", q), ("sparse", sparse)):
+        path = tmp_path / f"{name}.pt"
+        torch.save({"t": obj}, path)
+        with pytest.raises(safeload.SafeLoadError, match="(?i)" + name):
+            safeload.load(path)

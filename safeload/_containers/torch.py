@@ -14,11 +14,11 @@ import struct
 import sys
 from typing import Any
 
-from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, storage_dtype
+from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, check_view, storage_dtype
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
-__all__ = ["load_torch_zip", "load_torch_legacy", "is_torch_legacy"]
+__all__ = ["is_torch_legacy", "is_torch_tar", "load_torch_legacy", "load_torch_tar", "load_torch_zip", "pickle_at"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
@@ -291,6 +291,16 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
 
 # ---- legacy format ----------------------------------------------------------------------------------------------
 
+def pickle_at(data: Any, pos: int, opts: Any, run_pickle: Any, part: str, **kw: Any) -> tuple[Any, int]:
+    """Run the pickle that starts at ``pos`` in a stream of several; return it and where the next one starts."""
+    from .._opcodes import iter_ops
+
+    end = pos
+    for _spec, _arg, off in iter_ops(data, pos):
+        end = off + 1
+    return run_pickle(data, pos, opts, end=end, whole=True, member=part, **kw), end
+
+
 def is_torch_legacy(data: Any) -> bool:
     return bytes(data[: len(_LEGACY_PREFIX)]) == _LEGACY_PREFIX
 
@@ -304,10 +314,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
                               "map either", fix="Load it without mmap, or re-save it with safeload.save")
 
     def next_pickle(pos: int, part: str) -> tuple[Any, int]:
-        end = pos
-        for spec, _arg, off in iter_ops(data, pos):
-            end = off + 1
-        return run_pickle(data, pos, opts, end=end, whole=True, member=part), end
+        return pickle_at(data, pos, opts, run_pickle, part)
 
     magic, pos = next_pickle(0, "legacy magic number")
     if magic != _LEGACY_MAGIC:
@@ -418,3 +425,138 @@ def _with_tensors(opts: Any, tensors: str) -> Any:
 
 
 _ = storage_dtype
+
+
+# ---- the tar format (torch < 0.4) -------------------------------------------------------------------------------
+
+_TAR_MEMBERS = ("sys_info", "storages", "tensors", "pickle")
+
+
+def is_torch_tar(data: Any) -> bool:
+    return len(data) >= 512 and bytes(data[257:262]) == b"ustar"
+
+
+def _tar_members(data: Any, max_members: int) -> dict[str, bytes]:
+    """The regular members of a tar archive by name, read from memory: nothing is extracted to disk."""
+    import io
+    import tarfile
+
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tar:
+            for count, info in enumerate(tar, start=1):
+                if count > max_members:
+                    raise FormatError(f"The tar archive has more than {max_members} members")
+                if not info.isreg():
+                    raise FormatError(f"Tar member {info.name!r} is not a regular file", member=info.name,
+                                      why="links and devices in a checkpoint are a path-traversal trick")
+                if info.name in out:
+                    raise FormatError(f"Duplicate tar member {info.name!r}", member=info.name,
+                                      why="two members with one name are read differently by different tools")
+                handle = tar.extractfile(info)
+                out[info.name] = handle.read() if handle is not None else b""
+    except tarfile.TarError as exc:
+        raise FormatError("Malformed tar archive", why=str(exc)) from None
+    return out
+
+
+def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
+    """The tar checkpoints of torch < 0.4: sys_info, storages, tensors and pickle members."""
+    members = _tar_members(data, opts.policy.limits.max_members)
+    missing = [m for m in ("storages", "tensors", "pickle") if m not in members]
+    extra = sorted(set(members) - set(_TAR_MEMBERS))
+    if missing or extra:
+        raise FormatError("Not a torch tar checkpoint", why=f"missing {missing}, unexpected {extra}")
+    if opts.mmap:
+        raise FormatError("mmap=True needs the zip checkpoint format", why="this is a torch < 0.4 tar file",
+                          fix="Load it without mmap, or re-save it with safeload.save")
+    byteswap = False
+    if "sys_info" in members:
+        sys_info, _ = pickle_at(members["sys_info"], 0, opts, run_pickle, "sys_info")
+        if type(sys_info) is not dict or sys_info.get("little_endian") not in (True, False):
+            raise FormatError("Torch tar sys_info is malformed", member="sys_info")
+        byteswap = (sys_info["little_endian"] is True) != (sys.byteorder == "little")
+    builder = tensor_builder(opts, byteswap)
+    order = ">" if byteswap else "<"
+
+    # storages: a count, then (key, location, storage type) pickles each followed by int64 numel + bytes,
+    # then a list of views (target, root, offset, numel)
+    raw = members["storages"]
+    count, pos = pickle_at(raw, 0, opts, run_pickle, "storages")
+    if type(count) is not int or count < 0 or count > len(raw):
+        raise FormatError("Torch tar storage count is malformed", member="storages")
+    storages: dict[Any, Storage] = {}
+    for _ in range(count):
+        head, pos = pickle_at(raw, pos, opts, run_pickle, "storages")
+        if type(head) is not tuple or len(head) != 3 or type(head[1]) is not str:
+            raise FormatError("Torch tar storage header is malformed", member="storages", offset=pos)
+        key, location, stype = head
+        dtype = storage_dtype_of(stype)
+        if pos + 8 > len(raw):
+            raise FormatError("Torch tar storage is truncated", member="storages", offset=pos)
+        (numel,) = struct.unpack_from(order + "q", raw, pos)
+        size = numel * TORCH_DTYPES[dtype][0]
+        if numel < 0 or pos + 8 + size > len(raw):
+            raise FormatError(f"Torch tar storage {key!r} claims {numel} elements beyond the member",
+                              member="storages", offset=pos)
+        if key in storages:
+            raise FormatError(f"Torch tar storage {key!r} appears twice", member="storages", offset=pos)
+        buf = None if opts.tensors == "none" else bytearray(raw[pos + 8 : pos + 8 + size])
+        storages[key] = Storage(str(key), dtype, numel, location, buf)
+        pos += 8 + size
+    views, pos = pickle_at(raw, pos, opts, run_pickle, "storages")
+    if type(views) is not list or pos != len(raw):
+        raise FormatError("Torch tar storage views are malformed, or data follows them", member="storages")
+    for view in views:
+        if type(view) is not tuple or len(view) != 4 or view[1] not in storages or view[0] in storages:
+            raise FormatError("Torch tar storage view is malformed", member="storages")
+        target, root_key, offset, numel = view
+        root = storages[root_key]
+        if type(offset) is not int or type(numel) is not int or offset < 0 or numel < 0 or offset + numel > root.numel:
+            raise FormatError(f"Torch tar storage view {target!r} lies outside storage {root_key!r}",
+                              member="storages")
+        es = TORCH_DTYPES[root.dtype][0]
+        buf = None if root.buffer is None else memoryview(root.buffer)[offset * es : (offset + numel) * es]
+        storages[target] = Storage(f"{root.key}@{offset}", root.dtype, numel, root.location, buf)
+
+    # tensors: a count, then (key, storage key, tensor type) pickles each followed by ndim, sizes, strides, offset
+    raw = members["tensors"]
+    count, pos = pickle_at(raw, 0, opts, run_pickle, "tensors")
+    if type(count) is not int or count < 0 or count > len(raw):
+        raise FormatError("Torch tar tensor count is malformed", member="tensors")
+    tensors: dict[int, Any] = {}
+    for _ in range(count):
+        head, pos = pickle_at(raw, pos, opts, run_pickle, "tensors")
+        if type(head) is not tuple or len(head) != 3 or head[1] not in storages or type(head[0]) is not int:
+            raise FormatError("Torch tar tensor header is malformed", member="tensors", offset=pos)
+        key, storage_key, _tensor_type = head
+        if pos + 8 > len(raw):
+            raise FormatError("Torch tar tensor is truncated", member="tensors", offset=pos)
+        (ndim,) = struct.unpack_from(order + "i", raw, pos)
+        if not 0 <= ndim <= 64 or pos + 16 + 16 * ndim > len(raw):
+            raise FormatError(f"Torch tar tensor {key} has a bad rank {ndim}", member="tensors", offset=pos)
+        size = struct.unpack_from(f"{order}{ndim}q", raw, pos + 8)
+        stride = struct.unpack_from(f"{order}{ndim}q", raw, pos + 8 + 8 * ndim)
+        (offset,) = struct.unpack_from(order + "q", raw, pos + 8 + 16 * ndim)
+        pos += 16 + 16 * ndim
+        storage = storages[storage_key]
+        if offset < 0:
+            raise FormatError(f"Torch tar tensor {key} has a negative offset", member="tensors")
+        with error_context(member="tensors"):
+            check_view(storage, storage.dtype, offset, size, stride)
+        tensors[key] = builder.tensor(storage, storage.dtype, offset, size, stride, False)
+    if pos != len(raw):
+        raise FormatError("Data follows the last torch tar tensor", member="tensors", offset=pos)
+
+    def persistent_load(pid: Any) -> Any:
+        if type(pid) is tuple and pid:
+            return pid[0]  # a module container (class, source file, source): the class, already policy-checked
+        try:
+            return tensors[int(pid)]
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"Persistent id {pid!r:.40} names no tensor of this checkpoint",
+                              member="pickle") from None
+
+    result, _end = pickle_at(members["pickle"], 0, opts, run_pickle, "pickle", persistent_load=persistent_load,
+                             context={"tensor_builder": builder})
+    return result

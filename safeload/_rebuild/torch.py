@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import FormatError
 from ..policy import Entry
 
-__all__ = ["ENTRIES", "Storage", "StorageType", "TorchDType", "TORCH_DTYPES"]
+__all__ = ["ENTRIES", "Storage", "StorageType", "TorchDType", "TORCH_DTYPES", "check_view"]
 
 # torch dtype name -> (itemsize, numpy dtype or ml_dtypes name)
 TORCH_DTYPES: dict[str, tuple[int, str]] = {
@@ -120,34 +120,39 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
         raise vm.fail("Tensor storage offset is not a non-negative int")
     size = _ints(vm, size, "size")
     stride = _ints(vm, stride, "stride")
-    if len(size) != len(stride) or any(n < 0 for n in size) or any(s < 0 for s in stride):
-        raise vm.fail("Tensor size and stride disagree or are negative")
     if type(requires_grad) is not bool:
         raise vm.fail("requires_grad is not a bool")
     _empty_hooks(vm, hooks)
     if metadata is not None and not (type(metadata) in (dict, OrderedDict) and not metadata):
         raise vm.fail("Tensor carries metadata", "safeload rebuilds plain tensors only")
     dtype = dtype_name or storage.dtype
-    if dtype not in TORCH_DTYPES:
-        raise vm.fail(f"Tensor dtype torch.{dtype} is not supported",
-                      "quantized, sparse and exotic dtypes are refused rather than guessed")
-    itemsize = TORCH_DTYPES[dtype][0]
-    if storage.nbytes() % itemsize:
-        raise vm.fail(f"Storage {storage.key!r} of {storage.nbytes()} bytes does not hold whole {dtype} elements")
-    numel_elems = storage.nbytes() // itemsize
-    if all(n > 0 for n in size):
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= numel_elems:
-            raise vm.fail(
-                f"Tensor view reaches element {last} of storage {storage.key!r}, which holds {numel_elems}",
-                "an offset, size or stride beyond the record would read memory outside it")
-    elif offset > numel_elems:
-        raise vm.fail(f"Tensor offset {offset} is beyond storage {storage.key!r}")
+    check_view(storage, dtype, offset, size, stride)
     builder = vm.context.get("tensor_builder")
     if builder is None:
         raise vm.fail("Tensor outside a torch checkpoint", "torch._utils rebuild calls only make sense inside a "
                       "checkpoint whose storages safeload opened")
     return builder.tensor(storage, dtype, offset, size, stride, requires_grad)
+
+
+def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    """Refuse a view that would address anything outside its storage record (Python ints: no overflow)."""
+    if len(size) != len(stride) or any(n < 0 for n in size) or any(s < 0 for s in stride):
+        raise FormatError("Tensor size and stride disagree or are negative")
+    if dtype not in TORCH_DTYPES:
+        raise FormatError(f"Tensor dtype torch.{dtype} is not supported",
+                          why="quantized, sparse and exotic dtypes are refused rather than guessed")
+    itemsize = TORCH_DTYPES[dtype][0]
+    if storage.nbytes() % itemsize:
+        raise FormatError(f"Storage {storage.key!r} of {storage.nbytes()} bytes does not hold whole {dtype} elements")
+    numel_elems = storage.nbytes() // itemsize
+    if all(n > 0 for n in size):
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        if last >= numel_elems:
+            raise FormatError(
+                f"Tensor view reaches element {last} of storage {storage.key!r}, which holds {numel_elems}",
+                why="an offset, size or stride beyond the record would read memory outside it")
+    elif offset > numel_elems:
+        raise FormatError(f"Tensor offset {offset} is beyond storage {storage.key!r}")
 
 
 def _rebuild_tensor_v2(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -250,6 +255,9 @@ def _entries() -> tuple[Entry, ...]:
         out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", dtype), reason="a storage class, as a value"))
         out.append(Entry(f"torch.cuda.{cls}", value=StorageType(f"torch.cuda.{cls}", dtype),
                          reason="a CUDA storage class, as a value"))
+    for cls in _STORAGE_CLASSES:  # torch.FloatTensor & co., as the old tar format names tensor types
+        tensor_cls = cls.replace("Storage", "Tensor")
+        out.append(Entry(f"torch.{tensor_cls}", value=TensorType(tensor_cls), reason="a tensor class, as a value"))
     for cls in _QUANTIZED:
         out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", "q:" + cls), reason="quantized storage"))
     out.append(Entry("torch.storage.UntypedStorage", value=StorageType("torch.storage.UntypedStorage", None),
