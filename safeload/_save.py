@@ -1099,7 +1099,13 @@ def _plain_pickle(obj: Any, protocol: int, pickle_module: Any, walker: _Walker) 
             return (newobj, (type(value),), packed, listitems, items)
 
     buf = io.BytesIO()
-    Pickler(buf, protocol=protocol).dump(obj)
+    try:
+        Pickler(buf, protocol=protocol).dump(obj)
+    except RecursionError:
+        raise LimitExceededError("max_depth", sys.getrecursionlimit(), sys.getrecursionlimit(),
+                                 what=f"{ROOT} is nested deeper than pickle can write as a plain pickle",
+                                 fix="Flatten the data, or save it with a tensor so that it is written in the torch "
+                                     "format, whose writer has no depth limit below safeload.load's") from None
     return buf.getvalue()
 
 
