@@ -462,3 +462,49 @@ def test_state_dict_rejects_other_objects():
     stub.state = {"foo": 1}
     with pytest.raises(TypeError):
         state_dict(stub)
+
+
+# ---- the opt-in scikit-learn policy --------------------------------------------------------------------------------
+
+def test_sklearn_policy_rebuilds_working_estimators(tmp_path):
+    joblib = pytest.importorskip("joblib")
+    pytest.importorskip("sklearn")
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from safeload.policies import sklearn as sk
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    y = (x[:, 0] > 0).astype(int)
+    model = make_pipeline(StandardScaler(), PCA(n_components=3), LogisticRegression()).fit(x, y)
+    for ext, dump in ((".joblib", lambda m, p: joblib.dump(m, p)), (".pkl", lambda m, p: p.write_bytes(
+            __import__("pickle").dumps(m, protocol=4)))):
+        path = tmp_path / f"m{ext}"
+        dump(model, path)
+        got = safeload.load(path, policy=sk.POLICY)
+        assert type(got) is type(model)
+        np.testing.assert_array_equal(got.predict_proba(x), model.predict_proba(x))
+    for name in ("linreg.joblib", "pipeline_logreg.joblib.xz", "linreg.pkl"):
+        assert not isinstance(safeload.load(JOBLIB / name, policy=sk.POLICY), safeload.Stub)
+
+
+def test_sklearn_policy_refuses_what_it_does_not_list():
+    pytest.importorskip("sklearn")
+    from safeload.policies import sklearn as sk
+
+    with pytest.raises(safeload.UnsafeGlobalError):
+        safeload.load(JOBLIB / "tree.joblib", policy=sk.POLICY)  # sklearn.tree._tree.Tree: native state
+    from corpus import BUILD, EMPTY_DICT, EMPTY_TUPLE, NEWOBJ, PROTO, SETITEM, SG, SHORT_BINUNICODE, STOP
+
+    est = SG("sklearn.linear_model._base", "LinearRegression") + EMPTY_TUPLE + NEWOBJ
+    for state in (EMPTY_DICT + SHORT_BINUNICODE("__class__") + SG("builtins", "dict") + SETITEM,
+                  EMPTY_DICT + SHORT_BINUNICODE("coef_") + SG("collections", "OrderedDict") + SETITEM,
+                  EMPTY_DICT + SHORT_BINUNICODE("f") + SG("os", "system") + SETITEM):
+        with pytest.raises(safeload.SafeLoadError):
+            safeload.loads(PROTO(4) + est + state + BUILD + STOP, policy=sk.POLICY, unknown="stub")
+    ok = safeload.loads(PROTO(4) + est + EMPTY_DICT + SHORT_BINUNICODE("fit_intercept") + b"\x88" + SETITEM + BUILD
+                        + STOP, policy=sk.POLICY)
+    assert ok.fit_intercept is True

@@ -1,0 +1,428 @@
+"""Route the frameworks' own load functions through safeload: ``patch()``, ``unpatch()``, ``patched()``.
+
+Wrapped, for whichever of these modules can be imported:
+
+=============  ==========================================================================================
+torch          ``torch.load`` (any ``weights_only``, ``pickle_module`` ignored), ``torch.save`` (checked)
+numpy          ``numpy.load``: with ``allow_pickle=True``, pickled data and object arrays go through safeload;
+               everything else is numpy's own loader with ``allow_pickle=False``. ``.npz`` files stay lazy
+               ``NpzFile`` objects whose object members are read by safeload.
+joblib         ``joblib.load``, ``joblib.dump`` (protocol pinned, checked)
+paddle         ``paddle.load`` (with Paddle's own post-processing: name table, split parameters, Tensors),
+               ``paddle.save`` (protocol pinned, checked)
+megengine      ``megengine.load`` (MegEngine tensors rebuilt from checked arrays), ``megengine.save``
+pickle         ``pickle.load``, ``pickle.loads``, ``pickle.Unpickler``
+=============  ==========================================================================================
+
+Each wrapper keeps the wrapped function's signature (``functools.wraps``; ``inspect.signature`` shows the
+original) and return types. A refusal raises the same :class:`safeload.SafeLoadError` as ``safeload.load``. The
+wrapped savers write with a pinned pickle protocol (``save_protocol``, default 4; torch keeps protocol 2, the
+only one ``torch.load(weights_only=True)`` reads inside its zip format) unless the caller names one, then load
+what they wrote back with safeload and raise if it would be refused. ``unpatch()`` restores the originals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import io
+import os
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import FormatError, SafeLoadError
+
+__all__ = ["TARGETS", "Unpickler", "patch", "patched", "unpatch"]
+
+TARGETS = ("torch", "numpy", "joblib", "paddle", "megengine", "pickle")
+
+# (module object, attribute) -> original value, for everything currently patched
+_ORIGINALS: dict[tuple[Any, str], Any] = {}
+_PATCHED: dict[str, dict[str, Any]] = {}  # target -> the settings it was patched with
+
+
+class _Settings:
+    __slots__ = ("policy", "allow", "unknown", "save_protocol")
+
+    def __init__(self, policy: Any, allow: Any, unknown: str, save_protocol: int) -> None:
+        self.policy, self.allow, self.unknown, self.save_protocol = policy, tuple(allow), unknown, save_protocol
+
+    def load_kwargs(self) -> dict[str, Any]:
+        return {"policy": self.policy, "allow": self.allow, "unknown": self.unknown}
+
+
+def patch(*targets: str, policy: Any = None, allow: Any = (), unknown: str = "raise", save_protocol: int = 4) -> list[str]:
+    """Route the named frameworks' loaders through safeload (no names: every importable one of :data:`TARGETS`).
+
+    ``policy``, ``allow`` and ``unknown`` are used for every wrapped load (``safeload.policies.sklearn`` lets
+    ``joblib.load`` rebuild common estimators). Returns the targets that were patched. A named target that cannot
+    be imported raises ImportError; unnamed ones are skipped.
+    """
+    if unknown not in ("raise", "stub"):
+        raise ValueError(f"unknown must be 'raise' or 'stub', not {unknown!r}")
+    if not 2 <= save_protocol <= 5:
+        raise ValueError("save_protocol must be 2 to 5")
+    explicit = bool(targets)
+    for t in targets:
+        if t not in TARGETS:
+            raise ValueError(f"safeload cannot patch {t!r}; it patches {', '.join(TARGETS)}")
+    settings = _Settings(policy, allow, unknown, save_protocol)
+    done = []
+    for target in targets or TARGETS:
+        try:
+            module = importlib.import_module(target)
+        except ImportError:
+            if explicit:
+                raise
+            continue
+        _INSTALLERS[target](module, settings)
+        _PATCHED[target] = {"policy": policy, "allow": allow, "unknown": unknown, "save_protocol": save_protocol}
+        done.append(target)
+    return done
+
+
+def unpatch(*targets: str) -> None:
+    """Restore the original functions (no names: everything patched)."""
+    wanted = set(targets) if targets else None
+    for (owner, attr), original in list(_ORIGINALS.items()):
+        target = _target_of(owner)
+        if wanted is not None and target not in wanted:
+            continue
+        setattr(owner, attr, original)
+        del _ORIGINALS[(owner, attr)]
+    for target in list(_PATCHED):
+        if wanted is None or target in wanted:
+            del _PATCHED[target]
+
+
+@contextlib.contextmanager
+def patched(*targets: str, **settings: Any) -> Iterator[list[str]]:
+    """``with safeload.patched(): ...``: patch for the block, then restore what was there before."""
+    before = dict(_PATCHED)
+    done = patch(*targets, **settings)
+    try:
+        yield done
+    finally:
+        unpatch(*done)
+        for target in done:
+            if target in before:  # it was patched before the block: put that back
+                patch(target, **before[target])
+
+
+def _target_of(owner: Any) -> str:
+    name = getattr(owner, "__name__", "") or getattr(owner, "__module__", "")
+    return name.split(".")[0]
+
+
+def _install(owner: Any, attr: str, make: Any) -> None:
+    key = (owner, attr)
+    original = _ORIGINALS.get(key, getattr(owner, attr))
+    wrapper = make(original)
+    _ORIGINALS[key] = original
+    setattr(owner, attr, wrapper)
+
+
+def _load(f: Any, settings: _Settings, **kw: Any) -> Any:
+    from ._load import load
+
+    return load(f, **settings.load_kwargs(), **kw)
+
+
+def _check_written(f: Any, start: int | None, settings: _Settings, what: str) -> None:
+    """Load back what a wrapped saver wrote; raise if safeload would refuse it."""
+    from ._load import load, loads
+
+    try:
+        if isinstance(f, (str, os.PathLike)):
+            load(f, **settings.load_kwargs(), tensors="numpy", mmap=True)
+        elif start is not None:
+            end = f.tell()
+            f.seek(start)
+            data = f.read(end - start)
+            f.seek(end)
+            loads(data, **settings.load_kwargs(), tensors="numpy")
+    except SafeLoadError as err:
+        err.what = f"{what} wrote a file that safeload would refuse: {err.what}"
+        raise
+
+
+def _start_of(f: Any) -> int | None:
+    if isinstance(f, (str, os.PathLike)):
+        return None
+    try:
+        return f.tell() if f.seekable() and f.readable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# ---- torch ----------------------------------------------------------------------------------------------------------
+
+def _install_torch(torch: Any, settings: _Settings) -> None:
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights_only: Any = None,
+                 mmap: Any = None, **pickle_load_args: Any) -> Any:
+            pickle_load_args.pop("encoding", None)  # torch passes utf-8; safeload decodes py2 strings as latin1
+            return _load(f, settings, map_location=map_location, mmap=bool(mmap), tensors="torch",
+                         **pickle_load_args)
+
+        return load
+
+    def make_save(original: Any) -> Any:
+        @functools.wraps(original)
+        def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
+            start = _start_of(f)
+            result = original(obj, f, *args, **kwargs)
+            _check_written(f, start, settings, "torch.save")
+            return result
+
+        return save
+
+    _install(torch, "load", make_load)
+    _install(torch, "save", make_save)
+
+
+# ---- numpy ----------------------------------------------------------------------------------------------------------
+
+def _install_numpy(np: Any, settings: _Settings) -> None:
+    npz_class = _safe_npz_class(np, settings)
+
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(file: Any, mmap_mode: Any = None, allow_pickle: bool = False, fix_imports: bool = True,
+                 encoding: str = "ASCII", **kwargs: Any) -> Any:
+            if not allow_pickle:
+                return original(file, mmap_mode, False, fix_imports, encoding, **kwargs)
+            start = _start_of(file)
+            try:
+                result = original(file, mmap_mode, False, fix_imports, encoding, **kwargs)
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise
+                if start is not None:
+                    file.seek(start)
+                elif not isinstance(file, (str, os.PathLike)):
+                    raise FormatError("numpy.load of a pickle from a stream that cannot be rewound",
+                                      fix="Pass a path or a seekable file") from exc
+                return _load(file, settings, encoding="bytes" if encoding == "bytes" else "latin1")
+            if isinstance(result, np.lib.npyio.NpzFile):
+                result.__class__ = npz_class
+            return result
+
+        return load
+
+    _install(np, "load", make_load)
+
+
+def _safe_npz_class(np: Any, settings: _Settings) -> type:
+    base = np.lib.npyio.NpzFile
+
+    class SafeNpzFile(base):  # type: ignore[misc, valid-type]
+        """numpy's NpzFile; members holding pickles (object arrays) are read by safeload."""
+
+        def __getitem__(self, key: str) -> Any:
+            try:
+                return super().__getitem__(key)
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise
+                member = key if key in self.zip.namelist() else f"{key}.npy"
+                from ._load import loads
+
+                return loads(self.zip.read(member), **settings.load_kwargs())
+
+    SafeNpzFile.__name__ = SafeNpzFile.__qualname__ = base.__name__
+    return SafeNpzFile
+
+
+# ---- joblib ---------------------------------------------------------------------------------------------------------
+
+def _install_joblib(joblib: Any, settings: _Settings) -> None:
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(filename: Any, mmap_mode: Any = None, ensure_native_byte_order: Any = "auto") -> Any:
+            return _load(filename, settings, tensors="numpy")
+
+        return load
+
+    def make_dump(original: Any) -> Any:
+        @functools.wraps(original)
+        def dump(value: Any, filename: Any, compress: Any = 0, protocol: Any = None, **kwargs: Any) -> Any:
+            start = _start_of(filename)
+            result = original(value, filename, compress, settings.save_protocol if protocol is None else protocol,
+                              **kwargs)
+            _check_written(filename, start, settings, "joblib.dump")
+            return result
+
+        return dump
+
+    _install(joblib, "load", make_load)
+    _install(joblib, "dump", make_dump)
+
+
+# ---- paddle ---------------------------------------------------------------------------------------------------------
+
+def _install_paddle(paddle: Any, settings: _Settings) -> None:
+    def to_tensor(array: Any, name: Any) -> Any:
+        tensor = paddle.to_tensor(array)
+        if name is not None:
+            with contextlib.suppress(Exception):
+                tensor.name = name
+        return tensor
+
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(path: Any, **configs: Any) -> Any:
+            from ._containers.paddle import paddle_result
+
+            if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
+                raise FormatError(f"{os.fspath(path)} is not a file",
+                                  why="safeload opens one file; paddle.load of a prefix or directory loads a program "
+                                      "and its parameters",
+                                  fix="Load the .pdiparams file itself (safeload returns its arrays in variable-name "
+                                      "order), or unpatch paddle for trusted model directories")
+            obj = _load(path, settings, tensors="numpy")
+            return_numpy = bool(configs.get("return_numpy", False))
+            return paddle_result(obj, return_numpy=return_numpy, keep_name_table=bool(configs.get("keep_name_table")),
+                                 to_tensor=to_tensor)
+
+        return load
+
+    def make_save(original: Any) -> Any:
+        @functools.wraps(original)
+        def save(obj: Any, path: Any, protocol: Any = None, **configs: Any) -> Any:
+            start = _start_of(path)
+            result = original(obj, path, settings.save_protocol if protocol is None else protocol, **configs)
+            _check_written(path, start, settings, "paddle.save")
+            return result
+
+        return save
+
+    _install(paddle, "load", make_load)
+    _install(paddle, "save", make_save)
+
+
+# ---- megengine ------------------------------------------------------------------------------------------------------
+
+def _install_megengine(megengine: Any, settings: _Settings) -> None:
+    from ._rebuild.megengine import WANT_TENSORS
+
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(f: Any, map_location: Any = None, pickle_module: Any = None) -> Any:
+            token = WANT_TENSORS.set(True)
+            try:
+                return _load(f, settings, tensors="numpy")
+            finally:
+                WANT_TENSORS.reset(token)
+
+        return load
+
+    def make_save(original: Any) -> Any:
+        @functools.wraps(original)
+        def save(obj: Any, f: Any, pickle_module: Any = pickle, pickle_protocol: Any = None) -> Any:
+            start = _start_of(f)
+            protocol = settings.save_protocol if pickle_protocol is None else pickle_protocol
+            result = original(obj, f, pickle_module=pickle_module, pickle_protocol=protocol)
+            _check_written(f, start, settings, "megengine.save")
+            return result
+
+        return save
+
+    _install(megengine, "load", make_load)
+    _install(megengine, "save", make_save)
+
+
+# ---- pickle ---------------------------------------------------------------------------------------------------------
+
+class Unpickler:
+    """A drop-in for ``pickle.Unpickler`` that runs safeload's VM: ``Unpickler(file, ...).load()``.
+
+    Reads one pickle from the file and leaves the file just after it, as pickle does. ``find_class`` and
+    ``persistent_load`` overrides are never consulted: names are looked up in the safeload policy only, and
+    persistent ids (torch storages) are refused in a plain pickle (open the whole checkpoint with
+    ``safeload.load``).
+    """
+
+    def __init__(self, file: Any, *, fix_imports: bool = True, encoding: str = "ASCII", errors: str = "strict",
+                 buffers: Any = None) -> None:
+        self._file = file
+        self._encoding = encoding
+        self._errors = errors
+        self.memo: dict[int, Any] = {}
+        self._settings = _CURRENT_PICKLE_SETTINGS[0]
+
+    def load(self) -> Any:
+        return _load_one(self._file, self._encoding, self._errors, self._settings)
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError("safeload.Unpickler never resolves globals through find_class")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("safeload.Unpickler refuses persistent ids")
+
+
+_CURRENT_PICKLE_SETTINGS: list[_Settings] = [_Settings(None, (), "raise", 4)]
+
+
+def _run_one(data: bytes, encoding: str, errors: str, settings: _Settings) -> tuple[Any, int]:
+    from ._vm import VM
+    from .errors import error_context
+    from .policy import effective_policy
+
+    policy = effective_policy(settings.policy, settings.allow)
+    vm = VM(data, 0, policy=policy, unknown=settings.unknown, encoding=encoding, errors=errors)
+    with error_context():
+        result = vm.run()
+    return result, vm.base + vm.pos
+
+
+def _load_one(file: Any, encoding: str, errors: str, settings: _Settings) -> Any:
+    start = _start_of(file)
+    data = file.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("a pickle must be read from a binary file")
+    if not data:
+        raise EOFError("Ran out of input")
+    result, used = _run_one(bytes(data), encoding, errors, settings)
+    if used < len(data):
+        if start is None:
+            raise FormatError(f"{len(data) - used} bytes after the pickle in a stream that cannot be rewound",
+                              why="pickle.load leaves the rest of a stream unread; safeload read it and cannot put it back",
+                              fix="Pass a seekable file")
+        file.seek(start + used)
+    return result
+
+
+def _install_pickle(module: Any, settings: _Settings) -> None:
+    _CURRENT_PICKLE_SETTINGS[0] = settings
+
+    def make_load(original: Any) -> Any:
+        @functools.wraps(original)
+        def load(file: Any, *, fix_imports: bool = True, encoding: str = "ASCII", errors: str = "strict",
+                 buffers: Any = None) -> Any:
+            return _load_one(file, encoding, errors, settings)
+
+        return load
+
+    def make_loads(original: Any) -> Any:
+        @functools.wraps(original)
+        def loads(data: Any, /, *, fix_imports: bool = True, encoding: str = "ASCII", errors: str = "strict",
+                  buffers: Any = None) -> Any:
+            if isinstance(data, str):
+                raise TypeError("Can't load pickle from unicode string")
+            return _run_one(bytes(data), encoding, errors, settings)[0]
+
+        return loads
+
+    _install(module, "load", make_load)
+    _install(module, "loads", make_loads)
+    _install(module, "Unpickler", lambda original: Unpickler)
+
+
+_INSTALLERS = {"torch": _install_torch, "numpy": _install_numpy, "joblib": _install_joblib,
+               "paddle": _install_paddle, "megengine": _install_megengine, "pickle": _install_pickle}
+
+_ = io
