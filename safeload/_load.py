@@ -133,20 +133,24 @@ def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
                               why="an .npz archive holds only .npy members")
         with error_context(member=name):
             out[name[:-4]] = load_npy(zf.read(name, max_size=opts.policy.limits.max_alloc),
-                                      lambda d, start: run_pickle(d, start, opts))
+                                      lambda d, start, _n=name: run_pickle(d, start, opts, member=_n))
     return out
 
 
-def _load_bytes(data: bytes, opts: Options) -> Any:
-    from ._containers.torch import is_torch_tar, load_torch_tar
+_TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # PROTO 2, LONG1 of the magic number
 
-    if is_torch_tar(data):  # before pickle: a tar's first member name can look like protocol-0 opcodes
+
+def _load_bytes(data: bytes, opts: Options) -> Any:
+    if len(data) >= 512 and bytes(data[257:262]) == b"ustar":
+        # a tar (torch < 0.4) before pickle: its first member name can look like protocol-0 opcodes
+        from ._containers.torch import load_torch_tar
+
         return load_torch_tar(data, opts, run_pickle)
     kind = detect(data)
     if kind == "pickle":
-        from ._containers.torch import is_torch_legacy, load_torch_legacy
+        if bytes(data[: len(_TORCH_LEGACY_PREFIX)]) == _TORCH_LEGACY_PREFIX:
+            from ._containers.torch import load_torch_legacy
 
-        if is_torch_legacy(data):
             return load_torch_legacy(data, opts, run_pickle)
         return run_pickle(data, 0, opts)
     if kind == "zip":

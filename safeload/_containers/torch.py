@@ -18,10 +18,9 @@ from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, check_view, sto
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
-__all__ = ["is_torch_legacy", "is_torch_tar", "load_torch_legacy", "load_torch_tar", "load_torch_zip", "pickle_at"]
+__all__ = ["load_torch_legacy", "load_torch_tar", "load_torch_zip", "pickle_at"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 # ---- tensor builders --------------------------------------------------------------------------------------------------
@@ -301,10 +300,6 @@ def pickle_at(data: Any, pos: int, opts: Any, run_pickle: Any, part: str, **kw: 
     return run_pickle(data, pos, opts, end=end, whole=True, member=part, **kw), end
 
 
-def is_torch_legacy(data: Any) -> bool:
-    return bytes(data[: len(_LEGACY_PREFIX)]) == _LEGACY_PREFIX
-
-
 def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     from .._opcodes import iter_ops
 
@@ -430,10 +425,6 @@ _ = storage_dtype
 # ---- the tar format (torch < 0.4) -------------------------------------------------------------------------------
 
 _TAR_MEMBERS = ("sys_info", "storages", "tensors", "pickle")
-
-
-def is_torch_tar(data: Any) -> bool:
-    return len(data) >= 512 and bytes(data[257:262]) == b"ustar"
 
 
 def _tar_members(data: Any, max_members: int) -> dict[str, bytes]:
