@@ -95,6 +95,8 @@ def unpatch(*targets: str) -> None:
     for target in list(_PATCHED):
         if wanted is None or target in wanted:
             del _PATCHED[target]
+    if "pickle" not in _PATCHED:
+        _CURRENT_PICKLE_SETTINGS[0] = _Settings(None, (), "raise", 4)
 
 
 @contextlib.contextmanager
