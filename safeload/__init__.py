@@ -9,6 +9,10 @@ See README.md for the guarantees and SECURITY.md for the threat model.
 from __future__ import annotations
 
 from ._load import load, loads
+from ._patch import Unpickler, patch, patched, unpatch
+from ._save import save
+from ._scan import scan
+from ._state_dict import state_dict
 from ._stub import Stub
 from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy, safe_globals
@@ -22,10 +26,17 @@ __all__ = [
     "Policy",
     "SafeLoadError",
     "Stub",
+    "Unpickler",
     "UnsafeGlobalError",
     "load",
     "loads",
+    "patch",
+    "patched",
     "safe_globals",
+    "save",
+    "scan",
+    "state_dict",
+    "unpatch",
 ]
 
 __version__ = "0.1.0"

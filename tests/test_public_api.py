@@ -54,10 +54,17 @@ def test_all_is_sorted_and_pinned():
         "Policy",
         "SafeLoadError",
         "Stub",
+        "Unpickler",
         "UnsafeGlobalError",
         "load",
         "loads",
+        "patch",
+        "patched",
         "safe_globals",
+        "save",
+        "scan",
+        "state_dict",
+        "unpatch",
     ]
     for name in safeload.__all__:
         assert hasattr(safeload, name), name
@@ -330,3 +337,19 @@ def test_stub_type():
     assert stub.module == "my.pkg" and stub.name == "Thing" and stub.qualname == "my.pkg.Thing"
     assert tuple(stub.args) == (1, 2)
     assert "my" not in __import__("sys").modules
+
+
+def test_import_and_scan_import_no_framework():
+    """`import safeload` and a scan of a pickle holding numpy data import neither numpy nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pickle, safeload\n"
+        "data = pickle.dumps({'a': [1, 2.5, 'x']}, protocol=4)\n"
+        "report = safeload.scan(data)\n"
+        "heavy = [m for m in ('numpy', 'torch', 'fickling', 'sklearn', 'joblib') if m in sys.modules]\n"
+        "print(report.exit_code, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "0" and out[1:] == ["[]"], out
