@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol")
     p.add_argument("src", metavar="IN")
     p.add_argument("dst", metavar="OUT")
-    p.add_argument("--to", choices=("safetensors", "torch"), default="safetensors")
+    p.add_argument("--to", choices=("safetensors", "torch", "pickle"), default="safetensors")
     p.add_argument("--protocol", type=int, default=None, metavar="N", help="pickle protocol ceiling (torch output)")
     p.set_defaults(func=_cmd_convert)
     return parser

@@ -155,7 +155,8 @@ class VM:
         self.frame_end = -1
         self.pending = 0
         self.hash_counts: dict[int, int] = {}
-        self.values: dict[int, Entry] = {}  # id(value pushed by GLOBAL) -> its entry
+        #: id(value pushed by GLOBAL) -> (its entry, the value): the value is kept, so an id is never reused
+        self.values: dict[int, tuple[Entry, Any]] = {}
         self.globals_seen: list[tuple[str, int]] = []
         self.allocated = 0
         self.op_start = start
@@ -220,15 +221,18 @@ class VM:
             raise err
         value = entry.resolve()
         if value is not entry:
-            self.values[id(value)] = entry
+            mapper = self.context.get("value_map")
+            if mapper is not None:  # e.g. torch dtypes named as values become real torch dtypes with torch tensors
+                value = mapper(value)
+            self.values[id(value)] = (entry, value)
         return value
 
     def entry_of(self, obj: Any) -> Entry | None:
         if type(obj) is Entry:
             return obj
-        entry = self.values.get(id(obj))
-        if entry is not None and entry.resolve() is obj:
-            return entry
+        pair = self.values.get(id(obj))
+        if pair is not None and pair[1] is obj:
+            return pair[0]
         return None
 
     def _not_callable(self, func: Any, how: str) -> SafeLoadError:

@@ -14,7 +14,7 @@ import struct
 import sys
 from typing import Any
 
-from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, check_view, storage_dtype
+from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, TorchDType, check_view, storage_dtype
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
@@ -188,6 +188,12 @@ class TorchTensors:
             base = base.to(device)
         return base
 
+    def value(self, obj: Any) -> Any:
+        """A torch dtype named as a value (``{"dtype": torch.float16}``) as the real torch dtype."""
+        if type(obj) is TorchDType:
+            return getattr(self.torch, obj.name)
+        return obj
+
     def is_tensor(self, obj: Any) -> bool:
         return isinstance(obj, self.torch.Tensor)
 
@@ -215,6 +221,13 @@ def tensor_builder(opts: Any, byteswap: bool) -> Any:
     except ImportError:
         return NumpyTensors(byteswap)
     return TorchTensors(byteswap, opts.map_location)
+
+
+def _context(builder: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {"tensor_builder": builder}
+    if isinstance(builder, TorchTensors):
+        context["value_map"] = builder.value
+    return context
 
 
 # ---- zip format ---------------------------------------------------------------------------------------------------
@@ -284,8 +297,7 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     pkl_name = prefix + "data.pkl"
     with error_context(member=pkl_name):
         pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context={"tensor_builder": builder},
-                          member=pkl_name)
+        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder), member=pkl_name)
 
 
 # ---- legacy format ----------------------------------------------------------------------------------------------
@@ -378,7 +390,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     return run_pickle(data, main_start, opts, end=main_end,
                       persistent_load=lambda pid: storages[pid[2]] if type(pid) is tuple and len(pid) == 6
                       and pid[2] in storages else _bad_pid(),
-                      context={"tensor_builder": builder}, member="legacy object")
+                      context=_context(builder), member="legacy object")
 
 
 def _bad_pid() -> Any:
@@ -549,5 +561,5 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
                               member="pickle") from None
 
     result, _end = pickle_at(members["pickle"], 0, opts, run_pickle, "pickle", persistent_load=persistent_load,
-                             context={"tensor_builder": builder})
+                             context=_context(builder))
     return result

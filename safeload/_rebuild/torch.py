@@ -90,6 +90,9 @@ def storage_dtype(vm: Any, storage_type: Any) -> str | None:
 def _dtype_name(vm: Any, dtype: Any) -> str:
     if type(dtype) is TorchDType:
         return dtype.name
+    entry = vm.entry_of(dtype)  # a real torch dtype, mapped from a TorchDType value for torch tensors
+    if entry is not None and type(entry.value) is TorchDType:
+        return entry.value.name  # type: ignore[no-any-return]
     raise vm.fail(f"Tensor dtype is a {type(dtype).__name__}", "expected a torch dtype")
 
 
