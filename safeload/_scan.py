@@ -252,15 +252,13 @@ def _finding_from_error(path: str, err: SafeLoadError, member: str | None, pickl
 # ---- containers the scanner opens itself ---------------------------------------------------------------------------
 
 _COMPRESSED = ("gzip", "bz2", "xz", "zstd", "lzma", "lz4")
-#: how each compressed format's next member begins, for concatenated streams
-_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "lz4": b"\x04\x22\x4d\x18"}
 
 
 def sniff(data: Any) -> str:
     """``detect`` plus what only the scanner opens: tar (``ustar`` at byte 257) and lz4 frames."""
     if len(data) >= 262 and bytes(data[257:262]) == b"ustar":
         return "tar"
-    if bytes(data[:4]) == _MAGIC["lz4"]:
+    if bytes(data[:4]) == b"\x04\x22\x4d\x18":
         return "lz4"
     return detect(data)
 
@@ -285,64 +283,13 @@ class _Budget:
                                          "max_decompressed to safeload.scan (or --max-decompressed)")
 
 
-def _decompressor(kind: str) -> Any:
-    import bz2
-    import lzma
-
-    if kind == "gzip":
-        return zlib.decompressobj(31)
-    if kind == "bz2":
-        return bz2.BZ2Decompressor()
-    if kind == "xz":
-        return lzma.LZMADecompressor(lzma.FORMAT_XZ)
-    if kind == "lzma":
-        return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
-    try:
-        import lz4.frame  # type: ignore[import-not-found]
-    except ImportError:
-        raise FormatError("Unsupported format: lz4 (the lz4 package is not installed)",
-                          why="the scanner cannot read what it cannot decompress, and never calls it clean",
-                          fix="pip install lz4, then scan again") from None
-    return lz4.frame.LZ4FrameDecompressor()
-
-
 def _decompress(kind: str, data: Any, budget: _Budget) -> bytes:
-    """Inflate a whole stream, every concatenated member, never producing more than the budget allows."""
-    if kind == "zstd":
-        return _unzstd(data, budget)
-    parts: list[bytes] = []
-    rest = bytes(data)
-    while rest:
-        dec = _decompressor(kind)
-        pending = rest
-        while not dec.eof:
-            out = dec.decompress(pending, min(1 << 22, budget.left() + 1))
-            budget.charge(len(out), f"A {kind} stream")
-            parts.append(out)
-            pending = dec.unconsumed_tail if kind == "gzip" else b""
-            if not out and not pending and (kind == "gzip" or dec.needs_input):
-                raise FormatError(f"Truncated {kind} stream", why="the stream ends before its end marker")
-        rest = dec.unused_data
-        if rest and (kind not in _MAGIC or not rest.startswith(_MAGIC[kind])):
-            raise FormatError(f"{len(rest)} bytes after the {kind} stream", why="trailing data can hide a payload")
-    return b"".join(parts)
+    """Inflate a stream with the loader's own decompression (so scan and load read it alike), within the budget."""
+    from ._containers.compressed import decompress
 
-
-def _unzstd(data: Any, budget: _Budget) -> bytes:
-    import zstandard
-
-    out = io.BytesIO()
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(bytes(data), read_across_frames=True)
-        while True:
-            chunk = reader.read(min(1 << 22, budget.left() + 1))
-            if not chunk:
-                break
-            budget.charge(len(chunk), "A zstd stream")
-            out.write(chunk)
-    except zstandard.ZstdError as exc:
-        raise FormatError("Malformed zstd stream", why=str(exc)) from None
-    return out.getvalue()
+    out = decompress(kind, bytes(data), budget.left())
+    budget.charge(len(out), f"A {kind} stream")
+    return out
 
 
 # ---- the scanner ------------------------------------------------------------------------------------------------
