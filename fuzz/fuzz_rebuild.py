@@ -1,0 +1,13 @@
+"""atheris harness for the 'rebuild' stage (see stages.py). Run through run_all.sh, or directly:
+
+    .venv/bin/python fuzz/fuzz_rebuild.py fuzz/.seeds/rebuild -max_total_time=60
+"""
+
+import common
+
+common.instrumented_safeload()
+import stages  # noqa: E402
+
+if __name__ == "__main__":
+    stages.prime()
+    common.main("rebuild", stages.STAGES["rebuild"])

@@ -1,0 +1,13 @@
+"""atheris harness for the 'zip' stage (see stages.py). Run through run_all.sh, or directly:
+
+    .venv/bin/python fuzz/fuzz_zip.py fuzz/.seeds/zip -max_total_time=60
+"""
+
+import common
+
+common.instrumented_safeload()
+import stages  # noqa: E402
+
+if __name__ == "__main__":
+    stages.prime()
+    common.main("zip", stages.STAGES["zip"])
