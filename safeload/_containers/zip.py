@@ -111,7 +111,7 @@ class ZipArchive:
             pos += 46 + nlen + elen + clen
             if pos > cd_end_expected:
                 raise _bad("A zip central directory entry runs past the directory", pos)
-            name = name_raw.decode("utf-8" if flags & 0x800 else "cp437")
+            name = _decode_name(name_raw, flags, pos)
             usize, csize, hoff = _zip64_sizes(extra, usize, csize, hoff)
             self._check_name(name, hoff)
             if flags & 0x1 or flags & 0x40:
@@ -153,7 +153,7 @@ class ZipArchive:
         sig, _need, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = _LOCAL.unpack_from(data, hoff)
         if sig != b"PK\x03\x04":
             raise _bad(f"Zip member {name!r} has no local header", hoff, member=name)
-        lname = bytes(data[hoff + 30 : hoff + 30 + nlen]).decode("utf-8" if lflags & 0x800 else "cp437")
+        lname = _decode_name(bytes(data[hoff + 30 : hoff + 30 + nlen]), lflags, hoff)
         lextra = bytes(data[hoff + 30 + nlen : hoff + 30 + nlen + elen])
         lusize, lcsize, _ = _zip64_sizes(lextra, lusize, lcsize, 0)
         if lname != name or lmethod != method or (lflags & 0x1) != (flags & 0x1):
@@ -228,6 +228,15 @@ class ZipArchive:
         if zlib.crc32(content) & 0xFFFFFFFF != member.crc:
             raise FormatError(f"Zip member {name!r} fails its CRC-32 check", member=name,
                               offset=member.data_offset, why="the record was changed after the archive was written")
+
+
+def _decode_name(raw: bytes, flags: int, offset: int) -> str:
+    """A member name: UTF-8 when flag bit 11 says so, else cp437. Invalid UTF-8 is a FormatError."""
+    try:
+        return raw.decode("utf-8" if flags & 0x800 else "cp437")
+    except UnicodeDecodeError:
+        raise _bad(f"Zip member name {raw!r} is not valid UTF-8", offset,
+                   why="flag bit 11 says the name is UTF-8, and it is not") from None
 
 
 def _zip64_sizes(extra: bytes, usize: int, csize: int, hoff: int) -> tuple[int, int, int]:
