@@ -83,3 +83,17 @@ def test_location_string_is_data(tmp_path):
         with pytest.raises(safeload.SafeLoadError, match="not a device"):
             safeload.loads(data, tensors="torch")
         assert safeload.loads(data, tensors="torch", map_location="cpu")["w"].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("tensors", TENSORS)
+@pytest.mark.parametrize("size", [16, 3 << 20])  # checked inline, and on the CRC thread
+def test_record_changed_after_writing_fails_its_crc(tensors, size, tmp_path):
+    raw = (bytes(range(256)) * (size // 256 + 1))[:size]
+    data = bytearray(checkpoint({"w": tensor_ops("0", "ByteStorage", len(raw), 0, (len(raw),), (1,))}, {"0": raw}))
+    at = bytes(data).index(raw[:64])
+    data[at + 7] ^= 0xFF  # one byte of the record, after the archive was written
+    path = tmp_path / "tampered.pt"
+    path.write_bytes(bytes(data))
+    with pytest.raises(safeload.FormatError, match="CRC-32"):
+        safeload.load(path, tensors=tensors)
+    safeload.load(path, tensors=tensors, mmap=True)  # mapped: the record is never read, so the CRC is deferred

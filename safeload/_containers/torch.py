@@ -289,15 +289,54 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         elif opts.mmap:
             buf = zf.raw(name)  # CRC deferred: the record is mapped, not read
         else:
-            buf = zf.read_writeable(name)  # copied once, into writeable memory
+            buf = zf.read_writeable(name, verify=False)  # copied once, into writeable memory
+            crc.check(name, buf)
         storage = Storage(key, dtype, numel, location, buf)
         storages[key] = storage
         return storage
 
     pkl_name = prefix + "data.pkl"
-    with error_context(member=pkl_name):
-        pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-        return run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder), member=pkl_name)
+    crc = _CrcChecks(zf)
+    try:
+        with error_context(member=pkl_name):
+            pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
+            result = run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder),
+                                member=pkl_name)
+        crc.wait()  # nothing is returned before every record read has passed its CRC-32 check
+        return result
+    finally:
+        crc.close()
+
+
+class _CrcChecks:
+    """CRC-32 checks of the records an eager load copies. Large records are checked on a second thread while the
+    next one is read (zlib releases the GIL), so verification costs little extra time; ``wait`` re-raises the first
+    mismatch."""
+
+    _THREADED = 1 << 20
+
+    def __init__(self, zf: ZipArchive) -> None:
+        self.zf = zf
+        self.pool: Any = None
+        self.jobs: list[Any] = []
+
+    def check(self, name: str, buf: Any) -> None:
+        if len(buf) < self._THREADED:
+            self.zf.verify(name, buf)
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeload-crc")
+        self.jobs.append(self.pool.submit(self.zf.verify, name, buf))
+
+    def wait(self) -> None:
+        for job in self.jobs:
+            job.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---- legacy format ----------------------------------------------------------------------------------------------

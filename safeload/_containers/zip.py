@@ -191,15 +191,17 @@ class ZipArchive:
                               why="this record must be stored uncompressed to be mapped")
         return memoryview(self.data)[member.data_offset : member.data_offset + member.size]
 
-    def read_writeable(self, name: str) -> bytearray:
-        """A stored member's bytes, copied once into writeable memory and CRC-checked."""
+    def read_writeable(self, name: str, verify: bool = True) -> bytearray:
+        """A stored member's bytes, copied once into writeable memory and CRC-checked (unless the caller checks
+        it later with :meth:`verify`)."""
         from .._source import copy_range
 
         member = self.members[name]
         if member.method != 0:
             return bytearray(self.read(name))
         buf = copy_range(self.data, member.data_offset, member.size)
-        self.verify(name, buf)
+        if verify:
+            self.verify(name, buf)
         return buf
 
     def read(self, name: str, max_size: int | None = None, verify: bool = True) -> bytes:
