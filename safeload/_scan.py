@@ -229,6 +229,17 @@ def _join(chain: Iterable[str | None]) -> str | None:
     return _SEP.join(parts) if parts else None
 
 
+def _without_frames(err: SafeLoadError) -> SafeLoadError:
+    """Drop the tracebacks of an error and of the exceptions chained to it; the structured fields stay."""
+    seen: set[int] = set()
+    exc: BaseException | None = err
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    return err
+
+
 def _finding_from_error(path: str, err: SafeLoadError, member: str | None, pickle: int | None) -> Finding:
     if isinstance(err, UnsafeGlobalError):
         danger = danger_of(err.qualname)
@@ -390,7 +401,9 @@ class _Scanner:
             observer.flagged.add(max(observer.pickle, 0))
             observer.findings.append(_finding_from_error(self.path, err, observer.member, max(observer.pickle, 0)))
         except SafeLoadError as err:
-            observer.error = err
+            # Kept without its traceback: the frames would hold views of a mapped file, and the cycle
+            # (error -> frame -> observer -> error) would keep the map from closing (BufferError in scan_file).
+            observer.error = _without_frames(err)
         return observer
 
     def _zip_is_checkpoint(self, data: Any) -> bool:
