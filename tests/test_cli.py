@@ -13,13 +13,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from samples_path import SAMPLES as SHARED_SAMPLES
 
 from corpus import GLOBAL, MARK, PROTO, REDUCE, STOP, STRING, TUPLE
 
 jsonschema = pytest.importorskip("jsonschema")
 
 DATA = Path(__file__).resolve().parent / "data"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED_SAMPLES
 SCRIPT = Path(sys.executable).with_name("safeload")
 EVIL = GLOBAL("os", "system") + MARK + STRING("touch MARKER") + TUPLE + REDUCE + STOP
 BENIGN = PROTO(2) + b"}q\x00X\x01\x00\x00\x00aK\x01s."

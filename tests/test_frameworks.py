@@ -26,10 +26,11 @@ import numpy as np
 import pytest
 
 import safeload
+from samples_path import SAMPLES as SHARED_SAMPLES
 from safeload._containers.paddle import paddle_result
 from safeload._state_dict import state_dict
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED_SAMPLES
 if not SAMPLES.is_dir():
     pytest.skip(f"samples not found at {SAMPLES}", allow_module_level=True)
 

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 import safeload
+from samples_path import SAMPLES as SHARED_SAMPLES
 from safeload._patch import Unpickler, patch, patched, unpatch
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED_SAMPLES
 MARKER = "MARKER"
 
 

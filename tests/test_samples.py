@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from samples_path import SAMPLES as SHARED_SAMPLES
 
 safeload = pytest.importorskip("safeload")
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED_SAMPLES
 NUMPY = SAMPLES / "numpy"
 PADDLE = SAMPLES / "paddle"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import safeload
+from samples_path import SAMPLES as SHARED_SAMPLES
 
 from corpus import CORPUS, GLOBAL, MARK, PROTO, REDUCE, STOP, STRING, TUPLE
 
@@ -27,7 +28,7 @@ safeload = pytest.importorskip("safeload")
 from safeload import _scan  # noqa: E402
 from safeload._scan import scan, scan_file, sniff  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED_SAMPLES
 
 # os.system('touch MARKER'), protocol 0: also plain ASCII text
 EVIL = GLOBAL("os", "system") + MARK + STRING("touch MARKER") + TUPLE + REDUCE + STOP

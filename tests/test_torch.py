@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import safeload
+from samples_path import SAMPLES as SHARED_SAMPLES
 
 torch = pytest.importorskip("torch")
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "pytorch"
+SAMPLES = SHARED_SAMPLES / "pytorch"
 
 
 def assert_same(ours, theirs, path="root", storages=None):

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from samples_path import SAMPLES as SHARED_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "pytorch"
+SAMPLES = SHARED_SAMPLES / "pytorch"
 EXPECTED = json.loads((Path(__file__).parent / "data" / "torch_samples.json").read_text())
 
 CHILD = r"""
