@@ -148,6 +148,13 @@ def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...],
     if storage.nbytes() % itemsize:
         raise FormatError(f"Storage {storage.key!r} of {storage.nbytes()} bytes does not hold whole {dtype} elements")
     numel_elems = storage.nbytes() // itemsize
+    view_elems = 1
+    for n in size:
+        view_elems *= n
+    if view_elems * itemsize >= 1 << 63:
+        # numpy refuses such a view and torch overflows; the scanner (which builds no view) must refuse it too
+        raise FormatError(f"Tensor view of {view_elems} x {dtype} elements is larger than any array can be",
+                          why="a logical size beyond 2**63 bytes overflows the array libraries")
     if all(n > 0 for n in size):
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= numel_elems:
