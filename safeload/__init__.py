@@ -8,11 +8,9 @@ See README.md for the guarantees and SECURITY.md for the threat model.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._load import load, loads
-from ._patch import Unpickler, patch, patched, unpatch
-from ._save import save
-from ._scan import scan
-from ._state_dict import state_dict
 from ._stub import Stub
 from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy, safe_globals
@@ -40,3 +38,35 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Imported on first use, so that ``import safeload`` (and the ``safeload scan`` command) stays quick.
+_LAZY = {
+    "Unpickler": "._patch",
+    "patch": "._patch",
+    "patched": "._patch",
+    "unpatch": "._patch",
+    "save": "._save",
+    "scan": "._scan",
+    "state_dict": "._state_dict",
+}
+
+if TYPE_CHECKING:
+    from ._patch import Unpickler, patch, patched, unpatch
+    from ._save import save
+    from ._scan import scan
+    from ._state_dict import state_dict
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'safeload' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
