@@ -7,7 +7,6 @@ tensors are views of it that can be written without touching the file.
 
 from __future__ import annotations
 
-import io
 import mmap as _mmap
 import os
 from typing import Any
@@ -89,5 +88,3 @@ def read_source(f: Any, *, writable_map: bool = False) -> tuple[Any, str | None]
     name = getattr(f, "name", None)
     return bytes(data), name if isinstance(name, str) else None
 
-
-_ = io

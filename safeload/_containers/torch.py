@@ -14,7 +14,7 @@ import struct
 import sys
 from typing import Any
 
-from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, TorchDType, check_view, storage_dtype
+from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, TorchDType, check_view
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
@@ -263,13 +263,9 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
             raise FormatError(f"Unknown persistent id {type(pid).__name__}",
                               why="torch zip checkpoints use ('storage', type, key, location, numel)")
         _tag, stype, key, location, numel = pid
-        if type(stype) is not StorageType:
-            raise FormatError("Persistent id names no storage type", why=f"got {type(stype).__name__}")
         if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
             raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
-        dtype = stype.dtype if stype.dtype is not None else "uint8"
-        if dtype.startswith("q:"):
-            raise FormatError("Quantized storages are not supported", fix="Dequantize in a trusted environment")
+        dtype = storage_dtype_of(stype)
         existing = storages.get(key)
         if existing is not None:
             if existing.dtype != dtype or existing.numel != numel:
@@ -453,12 +449,13 @@ class _NullTensors:
 
 
 def storage_dtype_of(stype: Any) -> str:
+    """The element dtype a persistent id's storage class stands for (untyped storages hold bytes)."""
     if type(stype) is not StorageType:
-        raise FormatError("Persistent id names no storage type")
+        raise FormatError("Persistent id names no storage type", why=f"got {type(stype).__name__}")
     if stype.dtype is None:
         return "uint8"
     if stype.dtype.startswith("q:"):
-        raise FormatError("Quantized storages are not supported")
+        raise FormatError("Quantized storages are not supported", fix="Dequantize in a trusted environment")
     return stype.dtype
 
 
@@ -469,8 +466,6 @@ def _with_tensors(opts: Any, tensors: str) -> Any:
     clone.tensors = tensors
     return clone
 
-
-_ = storage_dtype
 
 
 # ---- the tar format (torch < 0.4) -------------------------------------------------------------------------------

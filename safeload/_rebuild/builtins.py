@@ -14,7 +14,7 @@ import types
 from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
-from ..errors import FormatError
+from ..errors import UnsafeGlobalError
 from ..policy import Entry
 from .._stub import Stub
 
@@ -270,17 +270,10 @@ def _eval_paddle(vm: Any, args: tuple[Any, ...]) -> Any:
     if (len(args) == 2 and args[0] == "data" and type(args[1]) is dict and list(args[1]) == ["data"]
             and type(args[1]["data"]) is np.ndarray):
         return args[1]["data"]
-    raise vm.fail("builtins.eval refused", "safeload accepts only Paddle's exact eval('data', {'data': ndarray}) form "
-                  "and returns the array; any other use of eval runs code", cls=_unsafe("builtins", "eval"))
-
-
-def _unsafe(module: str, name: str) -> Any:
-    from ..errors import UnsafeGlobalError
-
-    def make(what: str, **kw: Any) -> UnsafeGlobalError:
-        return UnsafeGlobalError(module, name, **kw)
-
-    return make
+    raise UnsafeGlobalError(
+        "builtins", "eval", offset=vm.op_start,
+        why="safeload accepts only Paddle's exact eval('data', {'data': ndarray}) form and returns the array; any "
+            "other use of eval runs code")
 
 
 # ---- datetime, decimal, fractions -------------------------------------------------------------------------------
@@ -386,5 +379,3 @@ ENTRIES: tuple[Entry, ...] = (
     _value("decimal.Decimal", decimal.Decimal, "a decimal number from its text", call=_decimal),
     _value("fractions.Fraction", fractions.Fraction, "a fraction from its text or terms", call=_fraction),
 )
-
-_ = FormatError  # re-exported for rebuilders that raise it directly

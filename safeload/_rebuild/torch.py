@@ -81,12 +81,6 @@ class Storage:
         return self.numel * TORCH_DTYPES[self.dtype][0]
 
 
-def storage_dtype(vm: Any, storage_type: Any) -> str | None:
-    if type(storage_type) is StorageType:
-        return storage_type.dtype
-    raise vm.fail(f"Storage type is a {type(storage_type).__name__}", "persistent ids must name a torch storage class")
-
-
 def _dtype_name(vm: Any, dtype: Any) -> str:
     if type(dtype) is TorchDType:
         return dtype.name
