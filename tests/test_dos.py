@@ -27,14 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 CAP = 2 << 30
 
 _CHILD = textwrap.dedent(
-    f"""
+    """
     import json, resource, sys, time
-    resource.setrlimit(resource.RLIMIT_AS, ({CAP}, {CAP}))
+    cap = int(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     import safeload
     from safeload._scan import scan
     mode, path, limits = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     policy = safeload.DEFAULT_POLICY.with_limits(**limits) if limits else None
-    out = {{"ok": False}}
+    out = {"ok": False}
     t0 = time.perf_counter()
     try:
         if mode == "load":
@@ -58,10 +59,10 @@ _CHILD = textwrap.dedent(
 )
 
 
-def child(mode: str, data: bytes, tmp_path: Path, timeout: float = 60, **limits: int) -> dict:
+def child(mode: str, data: bytes, tmp_path: Path, timeout: float = 60, cap: int = CAP, **limits: int) -> dict:
     path = tmp_path / "input.bin"
     path.write_bytes(data)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path), json.dumps(limits)],
+    proc = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path), json.dumps(limits), str(cap)],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert proc.returncode == 0, f"child died (rc={proc.returncode}): {proc.stderr[-2000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -151,8 +152,8 @@ def test_zstd_bomb_in_scan(tmp_path: Path) -> None:
 
 
 def test_zstd_bomb_with_default_limits_is_refused_not_killed(tmp_path: Path) -> None:
-    # 3 GiB of zeros under a 2 GiB cap and the default max_alloc (64 GiB): the child must survive and refuse
-    res = child("load", _zstd_rle_bomb(24 * 1024), tmp_path)
+    # 1.25 GiB of zeros under a 1 GiB cap and the default max_alloc (64 GiB): the child must survive and refuse
+    res = child("load", _zstd_rle_bomb(10 * 1024), tmp_path, cap=1 << 30)
     refused(res, 20.0, memory_ok=True)
 
 
