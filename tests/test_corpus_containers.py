@@ -109,3 +109,26 @@ def test_naive_reader_runs_payload(case: ContainerCase, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert (tmp_path / MARKER).exists(), proc.stdout + proc.stderr
 
+
+
+def test_console_script_on_the_whole_corpus(tmp_path: Path) -> None:
+    """Every case of both corpora as a file in one folder, one run of the console script: none is clean."""
+    import json
+
+    from corpus import CORPUS
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i, case in enumerate(CORPUS):
+        (folder / f"p{i:03d}.bin").write_bytes(case.data)
+    for i, ccase in enumerate(CONTAINER_CORPUS):
+        (folder / f"c{i:03d}_{ccase.filename}").write_bytes(ccase.data)
+    proc = subprocess.run([*_cli(), "scan", "--format", "json", str(folder)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode in (1, 2), proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    files = report["files"]
+    assert len(files) == len(CORPUS) + len(CONTAINER_CORPUS), len(files)
+    clean = [f["path"] for f in files if f["status"] not in ("unsafe", "error")]
+    assert not clean, clean
+    assert not (tmp_path / MARKER).exists()
