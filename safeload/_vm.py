@@ -23,6 +23,7 @@ whole stream is walked with exactly the code that load runs.
 from __future__ import annotations
 
 import copyreg
+import mmap
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -130,8 +131,9 @@ class VM:
             raise FormatError(f"Pickle stream bounds {start}..{end} are outside the input", offset=start)
         #: offsets inside the VM are relative to ``data``; errors add ``base`` to give offsets in the input
         self.base = 0
-        if start != 0 or end != len(data) or not isinstance(data, bytes):
+        if start != 0 or end != len(data) or not isinstance(data, (bytes, mmap.mmap)):
             # One copy of just this stream: the run loop relies on the stream ending where the buffer does.
+            # A whole mapped file is read in place (indexing, slicing and struct work on maps as on bytes).
             data = bytes(data[start:end])
             self.base, start = start, 0
         self.data = data
