@@ -51,3 +51,22 @@ def test_zip_name_invalid_utf8_is_format_error() -> None:
     assert "UTF-8" in str(info.value) and "Unexpected" not in str(info.value)
     run_stage("zip", data)
     run_stage("torch", b"\x00" + data)
+
+
+def test_lzma_alone_header_naming_a_4gib_dictionary() -> None:
+    """fuzz_formats: 13 bytes of lzma-alone header asked liblzma for a 4 GiB dictionary (MemoryError under the
+    harness's address-space cap). The decoder's memory is now capped; the stream is a FormatError."""
+    header = b"\x5d\x00\x00\xff\xff" + b"\xff" * 8  # properties 0x5d, dictionary 0xffff0000, size unknown
+    with pytest.raises(safeload.FormatError) as info:
+        safeload.loads(header + bytes(20))
+    assert not isinstance(info.value.__cause__, MemoryError)
+    finding = bytes.fromhex("2f0a4908ffffffffffffff5c0408071207466c4cc1aab634120442676f03ff")  # as found
+    run_stage("formats", finding)
+
+
+def test_lzma_streams_with_standard_dictionaries_still_load() -> None:
+    import lzma
+
+    for fmt, preset in ((lzma.FORMAT_ALONE, 6), (lzma.FORMAT_XZ, 9)):
+        assert safeload.loads(lzma.compress(b"\x80\x02K\x05.", format=fmt, preset=preset)) == 5
+

@@ -22,6 +22,7 @@ KINDS = ("zlib", "zfile", "gzip", "bz2", "xz", "lzma", "lz4", "zstd")
 _ZF_HEADER = re.compile(rb"ZF(0x)?([0-9a-fA-F]{1,17})L? *")
 _ZF_LEN = 2 + 19  # joblib: b"ZF" + hex length, left-justified to 19 characters
 _CHUNK = 1 << 24
+_LZMA_MEMLIMIT = 256 << 20  # memory the lzma/xz decoder may use (its dictionary)
 
 
 def _is_zlib_header(data: bytes) -> bool:
@@ -151,7 +152,10 @@ def decompress(kind: str, data: bytes, limit: int) -> bytes:
 
         fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
         try:
-            return _incremental(kind, lzma.LZMADecompressor(fmt), data, limit)
+            # The header names the dictionary size (up to 4 GiB in 13 bytes of lzma-alone): cap what the decoder
+            # may allocate, at the 64 MiB dictionary of xz -9 and then some.
+            dec = lzma.LZMADecompressor(fmt, memlimit=_LZMA_MEMLIMIT)
+            return _incremental(kind, dec, data, limit)
         except lzma.LZMAError as exc:
             raise FormatError(f"Corrupt {kind} stream", offset=0, why=str(exc)) from None
     if kind == "lz4":
