@@ -70,3 +70,18 @@ def test_lzma_streams_with_standard_dictionaries_still_load() -> None:
     for fmt, preset in ((lzma.FORMAT_ALONE, 6), (lzma.FORMAT_XZ, 9)):
         assert safeload.loads(lzma.compress(b"\x80\x02K\x05.", format=fmt, preset=preset)) == 5
 
+
+def test_mxnet_shape_with_a_zero_and_huge_dimensions() -> None:
+    """fuzz_formats: an MXNet aux shape (.., 2**62, .., 0): zero elements, so no bytes, but numpy could not
+    reshape to it (ValueError). Shapes whose non-zero dimensions multiply past 2**62 are a FormatError."""
+    finding = bytes.fromhex(
+        "02120100000000000000000000000000000200000000000000c9fa93f901000000020000000200000000000000030000000000"
+        "000002000000040000000000000003000000000000000100000000000000000000000600000006000000010000000300000000"
+        "000000060000000100000003000000000000000000803f0000004000004040000000000000000002000000000000000300000000"
+        "00000000000000000027000000000000000000020000000000000001000000000000000200000000000000030000000000000072"
+        "737003934e554d505900000000000000637372")
+    run_stage("formats", finding)
+    with pytest.raises(safeload.FormatError):
+        from safeload._containers.mxnet import load_mxnet_list
+
+        load_mxnet_list(finding[1:], 1 << 30)

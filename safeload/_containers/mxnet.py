@@ -65,6 +65,11 @@ class _Reader:
         dims = self.unpack(f"<{ndim}{width}", what)
         if any(d < 0 for d in dims):
             raise FormatError(f"MXNet {what} {dims} has a negative or unknown dimension", offset=self.pos)
+        product = 1
+        for d in dims:
+            product *= max(d, 1)  # an empty array with huge other dimensions is still unrepresentable
+        if product >= 1 << 62:
+            raise FormatError(f"MXNet {what} {dims} is larger than any array can be", offset=self.pos)
         return tuple(dims)
 
 
