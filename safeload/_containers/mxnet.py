@@ -68,7 +68,7 @@ class _Reader:
         product = 1
         for d in dims:
             product *= max(d, 1)  # an empty array with huge other dimensions is still unrepresentable
-        if product >= 1 << 62:
+        if product >= 1 << 59:  # numpy refuses shapes whose non-zero dimensions x itemsize (<= 16) reach 2**63
             raise FormatError(f"MXNet {what} {dims} is larger than any array can be", offset=self.pos)
         return tuple(dims)
 
