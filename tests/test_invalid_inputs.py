@@ -85,6 +85,10 @@ CASES = {
                                                       "data_offsets": [0, 0]}}, b""),
     "safetensors negative dim": _st({"a": {"dtype": "F32", "shape": [-1, -4], "data_offsets": [0, 16]}}, bytes(16)),
     "safetensors float offsets": _st({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0.0, 4.0]}}, bytes(4)),
+    # regression (corpus finding): a zero dimension next to huge ones, an 'Unexpected ValueError' from numpy
+    "safetensors (2**60, 0) of F64": _st({"a": {"dtype": "F64", "shape": [2**60, 0], "data_offsets": [0, 0]}}, b""),
+    "safetensors (2**40, 2**40, 0)": _st({"a": {"dtype": "F32", "shape": [2**40, 2**40, 0],
+                                                 "data_offsets": [0, 0]}}, b""),
     "safetensors nested header 10k deep": struct.pack("<Q", 20_000) + b"[" * 10_000 + b"]" * 10_000,
     # npy: absurd shapes and headers
     "npy shape 2**62": _npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }"),

@@ -101,9 +101,12 @@ def parse_header(data: bytes) -> tuple[dict[str, tuple[str, tuple[int, ...], int
         if type(offsets) is not list or len(offsets) != 2 or not all(type(o) is int for o in offsets):
             raise FormatError(f"safetensors data_offsets of {name!r} are not two ints", offset=8)
         begin, end = offsets
-        count = 1
+        count = extent = 1
         for d in shape:
             count *= d
+            extent *= max(d, 1)
+        if extent * _itemsize(dtype) >= 1 << 63:  # numpy and torch refuse it even with a zero dimension
+            raise FormatError(f"safetensors shape {shape} of {name!r} is larger than any array can be", offset=8)
         if not 0 <= begin <= end <= size:
             raise FormatError(f"safetensors tensor {name!r} spans bytes {begin}..{end} of a {size}-byte buffer",
                               offset=8, why="an offset outside the data would read memory that is not the tensor's")
