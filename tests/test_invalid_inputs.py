@@ -95,6 +95,8 @@ CASES = {
     "npy shape product overflows": _npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2**40, 2**40), }"),
     "npy negative dim": _npy("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", bytes(8)),
     "npy shape of strings": _npy("{'descr': '<f8', 'fortran_order': False, 'shape': ('a',), }"),
+    "npy (2**60, 0) of f8 (regression: ValueError)": _npy("{'descr': '<f8', 'fortran_order': False, "
+                                                          "'shape': (1152921504606846976, 0), }"),
     "npy header is a call": _npy("__import__('os').system('touch MARKER')"),
     "npy header with a lambda": _npy("{'descr': (lambda: 0)(), 'fortran_order': False, 'shape': (1,), }"),
     "npy header length beyond file": b"\x93NUMPY\x01\x00\xff\xff{'descr'",

@@ -78,9 +78,12 @@ def load_npy(data: bytes, run_pickle: Any) -> Any:
     if type(fortran) is not bool:
         raise FormatError(".npy fortran_order is not a bool", offset=10)
     dtype = _dtype(header["descr"], 10)
-    count = 1
+    count = extent = 1
     for n in shape:
         count *= n
+        extent *= max(n, 1)
+    if extent * max(dtype.itemsize, 1) >= 1 << 63:  # numpy refuses it even with a zero dimension
+        raise FormatError(f".npy shape {shape!r:.60} is larger than any array can be", offset=10)
     order = "F" if fortran else "C"
     if dtype.hasobject:
         arr = run_pickle(data, offset)
