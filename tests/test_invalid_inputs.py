@@ -61,6 +61,30 @@ def _patch_central(data: bytes, offset: int, fmt: str, value: int) -> bytes:
     return bytes(out)
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _paddle(dims: tuple[int, ...]) -> bytes:
+    """A Paddle DenseTensor record (float32) with the given dims and no data."""
+    desc = b"\x08\x05" + b"".join(b"\x10" + _varint(d) for d in dims)  # data_type, dims (protobuf)
+    return struct.pack("<IQI", 0, 0, 0) + struct.pack("<i", len(desc)) + desc
+
+
+def _mindspore(dims: tuple[int, ...]) -> bytes:
+    """A MindSpore checkpoint with one Float32 value of the given dims and no data."""
+    def ld(field: int, payload: bytes) -> bytes:
+        return bytes([field << 3 | 2]) + _varint(len(payload)) + payload
+
+    tensor = b"".join(b"\x08" + _varint(d) for d in dims) + ld(2, b"Float32") + ld(3, b"")
+    return ld(1, ld(1, b"w") + ld(2, tensor))
+
+
 GOOD_ZIP = _zip({"archive/data.pkl": b"\x80\x02N.", "archive/version": b"3\n"})
 
 CASES = {
@@ -106,6 +130,8 @@ CASES = {
     "npy data shorter than shape": _npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000,), }", bytes(8)),
     "npz member with traversal name": _zip({"../x.npy": _npy("{'descr': '<f8', 'fortran_order': False, "
                                                               "'shape': (1,), }", bytes(8))}),
+    # regression (corpus finding): the same zero-dimension shapes in the framework formats
+    "paddle dims (2**62, 0)": _paddle((2**62, 0)),
     # zip headers that disagree
     "zip directory offset beyond file": _patch_eocd(GOOD_ZIP, 6, 0xFFFFFFF0),
     "zip directory size lies": _patch_eocd(GOOD_ZIP, 5, 3),

@@ -119,9 +119,12 @@ def _record(data: bytes, pos: int, budget: list[int]) -> tuple[Any, int]:
         dtype = np.dtype(getattr(ml_dtypes, spec))
     if len(dims) > 64 or any(d < 0 for d in dims):
         raise FormatError(f"Paddle tensor dims {dims[:8]} are negative or too many", offset=dstart)
-    count = 1
+    count = extent = 1
     for d in dims:
         count *= d
+        extent *= max(d, 1)
+    if extent * dtype.itemsize >= 1 << 63:  # numpy refuses it even with a zero dimension
+        raise FormatError(f"Paddle tensor dims {dims[:8]} are larger than any array can be", offset=dstart)
     nbytes = count * dtype.itemsize
     budget[0] -= nbytes
     if budget[0] < 0:
