@@ -132,6 +132,7 @@ CASES = {
                                                               "'shape': (1,), }", bytes(8))}),
     # regression (corpus finding): the same zero-dimension shapes in the framework formats
     "paddle dims (2**62, 0)": _paddle((2**62, 0)),
+    "mindspore dims (2**62, 0)": _mindspore((2**62, 0)),
     # zip headers that disagree
     "zip directory offset beyond file": _patch_eocd(GOOD_ZIP, 6, 0xFFFFFFF0),
     "zip directory size lies": _patch_eocd(GOOD_ZIP, 5, 3),

@@ -206,9 +206,12 @@ def _value(tag: str, dims: list[int], ttype: str, raw: bytes) -> Any:
             dtype, widen = np.dtype("<u2"), True
     else:
         dtype = np.dtype(name)
-    count = 1
+    count = extent = 1
     for d in shape:
         count *= d
+        extent *= max(d, 1)
+    if extent * dtype.itemsize >= 1 << 63:  # numpy refuses it even with a zero dimension
+        raise FormatError(f"MindSpore tensor {tag!r} dims {dims} are larger than any array can be", offset=0)
     if count * dtype.itemsize != len(raw):
         raise FormatError(f"MindSpore tensor {tag!r} holds {len(raw)} bytes, but dims {dims} of {ttype} need "
                           f"{count * dtype.itemsize}", offset=0, why="the file is truncated or the dims lie")
