@@ -63,6 +63,8 @@ def report(harness: str, data: bytes, exc: BaseException) -> None:
     frames = traceback.extract_tb(cause.__traceback__)
     last = next((f for f in reversed(frames) if "safeload" in f.filename), frames[-1] if frames else None)
     key = f"{type(cause).__name__}:{last.filename if last else ''}:{last.lineno if last else 0}"
+    if cause is exc:  # a violation the harness itself found (a disagreement): one per distinct message
+        key += ":" + str(exc)[:80]
     if key in _seen:
         return
     _seen.add(key)

@@ -181,6 +181,7 @@ def scanner(data: bytes) -> None:
         raise common.ContractViolation(f"scan exit code {code}")
     kind = detect(data) if data else "empty"
     if kind in ("pickle", "zip", "npy", "safetensors") and kind not in COMPRESSED:
+        refusal = None
         try:
             safeload.loads(data, tensors="numpy",
                            policy=safeload.DEFAULT_POLICY.with_limits(max_alloc=64 << 20))
@@ -188,6 +189,9 @@ def scanner(data: bytes) -> None:
         except Exception as exc:  # noqa: BLE001
             common.check_error(exc)
             loaded = False
+            refusal = exc
+        if refusal is not None and _unread_record(refusal):
+            return  # the scanner checks record sizes but never reads tensor bytes (see SECURITY.md)
         text_skip = report.files and report.files[0].status == "skipped"
         if loaded and code != 0 and not text_skip:
             raise common.ContractViolation(f"load accepted what scan flagged (exit {code}): "
@@ -195,6 +199,12 @@ def scanner(data: bytes) -> None:
         if not loaded and code == 0 and not text_skip:
             raise common.ContractViolation("scan called clean what load refused")
     _check_imports()
+
+
+def _unread_record(exc: BaseException) -> bool:
+    """A refusal that only reading a torch storage record can find (its CRC-32): the scanner does not read them."""
+    member = getattr(exc, "member", None) or ""
+    return "fails its CRC-32 check" in str(exc) and "/data/" in member
 
 
 STAGES = {
