@@ -98,3 +98,20 @@ def test_mxnet_shape_with_a_zero_and_huge_dimensions() -> None:
         "3f947494628cffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
         "ffffffffffffffffffffffffffffffffffffffffffffffffffff000100637372")
     run_stage("formats", finding2)
+
+
+def test_storage_record_crc_is_seen_by_load_only() -> None:
+    """fuzz_scan: a torch checkpoint whose storage record fails its CRC-32 scans clean but does not load. The
+    scanner checks record sizes and never reads tensor bytes (they are never run); documented in SECURITY.md,
+    and the harness treats it as the one expected difference."""
+    from torch_pickles import checkpoint, tensor_ops
+
+    good = checkpoint({"w": tensor_ops("0", "FloatStorage", 4, 0, (4,), (1,))}, {"0": b"\x11" * 16})
+    bad = good.replace(b"\x11" * 16, b"\x22" * 16)  # same length, so the headers still agree; the CRC does not
+    assert safeload.loads(good, tensors="numpy")["w"].shape == (4,)
+    with pytest.raises(safeload.FormatError, match="CRC-32"):
+        safeload.loads(bad, tensors="numpy")
+    from safeload._scan import scan
+
+    assert scan(bad).exit_code == 0
+    run_stage("scan", bad)
