@@ -658,7 +658,7 @@ def published_cases() -> list[Case]:
         + GLOBAL("builtins", "compile") + _src(PY_OPEN) + BINUNICODE("x") + BINUNICODE("exec") + TUPLE3 + REDUCE
         + EMPTY_DICT + TUPLE2 + REDUCE + STOP),
         "unknown-callable", _refs("runpy._run_code")))
-    add(Case("CVE-2025-10155 distutils.file_util.write_file (picklescan)", (
+    add(Case("distutils.file_util.write_file file-write bypass (fickling #210, picklescan)", (
         PROTO(2)
         + GLOBAL("distutils.file_util", "write_file") + BINUNICODE(MARKER) + EMPTY_LIST + TUPLE2
         + REDUCE + STOP),
