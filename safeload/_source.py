@@ -24,8 +24,11 @@ class MappedFile(_mmap.mmap):
 
     _fd: int = -1
 
-    def read_into_new(self, offset: int, size: int) -> bytearray:
-        buf = bytearray(size)
+    def read_into_new(self, offset: int, size: int) -> Any:
+        # numpy.empty, not bytearray(size): a bytearray is zero-filled first, which touches every page twice
+        import numpy
+
+        buf = numpy.empty(size, dtype=numpy.uint8)
         view = memoryview(buf)
         done = 0
         while done < size:
@@ -41,8 +44,9 @@ class MappedFile(_mmap.mmap):
             self._fd = -1
 
 
-def copy_range(data: Any, offset: int, size: int) -> bytearray:
-    """A writeable copy of ``data[offset:offset+size]``, made with one copy."""
+def copy_range(data: Any, offset: int, size: int) -> Any:
+    """A writeable buffer holding ``data[offset:offset+size]``, made with one copy (a bytearray, or a uint8
+    numpy array for large ranges of a mapped file)."""
     if size >= _DIRECT_READ and isinstance(data, MappedFile) and hasattr(os, "preadv"):
         return data.read_into_new(offset, size)
     return bytearray(memoryview(data)[offset : offset + size])

@@ -15,6 +15,7 @@ by ``zipfile`` and another way by a tool that walks local headers. This reader r
 from __future__ import annotations
 
 import struct
+from typing import Any
 import zlib
 from dataclasses import dataclass
 
@@ -191,7 +192,7 @@ class ZipArchive:
                               why="this record must be stored uncompressed to be mapped")
         return memoryview(self.data)[member.data_offset : member.data_offset + member.size]
 
-    def read_writeable(self, name: str, verify: bool = True) -> bytearray:
+    def read_writeable(self, name: str, verify: bool = True) -> Any:
         """A stored member's bytes, copied once into writeable memory and CRC-checked (unless the caller checks
         it later with :meth:`verify`)."""
         from .._source import copy_range
