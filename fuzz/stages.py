@@ -180,6 +180,8 @@ def scanner(data: bytes) -> None:
     if code not in (0, 1, 2, 3):
         raise common.ContractViolation(f"scan exit code {code}")
     kind = detect(data) if data else "empty"
+    if len(data) >= 512 and data[257:262] == b"ustar":
+        kind = "tar"  # the scanner opens any tar; load opens only torch's tar checkpoints
     if kind in ("pickle", "zip", "npy", "safetensors") and kind not in COMPRESSED:
         refusal = None
         try:
@@ -226,4 +228,13 @@ def prime() -> None:
                 stage(sample)
             except Exception:  # noqa: BLE001
                 pass
+    try:  # the scanner imports py7zr (and its own imports) when it meets a 7z archive: safeload's choice
+        import py7zr
+
+        buf = io.BytesIO()
+        with py7zr.SevenZipFile(buf, "w") as archive:
+            archive.writestr(b"\x80\x02N.", "a.pkl")
+        scanner(buf.getvalue())
+    except Exception:  # noqa: BLE001
+        pass
     _known_modules.update(sys.modules)

@@ -526,6 +526,9 @@ def _container_errors() -> tuple[type[BaseException], ...]:
     tarfile = sys.modules.get("tarfile")
     if tarfile is not None:
         errors.append(tarfile.TarError)
+    py7zr = sys.modules.get("py7zr")
+    if py7zr is not None:  # Bad7zFile, CrcError, DecompressionError, ... (and PasswordRequired, outside the base)
+        errors += [py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired]
     return tuple(errors)
 
 

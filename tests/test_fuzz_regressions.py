@@ -22,8 +22,15 @@ import common  # noqa: E402
 import stages  # noqa: E402
 
 
+_primed: list[bool] = []
+
+
 def run_stage(stage: str, data: bytes) -> None:
     """The harness's own check, in crash mode: a violation raises ContractViolation."""
+    if not _primed:
+        stages.prime()  # safeload's own lazy imports (numpy, py7zr, ...) happen here, as in the harness
+        _primed.append(True)
+    stages._known_modules.update(sys.modules)  # count only what this input makes the stage import
     try:
         stages.STAGES[stage](data)
     except common.ContractViolation:
@@ -115,3 +122,20 @@ def test_storage_record_crc_is_seen_by_load_only() -> None:
 
     assert scan(bad).exit_code == 0
     run_stage("scan", bad)
+
+
+def test_scan_of_a_corrupt_7z_is_an_error_not_a_crash() -> None:
+    """fuzz_scan: py7zr's CrcError / Bad7zFile escaped safeload.scan (a 7z holding an os.system pickle, one
+    byte changed). The scanner now reports the archive as malformed (exit 2)."""
+    pytest.importorskip("py7zr")
+    from safeload._scan import scan
+
+    finding = bytes.fromhex(
+        "377abcaf271c00045e0572488300000000000000140000000000000071e175270100208002636f730a737900000017062501"
+        "095e00070b016368204d41524b455285522e00e0005800565d0000813307ae0fd05a5b7c9f39109c6dfb6a5c46c88749b2b6"
+        "da4d498b3264b3a93603064cca307eca622c9c1b638d72640318c550dbc8d45613a52f947b95b5a5f358d69337bccfcca44e"
+        "3e6b7f8df667c2578a6000000017062501095e00070b010001212101180c590000")
+    report = scan(finding)
+    assert report.exit_code == 2 and report.findings[0].rule == "malformed"
+    run_stage("scan", finding)
+
