@@ -389,14 +389,14 @@ class _Scanner:
         return _refine(kind, observer)
 
     def _observe(self, data: Any, chain: tuple[str, ...], kind: str) -> _Observer:
-        from ._load import Options, _load_bytes
+        from ._load import Options, load_buffer
 
         observer = _Observer(self, chain)
         opts = Options(self.policy, "raise", "latin1", "strict", "none", None, False, observer=observer)
         if kind != "zip" and not isinstance(data, bytes):
             data = bytes(data)  # only the zip reader works on a mapped file; the other readers expect bytes
         try:
-            _load_bytes(data, opts)
+            load_buffer(data, opts)  # load's own wrapper: MemoryError, RecursionError, ... as load reports them
         except UnsafeGlobalError as err:  # allowed as a value but called: raised, not observed
             observer.flagged.add(max(observer.pickle, 0))
             observer.findings.append(_finding_from_error(self.path, err, observer.member, max(observer.pickle, 0)))

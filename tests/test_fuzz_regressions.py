@@ -139,3 +139,22 @@ def test_scan_of_a_corrupt_7z_is_an_error_not_a_crash() -> None:
     assert report.exit_code == 2 and report.findings[0].rule == "malformed"
     run_stage("scan", finding)
 
+
+def test_scan_reports_out_of_memory_as_load_does() -> None:
+    """fuzz_scan: an MXNet sparse array whose dense shape needs terabytes raised MemoryError out of
+    safeload.scan; load reported it as LimitExceededError. The scanner now runs load's own wrapper."""
+    from safeload._scan import scan
+
+    finding = bytes.fromhex(
+        "120100000000000000000000000000000200000000000000c9fa93f901000000020000000200000000000000030000000000"
+        "0000020000000400000000000000030000000000000001000000000000000000000006000000010000000200000000000000"
+        "0000803f0000803f0000803f0000803f0000803f0000803f00000000000000000200000000000000c9fa93f9020000000100"
+        "0000030000000000000002000000020000960000000003000000000000000100000000000000000000000600000001000000"
+        "0300000000000000060000000100000003000000000000000000803f00000040000040400000000000000000020000000000"
+        "0000030000000000000000000000000000000200000000000000010000000000000002000000000000000300000000000000"
+        "0000000000000000000000637372")
+    with pytest.raises(safeload.LimitExceededError):
+        safeload.loads(finding)
+    report = scan(finding)
+    assert report.exit_code == 2 and report.findings[0].rule == "limit-exceeded", report.to_dict()
+    run_stage("scan", finding)
