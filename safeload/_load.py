@@ -132,7 +132,8 @@ def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
             raise FormatError(f"Unexpected member {name!r} in an .npz archive", member=name,
                               why="an .npz archive holds only .npy members")
         with error_context(member=name):
-            out[name[:-4]] = load_npy(zf.read(name, max_size=opts.policy.limits.max_alloc),
+            out[name[:-4]] = load_npy(zf.read(name, max_size=opts.policy.limits.max_decompressed,
+                                              limit="max_decompressed"),
                                       lambda d, start, _n=name: run_pickle(d, start, opts, member=_n))
     return out
 
@@ -194,7 +195,7 @@ def _load_compressed(kind: str, data: Any, opts: Options) -> Any:
     """One compression layer (joblib's compressors, zstd) around any other format; never two."""
     from ._containers.compressed import decompress
 
-    content = decompress(kind, data, opts.policy.limits.max_alloc)
+    content = decompress(kind, data, opts.policy.limits.max_decompressed)
     with error_context(member=f"<{kind} content>"):
         inner = detect(content)
         if inner in COMPRESSED:

@@ -37,8 +37,6 @@ from .policy import Entry, Policy, danger_of, effective_policy
 
 __all__ = ["Finding", "FileReport", "GlobalRef", "Report", "collect_files", "policy_for", "scan", "scan_file"]
 
-#: Default ceiling on what compressed streams and archives in one file may inflate to (also <= max_alloc).
-MAX_DECOMPRESSED = 4 << 30
 #: Containers inside containers, at most this deep.
 MAX_NESTING = 8
 #: Protocol-0 pickles are text: a file is set aside as "text, not a checkpoint" only if the walker saw no global.
@@ -616,7 +614,7 @@ def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max
 
 def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | None, explain: bool,
                stream_hook: Any = None) -> FileReport:
-    cap = min(policy.limits.max_alloc, MAX_DECOMPRESSED) if max_decompressed is None else max_decompressed
+    cap = policy.limits.max_decompressed if max_decompressed is None else max_decompressed
     scanner = _Scanner(name, policy, cap, explain)
     scanner.stream_hook = stream_hook
     if len(data) == 0:

@@ -44,7 +44,8 @@ class Limits:
     max_memo             the largest memo index a PUT may name
     max_opcodes          opcodes executed in one pickle stream
     max_container        items in one container built by a rebuilder (object arrays, sets from lists, ...)
-    max_alloc            bytes safeload may allocate beyond the input itself (array copies, decompression)
+    max_alloc            bytes safeload may allocate beyond the input itself (array copies, dense MXNet arrays, ...)
+    max_decompressed     bytes one compressed stream or compressed archive member may inflate to
     max_hash_collisions  dict keys or set members sharing one hash value (hash-flooding inputs)
     max_members          entries in one archive
     """
@@ -54,6 +55,7 @@ class Limits:
     max_opcodes: int = 200_000_000
     max_container: int = 100_000_000
     max_alloc: int = 1 << 36
+    max_decompressed: int = 4 << 30
     max_hash_collisions: int = 1000
     max_members: int = 1_000_000
 

@@ -141,18 +141,19 @@ def _zstd_rle_bomb(nblocks: int) -> bytes:
     return bytes(out)
 
 
-def test_zstd_bomb_refused_by_max_alloc(tmp_path: Path) -> None:
+def test_zstd_bomb_refused_by_max_decompressed(tmp_path: Path) -> None:
     data = _zstd_rle_bomb(64 * 1024)  # 256 KiB that would inflate to 8 GiB
-    refused(child("load", data, tmp_path, max_alloc=256 << 20), 5.0, limit="max_alloc")
+    refused(child("load", data, tmp_path, max_decompressed=256 << 20), 5.0, limit="max_decompressed")
 
 
 def test_zstd_bomb_in_scan(tmp_path: Path) -> None:
     data = _zstd_rle_bomb(64 * 1024)
-    scan_not_clean(child("scan", data, tmp_path, max_alloc=256 << 20), 5.0)
+    scan_not_clean(child("scan", data, tmp_path, max_decompressed=256 << 20), 5.0)
 
 
 def test_zstd_bomb_with_default_limits_is_refused_not_killed(tmp_path: Path) -> None:
-    # 1.25 GiB of zeros under a 1 GiB cap and the default max_alloc (64 GiB): the child must survive and refuse
+    # 1.25 GiB of zeros under a 1 GiB memory cap and the default max_decompressed (4 GiB): the child must survive
+    # and refuse
     res = child("load", _zstd_rle_bomb(10 * 1024), tmp_path, cap=1 << 30)
     refused(res, 20.0, memory_ok=True)
 

@@ -237,9 +237,10 @@ def test_compressed_pickles_load_and_bombs_are_capped(kind):
     packed = COMPRESSORS[kind](payload)
     assert safeload.loads(packed) == {"a": list(range(10))}
     bomb = COMPRESSORS[kind](pickle.dumps(b"\0" * (4 << 20), protocol=4))
-    policy = safeload.DEFAULT_POLICY.with_limits(max_alloc=1 << 20)
-    with pytest.raises(safeload.LimitExceededError):
+    policy = safeload.DEFAULT_POLICY.with_limits(max_decompressed=1 << 20)
+    with pytest.raises(safeload.LimitExceededError) as info:
         safeload.loads(bomb, policy=policy)
+    assert info.value.limit == "max_decompressed"
     with pytest.raises(safeload.FormatError):
         safeload.loads(packed + b"\x80\x04K\x01.")  # a second payload after the stream
     with pytest.raises(safeload.FormatError):

@@ -1,7 +1,7 @@
 """Whole-file compression layers: the ones joblib writes (zlib, gzip, bz2, xz, lzma-alone, lz4, joblib's old
 ``ZF`` zfile) and zstd (``safeload.save(compress="zstd")``).
 
-Each decompressor runs incrementally with an output cap (``Limits.max_alloc``), so a small bomb cannot make
+Each decompressor runs incrementally with an output cap (``Limits.max_decompressed``), so a small bomb cannot make
 safeload allocate more than the policy allows. A stream that is truncated, or that is followed by any byte after
 its end, is refused: a file is read one way only. Only one layer is opened; a compressed file inside a compressed
 file is refused by the caller.
@@ -55,7 +55,7 @@ def sniff(data: bytes) -> str | None:
 
 def _too_big(kind: str, limit: int) -> LimitExceededError:
     return LimitExceededError(
-        "max_alloc", limit + 1, limit, offset=0,
+        "max_decompressed", limit + 1, limit, offset=0,
         what=f"The {kind} stream decompresses to more than {limit} bytes",
         why="a small compressed file that expands without bound is a decompression bomb",
     )
@@ -123,7 +123,7 @@ def _zfile(data: bytes, limit: int) -> bytes:
     if len(data) > start and data[start:start + 1] == b" ":  # joblib <= 0.8.4 wrote one more space
         start += 1
     if declared > limit:
-        raise LimitExceededError("max_alloc", declared, limit, offset=2,
+        raise LimitExceededError("max_decompressed", declared, limit, offset=2,
                                  what=f"The joblib zfile declares {declared} bytes of content")
     out = _zlib(data[start:], limit, 15, "joblib zfile")
     if len(out) != declared:

@@ -205,10 +205,10 @@ class ZipArchive:
             self.verify(name, buf)
         return buf
 
-    def read(self, name: str, max_size: int | None = None, verify: bool = True) -> bytes:
+    def read(self, name: str, max_size: int | None = None, verify: bool = True, limit: str = "max_alloc") -> bytes:
         member = self.members[name]
         if max_size is not None and member.size > max_size:
-            raise LimitExceededError("max_alloc", member.size, max_size, member=name,
+            raise LimitExceededError(limit, member.size, max_size, member=name,
                                      what=f"Zip member {name!r} inflates to {member.size} bytes")
         raw = memoryview(self.data)[member.data_offset : member.data_offset + member.compressed_size]
         if member.method == 0:
