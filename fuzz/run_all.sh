@@ -5,7 +5,8 @@
 #
 # SAFELOAD_FUZZ_COLLECT=1 keeps a harness running after a contract violation and writes it to
 # fuzz/findings/<stage>/ (long runs); without it the first violation stops the harness and fails this script
-# (the CI smoke). Coverage-increasing inputs accumulate in fuzz/.corpus/<stage>/; the executions and time of
+# (the CI smoke). FUZZ_SEED=N fixes libFuzzer's random seed, so a CI smoke explores the same inputs on every run.
+# Coverage-increasing inputs accumulate in fuzz/.corpus/<stage>/; the executions and time of
 # each run are appended to fuzz/logs/summary.tsv.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ for stage in "${STAGES[@]}"; do
     log="fuzz/logs/$stage.log"
     start=$(date +%s)
     "$PY" "fuzz/fuzz_$stage.py" "fuzz/.corpus/$stage" "fuzz/.seeds/$stage" \
-        -max_total_time="$SECONDS_EACH" -max_len="$maxlen" -timeout=30 -rss_limit_mb=4096 \
+        -max_total_time="$SECONDS_EACH" -max_len="$maxlen" -timeout=30 -rss_limit_mb=4096 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
         -artifact_prefix="fuzz/.crashes/$stage-" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))
