@@ -497,6 +497,14 @@ def _tar_members(data: Any, max_members: int) -> dict[str, bytes]:
     return out
 
 
+def _record_count(raw: bytes, opts: Any, run_pickle: Any, member: str) -> tuple[int, int]:
+    """The record count a tar member starts with (a pickled int), and where the first record begins."""
+    count, pos = pickle_at(raw, 0, opts, run_pickle, member)
+    if type(count) is not int or count < 0 or count > len(raw):
+        raise FormatError(f"Torch tar {member} count is malformed", member=member)
+    return count, pos
+
+
 def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     """The tar checkpoints of torch < 0.4: sys_info, storages, tensors and pickle members."""
     members = _tar_members(data, opts.policy.limits.max_members)
@@ -519,9 +527,7 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     # storages: a count, then (key, location, storage type) pickles each followed by int64 numel + bytes,
     # then a list of views (target, root, offset, numel)
     raw = members["storages"]
-    count, pos = pickle_at(raw, 0, opts, run_pickle, "storages")
-    if type(count) is not int or count < 0 or count > len(raw):
-        raise FormatError("Torch tar storage count is malformed", member="storages")
+    count, pos = _record_count(raw, opts, run_pickle, "storages")
     storages: dict[Any, Storage] = {}
     for _ in range(count):
         head, pos = pickle_at(raw, pos, opts, run_pickle, "storages")
@@ -558,9 +564,7 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
 
     # tensors: a count, then (key, storage key, tensor type) pickles each followed by ndim, sizes, strides, offset
     raw = members["tensors"]
-    count, pos = pickle_at(raw, 0, opts, run_pickle, "tensors")
-    if type(count) is not int or count < 0 or count > len(raw):
-        raise FormatError("Torch tar tensor count is malformed", member="tensors")
+    count, pos = _record_count(raw, opts, run_pickle, "tensors")
     tensors: dict[int, Any] = {}
     for _ in range(count):
         head, pos = pickle_at(raw, pos, opts, run_pickle, "tensors")
