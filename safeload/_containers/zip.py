@@ -1,24 +1,35 @@
-"""A strict zip reader: one reading of the archive or a refusal.
+"""A canonical zip reader: the one reading every native zip reader agrees on, or a refusal.
 
-Python's ``zipfile`` trusts the central directory and ignores what lies around it, so a file can be read one way
-by ``zipfile`` and another way by a tool that walks local headers. This reader refuses every such ambiguity:
+The native readers of a checkpoint zip are CPython's ``zipfile`` (``numpy.load``, ``zipfile``), miniz (torch's
+``PyTorchStreamReader``) and Info-ZIP ``unzip``. They locate, walk and name members differently; each rule below
+closes one difference, and SECURITY.md ("Zip archives: one reading") states the native behaviour it mirrors:
 
-* exactly one end-of-central-directory record, ending exactly at the end of the file (no trailing data);
-* members that start at byte 0 and follow each other with no gaps or overlaps, the central directory right after
-  them (no data before the archive, none hidden between members);
-* each local header agreeing with its central entry (name, method, sizes, CRC unless a data descriptor follows);
-* no duplicate names, no names with ``..``, a leading ``/`` or a backslash; no encryption; only stored (0) and
-  deflated (8) members; at most ``max_members`` of them;
-* CRC-32 verified when a member is read (deferred when the caller maps records without reading them).
+* the end record: exactly one ``PK\x05\x06`` signature in the last 22 + 65,535 + 4,096 bytes (the widest window a
+  native reader searches backwards), ending exactly at the end of the file;
+* zip64: the locator names the 56-byte zip64 end record right before it (where CPython reads it and where miniz
+  follows the pointer), the record holds no extensible data, the 32-bit fields agree with it or are the sentinel,
+  one disk, entries on this disk equal to the total;
+* the central directory walked by its byte size (CPython) and by its entry count (miniz) ends at the same byte;
+* members that start at byte 0 and follow each other with no gaps or overlaps, the directory right after them;
+* each local header agreeing with its central entry (raw name bytes, method, flag bits, sizes, CRC, data
+  descriptor);
+* names unique after ASCII case folding of the raw bytes (miniz) and after Unicode case folding, NFC and
+  separator normalisation of the decoded text (CPython, unzip); no ``..``, leading ``/``, backslash or NUL;
+* extra fields an exact chain of known ids (zip64, UT, ux, NTFS, torch's FB padding with its fixed content);
+* stored members whose compressed size equals their size; deflated members that inflate to exactly their size
+  and end exactly at their compressed size; CRC-32 verified when a member is read (deferred when the caller maps
+  records without reading them); no encryption, no directory entry with data; at most ``max_members`` members.
 """
 
 from __future__ import annotations
 
 import struct
+import unicodedata
 from typing import Any
 import zlib
 from dataclasses import dataclass
 
+from .. import _budget
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["ZipArchive", "ZipMember"]
@@ -28,6 +39,27 @@ _EOCD64_LOC = struct.Struct("<4sIQI")
 _EOCD64 = struct.Struct("<4sQHHIIQQQQ")
 _CDIR = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
+
+#: how far back a native reader looks for the end record: CPython 22 + 65,536 bytes, miniz up to
+#: 22 + 65,535 + 4,093 (it searches in 4 KiB blocks and stops only once a block starts that far back)
+_EOCD_WINDOW = 22 + 0xFFFF + 4096
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+#: flag bits that must be the same in a local header and its central entry: encrypted, data descriptor,
+#: compressed patch, strong encryption, UTF-8 name, masked local header
+_FLAG_BITS = 0x1 | 0x8 | 0x20 | 0x40 | 0x800 | 0x2000
+#: CPython's zipfile refuses members that need a later version to extract (MAX_EXTRACT_VERSION)
+_MAX_EXTRACT_VERSION = 63
+
+_ZIP64 = 0x0001
+_NTFS = 0x000A
+_TORCH_PAD = 0x4246  # b"FB": torch's writer pads each local header so that its record starts aligned
+_UT = 0x5455
+_UX = 0x7875
+_UNICODE_PATH = 0x7075
+_KNOWN_EXTRA = {_ZIP64: "zip64", _NTFS: "NTFS", _TORCH_PAD: "torch alignment padding", _UT: "extended timestamp (UT)",
+                _UX: "Unix uid/gid (ux)"}
+_FIX = "Re-save the file with the framework that wrote it (torch.save, numpy.savez) from a trusted copy"
 
 
 @dataclass(frozen=True)
@@ -43,9 +75,20 @@ class ZipMember:
     end: int  # first byte after the data and any data descriptor
 
 
-def _bad(what: str, offset: int | None = None, why: str = "", member: str | None = None) -> FormatError:
-    return FormatError(what, offset=offset, member=member,
+def _bad(what: str, offset: int | None = None, why: str = "", member: str | None = None,
+         fix: str | None = _FIX) -> FormatError:
+    return FormatError(what, offset=offset, member=member, fix=fix,
                        why=why or "an archive that two zip readers could read differently is refused")
+
+
+def _name_keys(raw: bytes, name: str) -> tuple[bytes, str]:
+    """The keys under which two member names are the same member for some native reader: the raw bytes with
+    ASCII letters folded (miniz compares them case-insensitively), and the decoded text in NFC, case-folded, with
+    empty and ``.`` path components dropped (CPython compares decoded text; unzip extracts ``a//b``, ``./a/b`` and
+    ``a/b/`` to one path, and a case-insensitive file system folds case)."""
+    raw_key = raw.lower()
+    parts = [p for p in unicodedata.normalize("NFC", name).casefold().split("/") if p not in ("", ".")]
+    return raw_key, "/".join(parts)
 
 
 class ZipArchive:
@@ -57,79 +100,147 @@ class ZipArchive:
     def _find_eocd(self) -> int:
         data = self.data
         n = len(data)
-        lo = max(0, n - (22 + 0xFFFF))
+        lo = max(0, n - _EOCD_WINDOW)
         tail = bytes(data[lo:n])
         found = []
         i = tail.rfind(b"PK\x05\x06")
         while i >= 0:
-            pos = lo + i
-            if pos + 22 <= n:
-                comment_len = struct.unpack_from("<H", data, pos + 20)[0]
-                if pos + 22 + comment_len == n:
-                    found.append(pos)
+            found.append(lo + i)
             i = tail.rfind(b"PK\x05\x06", 0, i)
         if not found:
-            raise _bad("No zip end-of-central-directory record ends the file",
-                       why="the archive is truncated, or data was appended after it")
+            raise _bad("No zip end-of-central-directory record", why="the archive is truncated or is not a zip")
         if len(found) > 1:
-            raise _bad("Several zip end-of-central-directory records", found[0],
-                       why="an archive hidden in another archive's comment can be read two ways")
-        return found[0]
+            raise _bad("Several zip end-of-central-directory signatures", found[0],
+                       why="native zip readers take the last one and do not check the comment length, so a second "
+                           "archive hidden in the comment or in the data is what they read")
+        pos = found[0]
+        if pos + _EOCD.size > n or pos + _EOCD.size + struct.unpack_from("<H", data, pos + 20)[0] != n:
+            raise _bad("The zip end-of-central-directory record does not end the file", pos,
+                       why="data after the archive, or a comment length that disagrees with the file size")
+        return pos
+
+    def _zip64_end(self, eocd: int, fields: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
+        """The zip64 end record that the locator before the end record names, checked against the 32-bit one.
+        Returns (disk, cd_disk, entries on this disk, entries, cd_size, cd_offset) and sets ``self._cd_end``."""
+        data = self.data
+        loc = eocd - _EOCD64_LOC.size
+        _s, loc_disk, eocd64, disks = _EOCD64_LOC.unpack_from(data, loc)
+        record = loc - _EOCD64.size
+        if record < 0 or eocd64 != record or bytes(data[record : record + 4]) != b"PK\x06\x06":
+            raise _bad("The zip64 locator does not point at a zip64 end record right before it", loc,
+                       why="CPython reads the zip64 end record from the 56 bytes before the locator, miniz where "
+                           "the locator points; the two must be the same record")
+        _s, rsize, _vm, _vn, disk, cd_disk, n_here, count, cd_size, cd_offset = _EOCD64.unpack_from(data, record)
+        if rsize != _EOCD64.size - 12:
+            raise _bad(f"The zip64 end record declares {rsize} bytes instead of 44", record,
+                       why="extensible data in the zip64 end record moves it away from where CPython reads it")
+        if loc_disk != 0 or disks != 1:
+            raise _bad("Multi-disk zip archives are not supported", loc,
+                       why="the zip64 locator names another disk (miniz requires exactly one)")
+        d32, cd32, here32, count32, size32, off32 = fields
+        for what, small, big, sentinel in (("disk number", d32, disk, _U16), ("directory disk", cd32, cd_disk, _U16),
+                                           ("entries on this disk", here32, n_here, _U16),
+                                           ("entries", count32, count, _U16),
+                                           ("directory size", size32, cd_size, _U32),
+                                           ("directory offset", off32, cd_offset, _U32)):
+            if small != big and small != sentinel:
+                raise _bad(f"The zip end record and the zip64 end record disagree on the {what}", eocd,
+                           why=f"{small} in one, {big} in the other: readers without zip64 read the first, "
+                               "CPython and miniz the second")
+        self._cd_end = record
+        return disk, cd_disk, n_here, count, cd_size, cd_offset
 
     def _parse(self, max_members: int) -> None:
         data = self.data
         eocd = self._find_eocd()
-        _sig, disk, cd_disk, _n_here, count, cd_size, cd_offset, _clen = _EOCD.unpack_from(data, eocd)
-        cd_end_expected = eocd
+        _sig, disk, cd_disk, n_here, count, cd_size, cd_offset, _clen = _EOCD.unpack_from(data, eocd)
+        self._cd_end = eocd
         loc = eocd - _EOCD64_LOC.size
-        has_zip64 = loc >= 0 and bytes(data[loc : loc + 4]) == b"PK\x06\x07"
-        if not has_zip64 and (0xFFFF in (count, disk) or 0xFFFFFFFF in (cd_size, cd_offset)):
+        if loc >= 0 and bytes(data[loc : loc + 4]) == b"PK\x06\x07":  # torch's writer always adds the zip64 records
+            disk, cd_disk, n_here, count, cd_size, cd_offset = self._zip64_end(
+                eocd, (disk, cd_disk, n_here, count, cd_size, cd_offset))
+        elif _U16 in (count, n_here, disk, cd_disk) or _U32 in (cd_size, cd_offset):
             raise _bad("zip64 end-of-central-directory locator is missing", eocd)
-        if has_zip64:  # torch's writer always adds the zip64 records
-            _s, _d, eocd64, _disks = _EOCD64_LOC.unpack_from(data, loc)
-            if eocd64 + _EOCD64.size > loc or bytes(data[eocd64 : eocd64 + 4]) != b"PK\x06\x06":
-                raise _bad("zip64 end-of-central-directory record is malformed", loc)
-            _s, _rsize, _vm, _vn, disk, cd_disk, _n_here, count, cd_size, cd_offset = _EOCD64.unpack_from(data, eocd64)
-            cd_end_expected = eocd64
+        cd_end_expected = self._cd_end
         if disk != 0 or cd_disk != 0:
-            raise _bad("Multi-disk zip archives are not supported", eocd)
+            raise _bad("Multi-disk zip archives are not supported", eocd, why="the end record names another disk")
+        if n_here != count:
+            raise _bad(f"The zip end record counts {n_here} entries on this disk and {count} in all", eocd,
+                       why="miniz refuses the archive, other readers use one of the two counts")
         if count > max_members:
             raise LimitExceededError("max_members", count, max_members, what=f"The archive lists {count} members")
         if cd_offset + cd_size != cd_end_expected:
             raise _bad("The zip central directory does not end where the end record begins", eocd,
-                       why="bytes hidden between the directory and its end record")
+                       why="bytes before the archive or between the directory and its end record: CPython shifts "
+                           "every offset by them, miniz does not")
         pos = cd_offset
         entries: list[ZipMember] = []
-        for _ in range(count):
+        raw_keys: dict[bytes, str] = {}
+        text_keys: dict[str, str] = {}
+        for _ in range(count):  # miniz walks the directory by its count, CPython by its size: both must agree
             if pos + _CDIR.size > cd_end_expected:
-                raise _bad("The zip central directory is truncated", pos)
-            (sig, _made, _need, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, _disk, _iattr, _eattr,
+                raise _bad("The zip central directory is shorter than its entry count", pos,
+                           why="CPython walks the directory by its size, miniz by its count")
+            (sig, _made, need, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, disk_start, _iattr, eattr,
              hoff) = _CDIR.unpack_from(data, pos)
             if sig != b"PK\x01\x02":
                 raise _bad("Bad zip central directory entry", pos)
+            entry = pos
             name_raw = bytes(data[pos + 46 : pos + 46 + nlen])
             extra = bytes(data[pos + 46 + nlen : pos + 46 + nlen + elen])
             pos += 46 + nlen + elen + clen
             if pos > cd_end_expected:
-                raise _bad("A zip central directory entry runs past the directory", pos)
-            name = _decode_name(name_raw, flags, pos)
-            usize, csize, hoff = _zip64_sizes(extra, usize, csize, hoff)
+                raise _bad("A zip central directory entry runs past the directory", entry)
+            name = _decode_name(name_raw, flags, entry)
+            fields = _extra_fields(extra, entry, name, local=False)
+            usize, csize, hoff = _central_zip64(fields.get(_ZIP64), usize, csize, hoff, entry, name)
             self._check_name(name, hoff)
-            if flags & 0x1 or flags & 0x40:
+            if flags & 0x1 or flags & 0x40 or flags & 0x2000:
                 raise FormatError(f"Encrypted zip member {name!r}", member=name, offset=hoff,
                                   why="safeload cannot check what it cannot read",
                                   fix="Decrypt the archive with a trusted tool first")
+            if flags & 0x20:
+                raise _bad(f"Zip member {name!r} is compressed patch data (flag bit 5)", hoff, member=name,
+                           why="CPython and miniz refuse it")
+            if need > _MAX_EXTRACT_VERSION:
+                raise _bad(f"Zip member {name!r} needs zip version {need / 10:.1f} to extract", hoff, member=name,
+                           why="CPython refuses it while other readers read it")
+            if disk_start != 0:
+                raise _bad(f"Zip member {name!r} starts on disk {disk_start}", hoff, member=name,
+                           why="multi-disk archives are not supported")
             if method not in (0, 8):
                 raise _bad(f"Zip member {name!r} uses compression method {method}", hoff,
                            why="only stored and deflated members are read", member=name)
-            if name in self.members:
-                raise _bad(f"Duplicate zip member {name!r}", hoff, member=name,
-                           why="two members with one name are read differently by different tools")
-            member = self._local(name, flags, method, crc, csize, usize, hoff)
+            if method == 0 and csize != usize:
+                raise _bad(f"Stored zip member {name!r} has a compressed size ({csize}) other than its size ({usize})",
+                           hoff, member=name,
+                           why="a stored member's bytes are its content; readers that trust one size or the other "
+                               "read different bytes")
+            if usize and not csize:
+                raise _bad(f"Zip member {name!r} has {usize} bytes of content and no stored data", hoff, member=name,
+                           why="miniz refuses it and treats an empty member as empty whatever its size")
+            if (name.endswith("/") or eattr & 0x10) and (usize or csize or not name.endswith("/")):
+                raise _bad(f"Zip member {name!r} is a directory entry with data, or a file marked as a directory",
+                           hoff, member=name,
+                           why="miniz reads an entry whose name ends in '/' or whose DOS directory attribute is set "
+                               "as empty; CPython reads its data")
+            raw_key, text_key = _name_keys(name_raw, name)
+            other = raw_keys.get(raw_key) or text_keys.get(text_key)
+            if other is not None or name in self.members:
+                other = name if other is None else other
+                raise _bad(f"Duplicate zip member {name!r}" + ("" if other == name else f" (same as {other!r})"),
+                           hoff, member=name,
+                           why="two members that one name reaches are read differently by different tools: miniz "
+                               "(torch.load) compares names without case, CPython decoded, unzip as paths")
+            raw_keys[raw_key] = name
+            text_keys[text_key] = name
+            member = self._local(name, name_raw, flags, method, crc, csize, usize, hoff)
             self.members[name] = member
             entries.append(member)
         if pos != cd_end_expected:
-            raise _bad("The zip central directory has trailing bytes", pos)
+            raise _bad("The zip central directory holds more than its entry count", pos,
+                       why="CPython walks the directory by its size and would read more members than miniz, which "
+                           "walks it by its count")
         expected = 0
         for member in sorted(entries, key=lambda m: m.header_offset):
             if member.header_offset != expected:
@@ -147,20 +258,39 @@ class ZipArchive:
             raise _bad(f"Unsafe zip member name {name!r}", offset, member=name,
                        why="absolute paths, '..' and backslashes are path-traversal tricks")
 
-    def _local(self, name: str, flags: int, method: int, crc: int, csize: int, usize: int, hoff: int) -> ZipMember:
+    def _local(self, name: str, name_raw: bytes, flags: int, method: int, crc: int, csize: int, usize: int,
+               hoff: int) -> ZipMember:
         data = self.data
         if hoff + _LOCAL.size > len(data):
             raise _bad(f"Zip member {name!r} points past the end of the file", hoff, member=name)
         sig, _need, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = _LOCAL.unpack_from(data, hoff)
         if sig != b"PK\x03\x04":
             raise _bad(f"Zip member {name!r} has no local header", hoff, member=name)
-        lname = _decode_name(bytes(data[hoff + 30 : hoff + 30 + nlen]), lflags, hoff)
+        lname_raw = bytes(data[hoff + 30 : hoff + 30 + nlen])
+        if lname_raw != name_raw or lmethod != method or (lflags & _FLAG_BITS) != (flags & _FLAG_BITS):
+            raise _bad(f"Zip member {name!r}: local header disagrees with the central directory", hoff, member=name,
+                       why="its name bytes, method or flag bits differ, and readers that walk local headers read "
+                           "another member")
         lextra = bytes(data[hoff + 30 + nlen : hoff + 30 + nlen + elen])
-        lusize, lcsize, _ = _zip64_sizes(lextra, lusize, lcsize, 0)
-        if lname != name or lmethod != method or (lflags & 0x1) != (flags & 0x1):
-            raise _bad(f"Zip member {name!r}: local header disagrees with the central directory", hoff, member=name)
+        fields = _extra_fields(lextra, hoff, name, local=True)
         has_descriptor = bool(lflags & 0x8)
-        if not has_descriptor and (lcrc, lcsize, lusize) != (crc, csize, usize):
+        zip64 = fields.get(_ZIP64)
+        if zip64 is not None:
+            values = [struct.unpack_from("<Q", zip64, i)[0] for i in range(0, len(zip64), 8)]
+            if any(v not in (0, usize, csize, hoff) for v in values):
+                raise _bad(f"Zip member {name!r}: the local zip64 field disagrees with the central directory", hoff,
+                           member=name)
+            # CPython's order: the size, then the compressed size, each where the 32-bit field is the sentinel
+            it = iter(values)
+            if lusize == _U32:
+                lusize = next(it, -1)
+            if lcsize == _U32:
+                lcsize = next(it, -1)
+        if has_descriptor:  # the writer did not know the sizes yet: zeros (torch, CPython) or the real values
+            if any(v not in (0, want) for v, want in ((lcrc, crc), (lcsize, csize), (lusize, usize))):
+                raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
+                           member=name)
+        elif (lcrc, lcsize, lusize) != (crc, csize, usize):
             raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
                        member=name)
         start = hoff + 30 + nlen + elen
@@ -168,18 +298,19 @@ class ZipArchive:
         if end > len(data):
             raise _bad(f"Zip member {name!r} runs past the end of the file", hoff, member=name)
         if has_descriptor:
-            end = self._skip_descriptor(name, end, crc, csize, usize)
+            end = self._skip_descriptor(name, end, crc, csize, usize, zip64 is not None)
         return ZipMember(name, method, flags, crc, csize, usize, hoff, start, end)
 
-    def _skip_descriptor(self, name: str, pos: int, crc: int, csize: int, usize: int) -> int:
+    def _skip_descriptor(self, name: str, pos: int, crc: int, csize: int, usize: int, wide: bool) -> int:
+        """The data descriptor after a member: its signature, the CRC, then the sizes in 8 bytes each when the
+        local header has a zip64 field (as miniz and CPython write it), else in 4."""
         data = self.data
-        if bytes(data[pos : pos + 4]) == b"PK\x07\x08":
-            pos += 4
-        for width, fmt in ((8, "<IQQ"), (4, "<III")):
-            size = 4 + 2 * width
-            if pos + size <= len(data) and struct.unpack_from(fmt, data, pos) == (crc, csize, usize):
-                return pos + size
-        raise _bad(f"Zip member {name!r}: data descriptor disagrees with the central directory", pos, member=name)
+        fmt = "<4sIQQ" if wide else "<4sIII"
+        size = struct.calcsize(fmt)
+        if pos + size > len(data) or struct.unpack_from(fmt, data, pos) != (b"PK\x07\x08", crc, csize, usize):
+            raise _bad(f"Zip member {name!r}: data descriptor disagrees with the central directory", pos,
+                       member=name)
+        return pos + size
 
     def names(self) -> list[str]:
         return list(self.members)
@@ -214,6 +345,7 @@ class ZipArchive:
         if member.method == 0:
             out = bytes(raw)
         else:
+            _budget.current().charge_bytes(member.size, "zip")  # the work budget (safeload/_budget.py)
             inflater = zlib.decompressobj(-15)
             try:
                 out = inflater.decompress(raw, member.size + 1)
@@ -222,6 +354,9 @@ class ZipArchive:
             if len(out) != member.size or not inflater.eof:
                 raise _bad(f"Zip member {name!r} inflates to a size other than the declared {member.size}",
                            member.data_offset, member=name)
+            if inflater.unused_data or inflater.unconsumed_tail:
+                raise _bad(f"Zip member {name!r}: bytes after the end of its deflate stream", member.data_offset,
+                           member=name, why="the compressed size covers data that the deflate stream does not use")
         if verify:
             self.verify(name, out)
         return out
@@ -242,21 +377,75 @@ def _decode_name(raw: bytes, flags: int, offset: int) -> str:
                    why="flag bit 11 says the name is UTF-8, and it is not") from None
 
 
-def _zip64_sizes(extra: bytes, usize: int, csize: int, hoff: int) -> tuple[int, int, int]:
+def _extra_fields(extra: bytes, offset: int, name: str, local: bool) -> dict[int, bytes]:
+    """An extra field as an exact chain of (id, size, body) with known ids only, each at most once."""
+    fields: dict[int, bytes] = {}
+    where = "local header" if local else "central entry"
     pos = 0
-    while pos + 4 <= len(extra):
+    while pos < len(extra):
+        if pos + 4 > len(extra):
+            raise _bad(f"Zip member {name!r}: trailing bytes in the {where}'s extra field", offset, member=name,
+                       why="an extra field is a chain of (id, size) records that must end exactly")
         tag, size = struct.unpack_from("<HH", extra, pos)
         body = extra[pos + 4 : pos + 4 + size]
+        if len(body) != size:
+            raise _bad(f"Zip member {name!r}: extra field 0x{tag:04x} runs past the {where}'s extra data", offset,
+                       member=name, why="CPython and miniz refuse it, other readers read past it")
         pos += 4 + size
-        if tag != 0x0001:
-            continue
-        fields = [v for v in (usize, csize, hoff)]
-        i = 0
-        for index in range(3):
-            if fields[index] == 0xFFFFFFFF:
-                if i + 8 > len(body):
-                    raise _bad("zip64 extra field is truncated")
-                fields[index] = struct.unpack_from("<Q", body, i)[0]
-                i += 8
-        return fields[0], fields[1], fields[2]
-    return usize, csize, hoff
+        if tag == _UNICODE_PATH:
+            raise _bad(f"Zip member {name!r} has an Info-ZIP Unicode Path extra field", offset, member=name,
+                       why="unzip extracts the member under the name in that field, other readers under the "
+                           "header's name")
+        if tag not in _KNOWN_EXTRA or (tag == _TORCH_PAD and not local):
+            raise _bad(f"Zip member {name!r}: unknown extra field 0x{tag:04x} in the {where}", offset, member=name,
+                       why="only the extra fields written by torch, numpy, CPython's zipfile and Info-ZIP zip are "
+                           "read (zip64, UT, ux, NTFS, torch's padding); another could change how a reader sees it")
+        if tag in fields:
+            raise _bad(f"Zip member {name!r}: extra field 0x{tag:04x} appears twice in the {where}", offset,
+                       member=name, why="readers differ on which of the two they use")
+        if not _extra_body_ok(tag, body, local):
+            raise _bad(f"Zip member {name!r}: malformed {_KNOWN_EXTRA[tag]} extra field ({size} bytes) in the "
+                       f"{where}", offset, member=name,
+                       why="its content is not what the writers of that field write, and could hide another file")
+        fields[tag] = body
+    return fields
+
+
+def _extra_body_ok(tag: int, body: bytes, local: bool) -> bool:
+    size = len(body)
+    if tag == _TORCH_PAD:  # torch's writer fills its alignment padding with b"Z" (caffe2 serialize getPadding)
+        return body == b"Z" * size
+    if tag == _ZIP64:  # the central entry's exact length is checked against its sentinels (_central_zip64)
+        return size % 8 == 0 and 8 <= size <= 24
+    if tag == _UT:  # a flags byte, then up to three 32-bit times
+        return 1 <= size <= 13 and (size - 1) % 4 == 0
+    if tag == _UX:  # version 1, uid size, uid, gid size, gid
+        if size < 3 or body[0] != 1 or body[1] > 8 or 2 + body[1] >= size:
+            return False
+        gid_size = body[2 + body[1]]
+        return gid_size <= 8 and 3 + body[1] + gid_size == size
+    if tag == _NTFS:  # 4 reserved bytes, then the one attribute tag 0x0001 with its three 64-bit times
+        return size == 32 and body[4:8] == b"\x01\x00\x18\x00"
+    return False
+
+
+def _central_zip64(body: bytes | None, usize: int, csize: int, hoff: int, offset: int,
+                   name: str) -> tuple[int, int, int]:
+    """A central entry's 64-bit size, compressed size and header offset: one 8-byte value in the zip64 field for
+    each 32-bit field that holds the sentinel, in that order (CPython's _decodeExtra and miniz read them so), and
+    nothing else in the field."""
+    fields = [usize, csize, hoff]
+    wanted = sum(1 for v in fields if v == _U32)
+    if body is None:
+        return usize, csize, hoff
+    if wanted == 0 or len(body) != 8 * wanted:
+        raise _bad(f"Zip member {name!r}: the zip64 extra field holds {len(body)} bytes for {wanted} 64-bit values",
+                   offset, member=name,
+                   why="miniz reads the values past the field's end and CPython within it; only the exact field is "
+                       "read the same way")
+    i = 0
+    for index in range(3):
+        if fields[index] == _U32:
+            fields[index] = struct.unpack_from("<Q", body, i)[0]
+            i += 8
+    return fields[0], fields[1], fields[2]
