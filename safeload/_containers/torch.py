@@ -14,7 +14,8 @@ import struct
 import sys
 from typing import Any
 
-from .._rebuild.torch import TORCH_DTYPES, Storage, StorageType, TorchDType, check_view
+from .._rebuild.torch import TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchDType, check_view
+from .._views import make_view, whole_storage
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
@@ -30,6 +31,7 @@ class NumpyTensors:
 
     def __init__(self, byteswap: bool) -> None:
         self.byteswap = byteswap
+        self.rebuilt = Rebuilt()
         self._bases: dict[tuple[str, str], Any] = {}
 
     def np_dtype(self, dtype: str) -> Any:
@@ -51,13 +53,12 @@ class NumpyTensors:
         return np.dtype(getattr(ml_dtypes, name))
 
     def base(self, storage: Storage, dtype: str) -> Any:
-        import numpy as np
-
         key = (storage.key, dtype)
         arr = self._bases.get(key)
         if arr is None:
             dt = self.np_dtype(dtype)
-            arr = np.frombuffer(storage.buffer, dtype=dt)
+            nbytes = storage.nbytes()
+            arr = make_view(storage.buffer, dt, (nbytes // dt.itemsize,), what=f"Storage {storage.key!r}")
             if self.byteswap and dt.itemsize > 1:
                 arr = arr.byteswap()
             self._bases[key] = arr
@@ -65,19 +66,10 @@ class NumpyTensors:
 
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                requires_grad: bool) -> Any:
-        import numpy as np
-
         base = self.base(storage, dtype)
-        if not all(size):
-            return np.empty(size, dtype=base.dtype)
         itemsize = base.dtype.itemsize
-        # as_strided goes through __array_interface__, which loses ml_dtypes types: stride a same-width
-        # unsigned view, then view it back
-        custom = not hasattr(np, TORCH_DTYPES[dtype][1]) and dtype != "bool"
-        plain = base.view(f"u{itemsize}") if custom else base
-        view = np.lib.stride_tricks.as_strided(plain[offset:], shape=size, strides=[s * itemsize for s in stride],
-                                               writeable=base.flags.writeable)
-        return view if plain is base else view.view(base.dtype)
+        return make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
+                         what=f"Tensor over storage {storage.key!r}")
 
     def is_tensor(self, obj: Any) -> bool:
         import numpy as np
@@ -87,7 +79,7 @@ class NumpyTensors:
     def is_parameter(self, obj: Any) -> bool:
         return True
 
-    def parameter(self, data: Any, requires_grad: bool) -> Any:
+    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
         return data  # numpy has no Parameter: the array itself, as torch's .detach().numpy() would give
 
 
@@ -100,6 +92,7 @@ class TorchTensors:
         self.torch = torch
         self.byteswap = byteswap
         self.map_location = map_location
+        self.rebuilt = Rebuilt()
         self._storages: dict[str, Any] = {}
         self._placed: dict[tuple[str, str], Any] = {}
         self._devices: dict[str, Any] = {}
@@ -141,11 +134,11 @@ class TorchTensors:
             if len(buf) == 0:
                 cached = torch.UntypedStorage(0)
             else:
-                cached = torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
+                cached = make_view(buf, torch.uint8, (storage.nbytes(),), what=f"Storage {storage.key!r}").untyped_storage()
             if self.byteswap:
                 itemsize = TORCH_DTYPES[storage.dtype][0]
                 if itemsize > 1:
-                    swapped = torch.empty(0, dtype=torch.uint8).set_(cached).view(-1, itemsize).flip(1).contiguous()
+                    swapped = whole_storage(torch, cached, torch.uint8).view(-1, itemsize).flip(1).contiguous()
                     cached = swapped.untyped_storage()
             if callable(self.map_location) and not isinstance(self.map_location, (str, dict, torch.device)):
                 result = self.map_location(cached, storage.location)
@@ -167,7 +160,9 @@ class TorchTensors:
             t = base  # the whole record as one 1-D tensor: hand out the base itself, once
             self._handed_out.add(key)
         else:
-            t = torch.as_strided(base, size, stride, offset)
+            itemsize = TORCH_DTYPES[dtype][0]
+            t = make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
+                          what=f"Tensor over storage {storage.key!r}")
         if requires_grad:
             t.requires_grad_(True)
         return t
@@ -178,12 +173,11 @@ class TorchTensors:
         tdtype = getattr(torch, dtype)
         device = self._device_for(storage.location)
         simple = not self.byteswap and not callable(self.map_location) and len(storage.buffer) > 0
-        if simple:
-            base = torch.frombuffer(storage.buffer, dtype=tdtype)  # shares the record's memory: one copy in all
+        if simple:  # shares the record's memory: one copy in all
+            base = make_view(storage.buffer, tdtype, (storage.nbytes() // TORCH_DTYPES[dtype][0],),
+                             what=f"Storage {storage.key!r}")
         else:
-            untyped = self.storage(storage)
-            base = torch.empty(0, dtype=tdtype, device=untyped.device).set_(
-                untyped, 0, (untyped.nbytes() // TORCH_DTYPES[dtype][0],), (1,))
+            base = whole_storage(torch, self.storage(storage), tdtype)
         if device is not None and base.device != device:
             base = base.to(device)
         return base
@@ -200,7 +194,9 @@ class TorchTensors:
     def is_parameter(self, obj: Any) -> bool:
         return isinstance(obj, self.torch.nn.Parameter)
 
-    def parameter(self, data: Any, requires_grad: bool) -> Any:
+    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
+        if requires_grad is None:  # as_subclass(Parameter), as torch._tensor._rebuild_from_type_v2 does
+            requires_grad = bool(data.requires_grad)
         return self.torch.nn.Parameter(data, requires_grad=requires_grad)
 
 
@@ -433,19 +429,25 @@ def _bad_pid() -> Any:
 
 
 class _NullTensors:
-    """First pass over a legacy pickle: tensors are not built, only their storage references recorded."""
+    """Scan mode and the first pass over a legacy pickle: tensors are not built; each is a placeholder holding its
+    checked geometry, so every rule that does not need the bytes (view bounds, dtypes, locations, Parameter data,
+    requires_grad) is applied exactly as in the torch and numpy modes."""
 
-    def tensor(self, *args: Any) -> Any:
-        return None
+    def __init__(self) -> None:
+        self.rebuilt = Rebuilt()
+
+    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+               requires_grad: bool) -> Any:
+        return TensorPlaceholder(storage.key, dtype, offset, size, stride)
 
     def is_tensor(self, obj: Any) -> bool:
-        return True
+        return self.rebuilt.dtype_of(obj) is not None
 
     def is_parameter(self, obj: Any) -> bool:
         return True
 
-    def parameter(self, data: Any, requires_grad: bool) -> Any:
-        return None
+    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
+        return data
 
 
 def storage_dtype_of(stype: Any) -> str:

@@ -9,13 +9,16 @@ torch is imported only to build torch tensors, never to scan.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from typing import Any
 
+from .._views import byte_span, check_extent
 from ..errors import FormatError
 from ..policy import Entry
 
-__all__ = ["ENTRIES", "Storage", "StorageType", "TorchDType", "TORCH_DTYPES", "check_view"]
+__all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchDType", "TORCH_DTYPES",
+           "check_grad", "check_location", "check_view"]
 
 # torch dtype name -> (itemsize, numpy dtype or ml_dtypes name)
 TORCH_DTYPES: dict[str, tuple[int, str]] = {
@@ -36,6 +39,7 @@ _STORAGE_CLASSES = {
     "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
     "ComplexDoubleStorage": "complex128",
 }
+_LOCATION = re.compile(r"cpu|meta|(?:cuda|mps|xpu|hpu|mtia)(?::(?:0|[1-9][0-9]{0,2}))?")
 _QUANTIZED = ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage")
 
 
@@ -70,6 +74,17 @@ class Storage:
     __slots__ = ("key", "dtype", "numel", "location", "buffer", "_views")
 
     def __init__(self, key: str, dtype: str, numel: int, location: str, buffer: Any) -> None:
+        check_location(location)
+        if dtype not in TORCH_DTYPES:
+            raise FormatError(f"Storage dtype torch.{dtype} is not supported",
+                              why="quantized, sparse and exotic dtypes are refused rather than guessed")
+        if type(numel) is not int or numel < 0:
+            raise FormatError(f"Storage {key!r} has a bad element count {numel!r:.40}")
+        if buffer is not None and _nbytes(buffer) != numel * TORCH_DTYPES[dtype][0]:
+            raise FormatError(f"Storage {key!r} holds {_nbytes(buffer)} bytes, but {numel} x {dtype} needs "
+                              f"{numel * TORCH_DTYPES[dtype][0]}",
+                              why="a record shorter or longer than its reference would be read outside its bytes",
+                              fix="The file is damaged or was crafted; get a fresh copy from its source")
         self.key = key
         self.dtype = dtype
         self.numel = numel
@@ -124,17 +139,19 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
         raise vm.fail("Tensor carries metadata", "safeload rebuilds plain tensors only")
     dtype = dtype_name or storage.dtype
     check_view(storage, dtype, offset, size, stride)
-    builder = vm.context.get("tensor_builder")
-    if builder is None:
-        raise vm.fail("Tensor outside a torch checkpoint", "torch._utils rebuild calls only make sense inside a "
-                      "checkpoint whose storages safeload opened")
-    return builder.tensor(storage, dtype, offset, size, stride, requires_grad)
+    check_grad(dtype, requires_grad)
+    builder = _builder(vm)
+    return builder.rebuilt.add(builder.tensor(storage, dtype, offset, size, stride, requires_grad), dtype)
 
 
 def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
-    """Refuse a view that would address anything outside its storage record (Python ints: no overflow)."""
+    """Refuse a view that would address anything outside its storage record (Python ints: no overflow).
+
+    The same rule in every tensor mode: torch and numpy tensors are then made by :func:`safeload._views.make_view`,
+    which checks the same geometry again against the real length of the buffer."""
     if len(size) != len(stride) or any(n < 0 for n in size) or any(s < 0 for s in stride):
-        raise FormatError("Tensor size and stride disagree or are negative")
+        raise FormatError("Tensor size and stride disagree or are negative",
+                          why="torch has no negative sizes or strides; torch.as_strided refuses them")
     if dtype not in TORCH_DTYPES:
         raise FormatError(f"Tensor dtype torch.{dtype} is not supported",
                           why="quantized, sparse and exotic dtypes are refused rather than guessed")
@@ -142,21 +159,82 @@ def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...],
     if storage.nbytes() % itemsize:
         raise FormatError(f"Storage {storage.key!r} of {storage.nbytes()} bytes does not hold whole {dtype} elements")
     numel_elems = storage.nbytes() // itemsize
-    view_elems = 1
-    for n in size:
-        view_elems *= n
-    if view_elems * itemsize >= 1 << 63:
-        # numpy refuses such a view and torch overflows; the scanner (which builds no view) must refuse it too
-        raise FormatError(f"Tensor view of {view_elems} x {dtype} elements is larger than any array can be",
-                          why="a logical size beyond 2**63 bytes overflows the array libraries")
-    if all(n > 0 for n in size):
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= numel_elems:
+    check_extent(size, itemsize, "Tensor view")
+    if any(s * itemsize >= 1 << 63 for s in stride) or offset * itemsize >= 1 << 63:
+        raise FormatError("Tensor stride or offset does not fit a signed 64-bit byte count",
+                          why="torch and numpy overflow on it")
+    span = byte_span(size, stride, 1, offset)
+    if span is not None:
+        if span[1] > numel_elems:
             raise FormatError(
-                f"Tensor view reaches element {last} of storage {storage.key!r}, which holds {numel_elems}",
+                f"Tensor view reaches element {span[1] - 1} of storage {storage.key!r}, which holds {numel_elems}",
                 why="an offset, size or stride beyond the record would read memory outside it")
     elif offset > numel_elems:
         raise FormatError(f"Tensor offset {offset} is beyond storage {storage.key!r}")
+
+
+def check_location(location: Any) -> None:
+    """A storage location must be a device torch.load restores: ``cpu`` or ``meta`` exactly, or ``cuda``, ``mps``,
+    ``xpu``, ``hpu``, ``mtia`` with an optional index (torch.serialization's registered deserializers, then
+    ``torch.device``, which refuses leading zeros and signs). Checked in every tensor mode, scan included."""
+    if type(location) is not str or _LOCATION.fullmatch(location) is None:
+        raise FormatError(f"Storage location {location!r:.60} is not a device",
+                          why="torch.load refuses a location no deserializer knows; so does safeload, in every mode",
+                          fix="Re-save the checkpoint from CPU tensors, or with map_location='cpu' applied")
+
+
+def check_grad(dtype: str, requires_grad: bool) -> None:
+    """torch refuses ``requires_grad`` on integer and bool tensors (``RuntimeError: only Tensors of floating point
+    and complex dtype can require gradients``); every mode refuses it the same way."""
+    if requires_grad and (dtype == "bool" or dtype.startswith(("int", "uint"))):
+        raise FormatError(f"A torch.{dtype} tensor requires grad",
+                          why="only floating point and complex tensors can require gradients; torch.load fails on it")
+
+
+def _nbytes(buffer: Any) -> int:
+    return buffer.nbytes if isinstance(buffer, memoryview) or hasattr(buffer, "__array_interface__") else len(buffer)
+
+
+class Rebuilt:
+    """What a tensor builder made while this checkpoint ran: identity -> (object, dtype). Only these objects may
+    become a Parameter's data, the same in every mode (torch would refuse anything that is not a tensor)."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[Any, str]] = {}
+
+    def add(self, obj: Any, dtype: str) -> Any:
+        self._made[id(obj)] = (obj, dtype)
+        return obj
+
+    def dtype_of(self, obj: Any) -> str | None:
+        entry = self._made.get(id(obj))
+        return entry[1] if entry is not None and entry[0] is obj else None
+
+
+class TensorPlaceholder:
+    """Scan mode's tensor: the checked geometry of a view that was never built."""
+
+    __slots__ = ("storage_key", "dtype", "offset", "size", "stride")
+
+    def __init__(self, storage_key: str, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        self.storage_key = storage_key
+        self.dtype = dtype
+        self.offset = offset
+        self.size = size
+        self.stride = stride
+
+    def __repr__(self) -> str:
+        return f"<tensor torch.{self.dtype}{list(self.size)}>"
+
+
+def _builder(vm: Any) -> Any:
+    builder = vm.context.get("tensor_builder")
+    if builder is None:
+        raise vm.fail("Tensor outside a torch checkpoint", "torch._utils rebuild calls only make sense inside a "
+                      "checkpoint whose storages safeload opened")
+    return builder
 
 
 def _rebuild_tensor_v2(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -186,10 +264,13 @@ def _rebuild_parameter(vm: Any, args: tuple[Any, ...]) -> Any:
         _empty_hooks(vm, args[3], "extra Parameter state")
     if type(requires_grad) is not bool:
         raise vm.fail("requires_grad is not a bool")
-    builder = vm.context.get("tensor_builder")
-    if builder is None or not builder.is_tensor(data):
-        raise vm.fail("Parameter data is not a tensor this checkpoint rebuilt")
-    return builder.parameter(data, requires_grad)
+    builder = _builder(vm)
+    dtype = builder.rebuilt.dtype_of(data)
+    if dtype is None:
+        raise vm.fail(f"Parameter data is a {type(data).__name__}, not a tensor this checkpoint rebuilt",
+                      "torch.nn.Parameter needs a tensor; the same rule holds in every tensor mode")
+    check_grad(dtype, requires_grad)
+    return builder.rebuilt.add(builder.parameter(data, requires_grad), dtype)
 
 
 def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -209,8 +290,10 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail("_rebuild_from_type_v2 with a type other than torch.Tensor or Parameter")
     _empty_hooks(vm, state, "extra tensor state")
     tensor = vm.call(func, fargs)
-    if new_type.name == "Parameter" and not vm.context["tensor_builder"].is_parameter(tensor):
-        tensor = vm.context["tensor_builder"].parameter(tensor, True)
+    builder = _builder(vm)
+    if new_type.name == "Parameter" and not builder.is_parameter(tensor):
+        # torch turns the result into a Parameter with as_subclass, which keeps its requires_grad
+        tensor = builder.rebuilt.add(builder.parameter(tensor, None), builder.rebuilt.dtype_of(tensor) or "")
     return tensor
 
 
