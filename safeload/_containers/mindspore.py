@@ -20,6 +20,7 @@ import struct
 import zlib
 from typing import Any
 
+from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["ENCRYPTED_MAGICS", "is_mindspore", "load_mindspore"]
@@ -206,16 +207,11 @@ def _value(tag: str, dims: list[int], ttype: str, raw: bytes) -> Any:
             dtype, widen = np.dtype("<u2"), True
     else:
         dtype = np.dtype(name)
-    count = extent = 1
-    for d in shape:
-        count *= d
-        extent *= max(d, 1)
-    if extent * dtype.itemsize >= 1 << 63:  # numpy refuses it even with a zero dimension
-        raise FormatError(f"MindSpore tensor {tag!r} dims {dims} are larger than any array can be", offset=0)
+    count = check_extent(shape, dtype.itemsize, f"MindSpore tensor {tag!r}", offset=0)
     if count * dtype.itemsize != len(raw):
         raise FormatError(f"MindSpore tensor {tag!r} holds {len(raw)} bytes, but dims {dims} of {ttype} need "
                           f"{count * dtype.itemsize}", offset=0, why="the file is truncated or the dims lie")
-    array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy() if count else np.empty(shape, dtype)
+    array = make_view(raw, dtype, shape, what=f"MindSpore tensor {tag!r}").copy()
     if widen:
         array = (array.astype(np.uint32) << 16).view(np.float32)
     return array

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["LIST_MAGIC", "is_mxnet_list", "load_mxnet_list", "read_record"]
@@ -65,11 +66,7 @@ class _Reader:
         dims = self.unpack(f"<{ndim}{width}", what)
         if any(d < 0 for d in dims):
             raise FormatError(f"MXNet {what} {dims} has a negative or unknown dimension", offset=self.pos)
-        product = 1
-        for d in dims:
-            product *= max(d, 1)  # an empty array with huge other dimensions is still unrepresentable
-        if product >= 1 << 59:  # numpy refuses shapes whose non-zero dimensions x itemsize (<= 16) reach 2**63
-            raise FormatError(f"MXNet {what} {dims} is larger than any array can be", offset=self.pos)
+        check_extent(tuple(dims), 16, f"MXNet {what}", offset=self.pos)  # before the dtype: the widest itemsize
         return tuple(dims)
 
 
@@ -97,12 +94,10 @@ def _count(shape: tuple[int, ...]) -> int:
 
 
 def _array(r: _Reader, shape: tuple[int, ...], dtype: Any, what: str, budget: list[int]) -> Any:
-    import numpy as np
-
     nbytes = _count(shape) * dtype.itemsize
     start = r.need(nbytes, what)
     _charge(budget, nbytes, what, start)
-    return np.frombuffer(r.data, dtype=dtype, count=_count(shape), offset=start).reshape(shape).copy()
+    return make_view(r.data, dtype, shape, offset=start, what=f"MXNet {what}", at=start).copy()
 
 
 def _charge(budget: list[int], nbytes: int, what: str, offset: int) -> None:

@@ -12,6 +12,7 @@ import re
 import struct
 from typing import Any
 
+from .._views import check_extent, make_view
 from ..errors import FormatError
 
 __all__ = ["load_npy", "parse_header"]
@@ -73,17 +74,10 @@ def load_npy(data: bytes, run_pickle: Any) -> Any:
 
     header, offset = parse_header(data)
     shape, fortran = header["shape"], header["fortran_order"]
-    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > 64:
-        raise FormatError(f".npy shape {shape!r:.60} is not a tuple of non-negative ints", offset=10)
     if type(fortran) is not bool:
         raise FormatError(".npy fortran_order is not a bool", offset=10)
     dtype = _dtype(header["descr"], 10)
-    count = extent = 1
-    for n in shape:
-        count *= n
-        extent *= max(n, 1)
-    if extent * max(dtype.itemsize, 1) >= 1 << 63:  # numpy refuses it even with a zero dimension
-        raise FormatError(f".npy shape {shape!r:.60} is larger than any array can be", offset=10)
+    count = check_extent(shape, dtype.itemsize, ".npy", offset=10)
     order = "F" if fortran else "C"
     if dtype.hasobject:
         arr = run_pickle(data, offset)
@@ -98,4 +92,4 @@ def load_npy(data: bytes, run_pickle: Any) -> Any:
                           offset=offset, why="the file is truncated or has trailing data")
     if dtype.itemsize == 0:
         return np.empty(shape, dtype=dtype, order=order)
-    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).copy().reshape(shape, order=order)
+    return make_view(data, dtype, (count,), offset=offset, what=".npy data", at=offset).copy().reshape(shape, order=order)

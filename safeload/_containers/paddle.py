@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["is_dense_tensor", "load_dense_tensors", "paddle_result"]
@@ -117,21 +118,14 @@ def _record(data: bytes, pos: int, budget: list[int]) -> tuple[Any, int]:
         except ImportError:
             raise FormatError(f"Paddle {spec} tensors need ml_dtypes", offset=dstart, fix="pip install ml_dtypes") from None
         dtype = np.dtype(getattr(ml_dtypes, spec))
-    if len(dims) > 64 or any(d < 0 for d in dims):
-        raise FormatError(f"Paddle tensor dims {dims[:8]} are negative or too many", offset=dstart)
-    count = extent = 1
-    for d in dims:
-        count *= d
-        extent *= max(d, 1)
-    if extent * dtype.itemsize >= 1 << 63:  # numpy refuses it even with a zero dimension
-        raise FormatError(f"Paddle tensor dims {dims[:8]} are larger than any array can be", offset=dstart)
-    nbytes = count * dtype.itemsize
+    shape = tuple(dims)
+    nbytes = check_extent(shape, dtype.itemsize, "Paddle tensor", offset=dstart) * dtype.itemsize
     budget[0] -= nbytes
     if budget[0] < 0:
         raise LimitExceededError("max_alloc", nbytes, nbytes + budget[0], offset=pos,
                                  what="Paddle tensor would allocate more than the limit allows")
     dpos = need(nbytes, "data")
-    array = np.frombuffer(data, dtype=dtype, count=count, offset=dpos).reshape(dims).copy()
+    array = make_view(data, dtype, shape, offset=dpos, what="Paddle tensor", at=dpos).copy()
     return array, pos
 
 

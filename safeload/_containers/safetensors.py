@@ -13,6 +13,7 @@ import json
 import struct
 from typing import Any
 
+from .._views import check_extent, make_view
 from ..errors import FormatError
 
 __all__ = ["DTYPES", "is_safetensors", "load_safetensors", "parse_header"]
@@ -101,12 +102,7 @@ def parse_header(data: bytes) -> tuple[dict[str, tuple[str, tuple[int, ...], int
         if type(offsets) is not list or len(offsets) != 2 or not all(type(o) is int for o in offsets):
             raise FormatError(f"safetensors data_offsets of {name!r} are not two ints", offset=8)
         begin, end = offsets
-        count = extent = 1
-        for d in shape:
-            count *= d
-            extent *= max(d, 1)
-        if extent * _itemsize(dtype) >= 1 << 63:  # numpy and torch refuse it even with a zero dimension
-            raise FormatError(f"safetensors shape {shape} of {name!r} is larger than any array can be", offset=8)
+        count = check_extent(tuple(shape), _itemsize(dtype), f"safetensors tensor {name!r}", offset=8)
         if not 0 <= begin <= end <= size:
             raise FormatError(f"safetensors tensor {name!r} spans bytes {begin}..{end} of a {size}-byte buffer",
                               offset=8, why="an offset outside the data would read memory that is not the tensor's")
@@ -148,15 +144,15 @@ def load_safetensors(data: Any, tensors: str = "numpy", *, copy: bool = True) ->
                 out[name] = torch.empty(shape, dtype=tdtype)
             else:
                 buf = copy_range(data, start + begin, end - begin)
-                out[name] = torch.frombuffer(buf, dtype=tdtype).reshape(shape)
+                out[name] = make_view(buf, tdtype, shape, what=f"safetensors tensor {name!r}", at=start + begin)
         return out
     for name, (dtype, shape, begin, end) in entries.items():
         dt = _np_dtype(dtype)
-        count = (end - begin) // dt.itemsize
+        where = dict(what=f"safetensors tensor {name!r}", at=start + begin)
         if copy:
-            out[name] = np.frombuffer(copy_range(data, start + begin, end - begin), dtype=dt).reshape(shape)
+            out[name] = make_view(copy_range(data, start + begin, end - begin), dt, shape, **where)
         else:
-            out[name] = np.frombuffer(data, dtype=dt, count=count, offset=start + begin).reshape(shape)
+            out[name] = make_view(data, dt, shape, offset=start + begin, **where)
     return out
 
 
