@@ -1,12 +1,10 @@
 """The ``safeload`` command line: ``load``, ``scan``, ``info`` and ``convert``.
 
-``safeload scan`` exit codes (one table, computed in ``Report.exit_code``; usage errors here):
-
-    0  nothing unsafe          2  a file could not be scanned      4  usage error
-    1  unsafe findings         3  nothing was scanned
+``safeload scan`` exit codes: one table, :data:`EXIT_TABLE`, printed by ``--help`` and copied into the README
+(``tests/test_cli.py`` checks that they agree); ``--fail-on`` chooses which outcomes count.
 
 The report goes to stdout (or ``--output``); the summary and the progress bar go to stderr, the bar only on a
-terminal.
+terminal. Every string that came from a file is escaped before it is printed (``_format/escape.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +23,27 @@ from .errors import SafeLoadError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 4
+EXIT_UNSAFE, EXIT_ERROR, EXIT_NOTHING = 1, 2, 3
+
+#: ``--fail-on`` outcomes, the exit status each gives, and what it means (the first that applies wins)
+FAIL_ON: dict[str, tuple[int, str]] = {
+    "unsafe": (EXIT_UNSAFE, "a file names a global outside the allowlist, or calls an allowed name in a way "
+                            "that would run code"),
+    "error": (EXIT_ERROR, "a file could not be scanned: corrupt, truncated, ambiguous, over a limit, unreadable"),
+    "unsupported": (EXIT_ERROR, "a file that could hold a pickle is in a format safeload does not read"),
+    "skipped": (EXIT_NOTHING, "a file was skipped (text, empty, a known format without code, a link)"),
+    "nothing": (EXIT_NOTHING, "no file was scanned at all"),
+}
+DEFAULT_FAIL_ON = ("unsafe", "error", "unsupported")
+EXIT_TABLE = (
+    ("0", "nothing that --fail-on names happened (by default: nothing unsafe, every file that could hold a pickle "
+          "was read)"),
+    ("1", "unsafe: " + FAIL_ON["unsafe"][1]),
+    ("2", "error or unsupported: a file could not be scanned (corrupt, truncated, ambiguous, over a limit, "
+          "unreadable, or a format safeload does not read)"),
+    ("3", "nothing scanned (--fail-on nothing) or a file skipped (--fail-on skipped)"),
+    ("4", "usage error: bad option, missing path, unreadable policy file, unwritable output"),
+)
 _PROTOCOL_PYTHON = {0: "any Python", 1: "any Python", 2: "Python 2.3", 3: "Python 3.0", 4: "Python 3.4",
                     5: "Python 3.8"}
 _MAX_TENSOR_ROWS = 200
@@ -56,17 +75,19 @@ def _describe(obj: Any, indent: str = "", depth: int = 0, limit: int = 40) -> li
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
+    from ._format.escape import escape
+
     status = EXIT_OK
     for path in args.paths:
         try:
             obj = load(path, allow=args.allow, unknown=args.unknown)
         except SafeLoadError as err:
-            print(f"{path}: refused: {err}", file=sys.stderr)
+            print(f"{escape(path)}: refused: {escape(str(err))}", file=sys.stderr)
             status = EXIT_REFUSED
             continue
-        print(f"{path}: loaded")
+        print(f"{escape(path)}: loaded")
         for line in _describe(obj):
-            print(f"  {line}")
+            print(f"  {escape(line)}")
     return status
 
 
@@ -127,33 +148,88 @@ def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Nam
         yield _worker_scan(item)
 
 
+def _columns() -> int:
+    """The width of the terminal stderr is on: $COLUMNS, else the terminal's own, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            columns = 80
+    return columns if columns > 0 else 80
+
+
+def _cells(ch: str) -> int:
+    import unicodedata
+
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _fit_tail(text: str, room: int) -> str:
+    """The end of ``text`` in at most ``room`` terminal cells, with ``...`` in front when cut."""
+    if sum(_cells(c) for c in text) <= room:
+        return text
+    kept: list[str] = []
+    used = 3
+    for ch in reversed(text):
+        used += _cells(ch)
+        if used > room:
+            break
+        kept.append(ch)
+    return ("..." + "".join(reversed(kept))) if room >= 3 else ""
+
+
 class _Progress:
-    """A one-line bar on stderr, drawn only when stderr is a terminal."""
+    """A one-line bar on stderr, drawn only when stderr is a terminal, never in the terminal's last column (a
+    line that fills it wraps on many terminals and leaves one line per file)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
         self.enabled = enabled and total > 1 and sys.stderr.isatty()
         self.done = 0
+        self.width = max(_columns() - 1, 1)
 
     def step(self, name: str) -> None:
+        from ._format.escape import escape
+
         self.done += 1
         if self.enabled:
-            width = 30
-            filled = width * self.done // self.total
-            tail = name if len(name) <= 40 else "..." + name[-37:]
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {tail:<40}")
+            bar = max(0, min(30, self.width // 3 - 2))
+            filled = bar * self.done // self.total
+            head = f"[{'#' * filled}{'.' * (bar - filled)}] {self.done}/{self.total} " if bar else ""
+            head = head[: self.width]
+            tail = _fit_tail(escape(name), self.width - len(head))
+            line = head + tail
+            pad = self.width - len(head) - sum(_cells(c) for c in tail)
+            sys.stderr.write("\r" + line + " " * max(pad, 0))
             sys.stderr.flush()
 
     def close(self) -> None:
         if self.enabled:
-            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.write("\r" + " " * self.width + "\r")
             sys.stderr.flush()
+
+
+def _check_writable(output: str) -> None:
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {output}: the folder {folder} does not exist")
+    if os.path.isdir(output) or not os.access(output if os.path.exists(output) else folder, os.W_OK):
+        raise UsageError(f"cannot write {output}: not a writable file")
 
 
 def _write_output(text: str, output: str | None) -> None:
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader stopped; the exit status still reports the scan
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return
     try:
         with open(output, "w", encoding="utf-8") as fh:
@@ -162,16 +238,50 @@ def _write_output(text: str, output: str | None) -> None:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def _summary(report: Any, out: IO[str]) -> None:
+def _outcomes(report: Any) -> set[str]:
+    """The ``--fail-on`` outcomes that happened in ``report``."""
+    seen: set[str] = set()
+    for file in report.files:
+        if file.status == "unsafe":
+            seen.add("unsafe")
+        elif file.status == "error":
+            rules = {f.rule for f in file.findings}
+            seen.add("unsupported" if rules and rules <= {"unsupported-format"} else "error")
+        elif file.status != "clean":
+            seen.add("skipped")
+    if not any(file.status in ("clean", "unsafe", "error") for file in report.files):
+        seen.add("nothing")
+    return seen
+
+
+def exit_status(report: Any, fail_on: Sequence[str] = DEFAULT_FAIL_ON) -> int:
+    """The exit status of a scan under ``--fail-on``: the lowest status among the outcomes named that happened."""
+    codes = [FAIL_ON[name][0] for name in _outcomes(report) if name in fail_on]
+    return min(codes, default=EXIT_OK)
+
+
+_VERDICT = {0: "nothing --fail-on names was found", 1: "UNSAFE files found", 2: "some files could not be scanned",
+            3: "nothing was scanned, or files were skipped"}
+
+
+def _summary(report: Any, out: IO[str], code: int) -> None:
+    from ._format.escape import escape
+
     print(f"safeload scan: {report.summary()}", file=out)
     skipped = report.skipped
     for file in skipped[:20]:
-        print(f"  skipped {file.path}: {file.reason}", file=out)
+        print(f"  skipped {escape(file.path)}: {escape(file.reason)}", file=out)
     if len(skipped) > 20:
         print(f"  ... and {len(skipped) - 20} more skipped", file=out)
-    verdict = {0: "nothing unsafe found", 1: "UNSAFE files found", 2: "some files could not be scanned",
-               3: "nothing was scanned"}[report.exit_code]
-    print(f"safeload scan: {verdict} (exit {report.exit_code})", file=out)
+    print(f"safeload scan: {_VERDICT[code]} (exit {code})", file=out)
+
+
+def _parse_fail_on(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in FAIL_ON]
+    if unknown or not names:
+        raise UsageError(f"--fail-on takes a comma-separated list of {', '.join(FAIL_ON)}, not {text!r}")
+    return names
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -180,6 +290,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    fail_on = _parse_fail_on(args.fail_on)
+    if args.root is not None and not os.path.isdir(args.root):
+        raise UsageError(f"--root {args.root}: no such folder")
+    if args.output is not None:  # an unwritable --output is a usage error before the scan, not after it
+        _check_writable(args.output)
     allow = list(args.allow)
     if args.policy:
         allow += _read_policy_file(args.policy)
@@ -202,10 +317,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     report.files.sort(key=lambda f: f.path)
-    _write_output(OutputFormat(args.format).to_formatter(quiet=args.quiet).format(report), args.output)
+    formatter = OutputFormat(args.format).to_formatter(quiet=args.quiet, root=args.root)
+    _write_output(formatter.format(report), args.output)
+    code = exit_status(report, fail_on)
     if not args.quiet:
-        _summary(report, sys.stderr)
-    return report.exit_code
+        _summary(report, sys.stderr, code)
+    return code
 
 
 # ---- info ---------------------------------------------------------------------------------------------------------
@@ -349,22 +466,56 @@ def _print_tensors(path: str, allow: Sequence[str], out: IO[str], load: Any) -> 
 
 # ---- convert ------------------------------------------------------------------------------------------------------
 
+EXIT_CANNOT_WRITE = 2
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
+    """Exit 0 written, 1 refused (the input is unsafe or cannot be represented), 2 the output cannot be written,
+    4 usage (no --to and an output name that does not say which format)."""
     import importlib
     import importlib.util
+
+    from ._format.escape import escape
 
     if importlib.util.find_spec("safeload._convert") is None:
         print("safeload convert: this installation has no converter (safeload._convert is missing)",
               file=sys.stderr)
         return EXIT_USAGE
-    convert = importlib.import_module("safeload._convert").convert
+    module = importlib.import_module("safeload._convert")
+    to = args.to or module.target_for(args.dst)
+    if to is None:
+        raise UsageError(f"convert: cannot tell the output format from the name {escape(args.dst)!r}; "
+                         f"name it .safetensors, .pt or .pkl, or pass --to safetensors|torch|pickle")
+    folder = os.path.dirname(os.path.abspath(args.dst))
+    if not os.path.isdir(folder):
+        print(f"safeload convert: cannot write {escape(args.dst)}: the folder {escape(folder)} does not exist "
+              f"(create it first)", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
     try:
-        convert(args.src, args.dst, to=args.to, protocol=args.protocol)
+        module.convert(args.src, args.dst, to=to, protocol=args.protocol)
     except SafeLoadError as err:
-        print(f"safeload convert: refused: {err}", file=sys.stderr)
+        print(f"safeload convert: refused: {escape(str(err))}", file=sys.stderr)
         return EXIT_REFUSED
-    print(f"safeload convert: wrote {args.dst}", file=sys.stderr)
+    except FileNotFoundError as exc:
+        if not os.path.exists(args.src):
+            raise UsageError(f"convert: {escape(args.src)}: no such file") from None
+        print(f"safeload convert: cannot write {escape(args.dst)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
+    except OSError as exc:
+        print(f"safeload convert: cannot write {escape(args.dst)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
+    print(f"safeload convert: wrote {escape(args.dst)} ({to})", file=sys.stderr)
     return EXIT_OK
+
+
+def exit_table_text() -> str:
+    """The exit status table of ``safeload scan``, as ``--help`` prints it."""
+    return "exit status:\n" + "".join(f"  {code}  {text}\n" for code, text in EXIT_TABLE)
+
+
+def exit_table_markdown() -> str:
+    """The same table as the README shows it."""
+    return "| exit | meaning |\n|---|---|\n" + "".join(f"| {code} | {text} |\n" for code, text in EXIT_TABLE)
 
 
 # ---- parser -------------------------------------------------------------------------------------------------------
@@ -381,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "scan", help="scan files, folders and Hugging Face caches without running anything",
-        description="Exit status: 0 nothing unsafe, 1 unsafe findings, 2 a file could not be scanned, "
-                    "3 nothing was scanned, 4 usage error. The report goes to stdout, the summary to stderr.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Scan without running anything. The report goes to stdout, the summary to stderr.\n\n"
+                    + exit_table_text())
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
@@ -396,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decompile each flagged pickle with fickling (nothing is run)")
     p.add_argument("--max-decompressed", type=int, default=None, metavar="BYTES",
                    help="what compressed streams and archives in one file may inflate to (default 4 GiB)")
+    p.add_argument("--fail-on", default=",".join(DEFAULT_FAIL_ON), metavar="LIST",
+                   help=f"comma-separated outcomes that make the exit status non-zero: {', '.join(FAIL_ON)} "
+                        f"(default: {','.join(DEFAULT_FAIL_ON)})")
+    p.add_argument("--root", default=None, metavar="DIR",
+                   help="SARIF: the folder URIs are relative to (default: the git top level of the working "
+                        "directory)")
     p.set_defaults(func=_cmd_scan)
 
     p = sub.add_parser("info", help="format, pickle protocols, oldest Python, globals and tensors of a file")
@@ -403,10 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol")
+    p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol",
+                       description="Exit status: 0 written, 1 refused (unsafe or not representable), 2 the output "
+                                   "cannot be written, 4 usage error.")
     p.add_argument("src", metavar="IN")
     p.add_argument("dst", metavar="OUT")
-    p.add_argument("--to", choices=("safetensors", "torch", "pickle"), default="safetensors")
+    p.add_argument("--to", choices=("safetensors", "torch", "pickle"), default=None,
+                   help="output format (default: from OUT's name: .safetensors, .pt/.pth/.bin/.ckpt, .pkl/.pickle)")
     p.add_argument("--protocol", type=int, default=None, metavar="N", help="pickle protocol ceiling (torch output)")
     p.set_defaults(func=_cmd_convert)
     return parser

@@ -7,6 +7,12 @@
   datetime arrays; dtypes safetensors lacks (complex128, ...); metadata that JSON cannot hold (bytes, sets,
   objects); two paths that flatten to one name. Tuples become JSON lists and numpy scalars plain numbers.
   Tensors that shared memory (tied weights, views) are written as separate copies: safetensors has no aliasing.
+  The nesting itself (which dicts, lists and tuples, with str or int keys) is kept in ``"safeload.layout"``
+  (:data:`LAYOUT_KEY`), so that converting the file back to torch restores the checkpoint's shape.
+* From safetensors to torch or pickle: the tensors, and the ``__metadata__`` entries put back where
+  ``"safeload.layout"`` says (``epoch``, ``args``, the optimizer's ``param_groups``). A file without a layout (written
+  by another tool) gives the flat ``{name: tensor}`` dict that safetensors readers return, plus each metadata entry
+  (but ``format``) under its own name, decoded from JSON where it is JSON and kept as text where not.
 * ``to="torch"``: the object as ``safeload.save`` writes it, a torch zip checkpoint whose ``data.pkl`` uses
   protocol-2 opcodes (torch tensors when torch is installed, else numpy arrays as tensor records).
 * ``to="pickle"``: a plain pickle at ``protocol``, arrays in numpy's own pickle form: for readers with numpy and
@@ -24,9 +30,25 @@ from typing import Any
 
 from ._save import SaveRefused, _save, write_output
 
-__all__ = ["convert", "to_safetensors_bytes"]
+__all__ = ["LAYOUT_KEY", "convert", "target_for", "to_safetensors_bytes"]
 
 _TARGETS = ("safetensors", "torch", "pickle")
+#: the metadata entry that records the checkpoint's nesting (see the module docstring)
+LAYOUT_KEY = "safeload.layout"
+#: output name endings and the format each means, for ``convert`` without ``to``
+_SUFFIXES = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".bin": "torch", ".ckpt": "torch",
+             ".tar": "torch", ".pkl": "pickle", ".pickle": "pickle"}
+
+
+def target_for(dst: Any) -> str | None:
+    """The output format an output name asks for (``out.pt`` -> torch), or None when the name does not say."""
+    import os
+
+    try:
+        name = os.fsdecode(os.fspath(dst)).lower()
+    except TypeError:
+        return None
+    return next((fmt for suffix, fmt in _SUFFIXES.items() if name.endswith(suffix)), None)
 
 # numpy dtype name (as safeload builds arrays, ml_dtypes for bf16/fp8) -> safetensors dtype
 _ST_DTYPES = {
@@ -59,11 +81,98 @@ def convert(src: Any, dst: Any, *, to: str = "safetensors", protocol: int | None
             tensors = "auto"
         except ImportError:
             pass
-        obj = safeload.load(src, tensors=tensors)
+        obj = _restore(src, safeload.load(src, tensors=tensors))
         _save(obj, dst, protocol, fmt="torch")
         return
-    obj = safeload.load(src, tensors="numpy")
+    obj = _restore(src, safeload.load(src, tensors="numpy"))
     _save(obj, dst, protocol, fmt="pickle")
+
+
+# ---- safetensors back to a checkpoint ----------------------------------------------------------------------------
+
+def _safetensors_metadata(src: Any) -> dict[str, str] | None:
+    """The ``__metadata__`` of ``src`` when it is a safetensors file on disk (None otherwise)."""
+    import mmap
+    import os
+
+    from ._containers.safetensors import is_safetensors, parse_header
+    from .errors import SafeLoadError
+
+    if not isinstance(src, (str, bytes, os.PathLike)):
+        return None
+    with open(src, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size < 10:
+            return None
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if not is_safetensors(data):
+                return None
+            try:
+                _entries, metadata, _start = parse_header(data)
+            except SafeLoadError:
+                return None  # load() already accepted the file: this does not happen
+            return metadata
+
+
+def _restore(src: Any, obj: Any) -> Any:
+    """A loaded safetensors file (flat ``{name: tensor}``) with its metadata put back; other objects as they are."""
+    meta = _safetensors_metadata(src)
+    if not meta or not isinstance(obj, dict):
+        return obj
+    meta = dict(meta)
+    meta.pop("format", None)
+    layout = meta.pop(LAYOUT_KEY, None)
+    if layout is not None:
+        try:
+            return _unflatten(json.loads(layout), "", obj, meta)
+        except (ValueError, KeyError, TypeError, RecursionError):
+            pass  # a layout that does not match the file: fall back to the flat form below
+    out = dict(obj)
+    for key, text in meta.items():
+        if key in out:
+            raise SaveRefused(f"metadata {key!r}", "a metadata entry has the name of a tensor",
+                              why="both would be the same key of the checkpoint", fix="Convert to safetensors only")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
+
+
+def _unflatten(layout: Any, name: str, tensors: dict[str, Any], meta: dict[str, str]) -> Any:
+    """Rebuild the checkpoint from the layout tree; every tensor and metadata entry must be used exactly once."""
+    used_t: set[str] = set()
+    used_m: set[str] = set()
+    depth_left = [1000]
+
+    def build(node: Any, path: str) -> Any:
+        depth_left[0] -= 1
+        if depth_left[0] < 0:
+            raise ValueError("layout too deep")
+        if node == "T":
+            used_t.add(path or "tensor")
+            return tensors[path or "tensor"]
+        if node == "M":
+            used_m.add(path or "checkpoint")
+            return json.loads(meta[path or "checkpoint"])
+        kind, children = node
+        if kind == "dict":
+            out = {}
+            for key, child in children:
+                if type(key) not in (str, int):
+                    raise TypeError("layout key")
+                out[key] = build(child, f"{path}.{key}" if path else str(key))
+            return out
+        items = [build(child, f"{path}.{i}" if path else str(i)) for i, child in enumerate(children)]
+        if kind == "list":
+            return items
+        if kind == "tuple":
+            return tuple(items)
+        raise ValueError(f"layout node {kind!r}")
+
+    result = build(layout, name)
+    if used_t != set(tensors) or used_m != set(meta):
+        raise ValueError("the layout does not name every tensor and metadata entry")
+    return result
 
 
 # ---- safetensors -------------------------------------------------------------------------------------------------
@@ -129,14 +238,18 @@ def _json_value(obj: Any, where: str) -> Any:
                       fix="Convert it to numbers, strings, lists or dicts first, or convert to='torch'")
 
 
-def _flatten(obj: Any) -> tuple[list[tuple[str, Any]], dict[str, str]]:
+def _flatten(obj: Any) -> tuple[list[tuple[str, Any]], dict[str, str], Any]:
+    """(tensors by dotted name, metadata JSON texts by dotted name, the layout tree that puts them back)."""
     tensors: list[tuple[str, Any]] = []
     meta: dict[str, str] = {}
     names: set[str] = set()
-    todo: list[tuple[Any, str, str]] = [(obj, "", "checkpoint")]
+    root: list[Any] = [None]
+    # each entry: (item, dotted name, where, the list its layout node goes into, at which index)
+    todo: list[tuple[Any, str, str, list[Any], int]] = [(obj, "", "checkpoint", root, 0)]
     while todo:
-        item, name, where = todo.pop()
+        item, name, where, slot, index = todo.pop()
         if _is_array(item):
+            slot[index] = "T"
             if name in names:
                 raise SaveRefused(where, f"two entries flatten to the name {name!r}",
                                   why="safetensors names must be unique", fix="Rename one of the keys")
@@ -144,26 +257,32 @@ def _flatten(obj: Any) -> tuple[list[tuple[str, Any]], dict[str, str]]:
             tensors.append((name or "tensor", item))
             continue
         if isinstance(item, (dict, list, tuple)) and _has_array(item):
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            is_dict = isinstance(item, dict)
+            pairs = list(item.items() if is_dict else enumerate(item))
+            nodes: list[Any] = [None] * len(pairs)
+            slot[index] = ("dict" if is_dict else "list" if isinstance(item, list) else "tuple",
+                           [[k, None] for k, _v in pairs] if is_dict else nodes)
             children = []
-            for k, v in pairs:
-                children.append((v, _key(name, k, where), f"{where}[{k!r}]"))
+            for i, (k, v) in enumerate(pairs):
+                target = slot[index][1][i] if is_dict else nodes
+                children.append((v, _key(name, k, where), f"{where}[{k!r}]", target, 1 if is_dict else i))
             todo.extend(reversed(children))
             continue
+        slot[index] = "M"
         key = name or "checkpoint"
-        if key in meta or key == "format":
+        if key in meta or key in ("format", LAYOUT_KEY):
             raise SaveRefused(where, f"the metadata name {key!r} is taken",
                               why="safetensors metadata keys must be unique ('format' is reserved)",
                               fix="Rename the key")
         meta[key] = json.dumps(_json_value(item, where), ensure_ascii=False, allow_nan=True)
-    return tensors, meta
+    return tensors, meta, root[0]
 
 
 def _safetensors_layout(obj: Any) -> tuple[bytes, list[Any]]:
     """The header (length prefix included) and the C-contiguous arrays, in file order."""
     import numpy as np
 
-    tensors, meta = _flatten(obj)
+    tensors, meta, layout = _flatten(obj)
     prepared = []
     for name, arr in tensors:
         where = f"checkpoint tensor {name!r}"
@@ -187,6 +306,10 @@ def _safetensors_layout(obj: Any) -> tuple[bytes, list[Any]]:
         header[name] = {"dtype": st, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
         offset += arr.nbytes
     header["__metadata__"] = {"format": "pt", **meta}
+    if not (layout == "T" or (isinstance(layout, tuple) and layout[0] == "dict"
+                              and all(child == "T" and type(k) is str and "." not in k for k, child in layout[1]))):
+        # a plain {name: tensor} dict needs no layout: safetensors readers give it back as it is
+        header["__metadata__"][LAYOUT_KEY] = json.dumps(layout, separators=(",", ":"), ensure_ascii=False)
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw, [arr for _n, _s, arr in prepared]

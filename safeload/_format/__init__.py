@@ -19,7 +19,7 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
     SARIF = "sarif"
 
-    def to_formatter(self, *, quiet: bool = False) -> Formatter:
+    def to_formatter(self, *, quiet: bool = False, root: str | None = None) -> Formatter:
         if self is OutputFormat.TEXT:
             from .text import TextFormatter
 
@@ -27,9 +27,9 @@ class OutputFormat(str, enum.Enum):
         if self is OutputFormat.JSON:
             from .json import JsonFormatter
 
-            return JsonFormatter()
+            return JsonFormatter(quiet=quiet)
         if self is OutputFormat.SARIF:
             from .sarif import SarifFormatter
 
-            return SarifFormatter()
+            return SarifFormatter(root=root)
         _assert_never(self)  # type: ignore[arg-type]

@@ -1,10 +1,12 @@
-"""The JSON report: ``Report.to_dict()``, stable keys, validated by tests/data/report.schema.json."""
+"""The JSON report: ``Report.to_dict()``, stable keys, validated by tests/data/report.schema.json. Strings from the
+file are escaped (``escape.py``), so the text is valid UTF-8 JSON without control characters or lone surrogates."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
 
+from .escape import escaped
 from .interface import Formatter
 
 if TYPE_CHECKING:
@@ -14,5 +16,11 @@ __all__ = ["JsonFormatter"]
 
 
 class JsonFormatter(Formatter):
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
     def format(self, report: Report) -> str:
-        return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
+        doc = escaped(report).to_dict()
+        if self.quiet:  # --quiet: the summary counts every file, the list only those with findings
+            doc["files"] = [f for f in doc["files"] if f.get("status") not in ("clean", "skipped")]
+        return json.dumps(doc, indent=2, sort_keys=False) + "\n"

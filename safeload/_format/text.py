@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
+from .escape import escaped
 from .interface import Formatter
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ class TextFormatter(Formatter):
 
     def format(self, report: Report) -> str:
         lines: list[str] = []
-        for file in report.files:
+        for file in escaped(report).files:
             if self.quiet and file.status in ("clean", "skipped"):
                 continue
             lines.extend(self._file(file))
