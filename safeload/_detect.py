@@ -1,25 +1,73 @@
-"""Format detection by content. The file name is never consulted: an attacker chooses it.
+"""The format registry: one format per file, decided by content. The file name is never consulted.
 
-The order matters where magic numbers overlap (see formats.md §0.1): a safetensors header length whose low byte
-is 0x78 looks like zlib, and lzma-alone's ``5d 00 00`` is also the protocol-0 opcode ``]``. So: containers with
-strong magic first, then protocol 2+ pickles, then compressors, then the magic-less binary formats, and protocol
-0/1 pickles last.
+Every signature below is tested on every file (:func:`matches`), and :func:`detect` returns exactly one format, or
+raises a ``FormatError`` ("polyglot") when two native readers would read the same bytes as different formats.
+``safeload.load`` and ``safeload.scan`` both dispatch on :func:`detect`; the scanner only adds the traversal of
+bundles (generic zip, tar, 7z, compressed streams).
+
+Two signatures are not magic numbers, and are tested the way the native readers test them:
+
+* **tar**: CPython's ``tarfile`` accepts any first 512-byte block whose checksum field (octal, or base-256)
+  equals the unsigned or signed byte sum of the block with that field read as spaces (``TarInfo.frombuf``); the
+  ``ustar`` magic is not required. So :func:`is_tar` is that test, not ``ustar`` at byte 257.
+* **pickle**: ``pickle.load`` reads any bytes from byte 0. A file "is a pickle" to CPython when its unpickler
+  could import or call something from byte 0 before it fails: :func:`cpython_reach` walks the stream as CPython
+  parses it (``I0x1`` is an int, text lines have no length limit, MARKs are not counted) and reports the first
+  opcode that could import (GLOBAL, INST, STACK_GLOBAL of two strings, EXT) or call (REDUCE, OBJ, NEWOBJ,
+  NEWOBJ_EX, BUILD). A GLOBAL whose module is not a dotted identifier (``class Net:`` read as ``c`` + ``lass
+  Net:``) imports nothing: ``__import__`` of such a name fails.
+
+Where magic numbers overlap (see formats.md §0.1): strong magic first, then protocol 2+ pickles, compressors, the
+magic-less binary formats, and protocol 0/1 pickles last. A file that is a tar and any other format, or another
+format and a pickle CPython would act on, is a polyglot.
 """
 
 from __future__ import annotations
 
-__all__ = ["detect", "COMPRESSED"]
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import FormatError
+
+__all__ = ["COMPRESSED", "BUNDLES", "Reach", "cpython_reach", "detect", "is_tar", "matches"]
 
 _PICKLE_FIRST = frozenset(b"(}])cNSVIFLJKMTUXGaqhgp0PRbd.tslue")  # opcodes a protocol 0/1 stream can start with
 
 #: kinds that are a compression layer around another format
 COMPRESSED = frozenset({"zlib", "zfile", "gzip", "bz2", "xz", "lzma", "lz4", "zstd"})
+#: kinds the scanner opens member by member and ``load`` never opens: reported as bundles
+BUNDLES = frozenset({"tar", "7z"})
 
 
-def detect(data: bytes) -> str:
-    """One of: pickle, npy, zip, hdf5, safetensors, mxnet, zlib, zfile, gzip, bz2, xz, lzma, lz4, zstd, 7z,
-    mindspore-encrypted, paddle-tensor, mindspore, empty, unknown."""
-    head = data[:16]
+# ---- the signatures -------------------------------------------------------------------------------------------
+
+def is_tar(data: Any) -> bool:
+    """CPython ``tarfile``'s test of a first header block (``TarInfo.frombuf`` and ``nti``)."""
+    if len(data) < 512:
+        return False
+    block = bytes(data[:512])
+    if block.count(0) == 512:
+        return False
+    field = block[148:156]
+    if field[0] in (0o200, 0o377):  # base-256
+        n = int.from_bytes(field[1:], "big")
+        if field[0] == 0o377:
+            n -= 256 ** 7
+    else:
+        text = field.split(b"\0", 1)[0]
+        try:
+            n = int(text.decode("ascii").strip() or "0", 8)
+        except (UnicodeDecodeError, ValueError):
+            return False
+    unsigned = 256 + sum(block[:148]) + sum(block[156:])
+    signed = 256 + sum(struct.unpack_from("148b8x356b", block))
+    return n in (unsigned, signed)
+
+
+def _primary(data: Any) -> str:
+    """The format by magic number and structure, in the order of the module docstring (tar excluded)."""
+    head = bytes(data[:16])
     if not head:
         return "empty"
     if head.startswith(b"\x93NUMPY"):
@@ -28,7 +76,7 @@ def detect(data: bytes) -> str:
         return "zip"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
-    if len(data) >= 10 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= len(data) - 8:
+    if len(data) >= 10 and data[8:9] == b"{" and int.from_bytes(head[:8], "little") <= len(data) - 8:
         return "safetensors"
     from ._containers.mxnet import is_mxnet_list
 
@@ -56,3 +104,345 @@ def detect(data: bytes) -> str:
     if head[0] in _PICKLE_FIRST:
         return "pickle"
     return "unknown"
+
+
+def matches(data: Any) -> list[str]:
+    """Every signature that ``data`` satisfies: the primary format, ``tar``, and ``pickle`` when CPython's
+    unpickler could import or call something from byte 0."""
+    kinds = [_primary(data)]
+    if is_tar(data):
+        kinds.append("tar")
+    if kinds[0] != "pickle" and cpython_reach(data):
+        kinds.append("pickle")
+    return kinds
+
+
+def _polyglot(kinds: list[str], why: str) -> FormatError:
+    names = " and ".join(dict.fromkeys(k for k in kinds if k != "unknown"))
+    return FormatError(f"Polyglot: the file is both {names}", offset=0,
+                       why=f"{why}; a file that two native readers read as different formats is refused",
+                       fix="Discard the file, or re-export it with the framework that wrote it, in a trusted "
+                           "environment")
+
+
+def detect(data: Any) -> str:
+    """One of: pickle, npy, zip, tar, hdf5, safetensors, mxnet, zlib, zfile, gzip, bz2, xz, lzma, lz4, zstd, 7z,
+    mindspore-encrypted, paddle-tensor, mindspore, empty, unknown. Raises ``FormatError`` for a polyglot."""
+    kinds = matches(data)
+    primary, extra = kinds[0], kinds[1:]
+    if "tar" in extra:
+        if "pickle" in extra or (primary == "pickle" and cpython_reach(data)):
+            raise _polyglot(["tar", "pickle"], "tarfile reads a tar header in the first 512 bytes, and pickle.load "
+                                               "could import or call something from byte 0")
+        if primary not in ("pickle", "unknown"):
+            raise _polyglot(["tar", primary], f"tarfile reads a tar header in the first 512 bytes, and the {primary} "
+                                              "reader reads its own header from byte 0")
+        return "tar"  # a tar whose first member name only spells opcodes CPython fails on (torch < 0.4: sys_info)
+    if "pickle" in extra:
+        if primary == "unknown":
+            return "pickle"  # opcodes CPython reads without PROTO (FRAME, BINUNICODE, ...): a pickle
+        raise _polyglot([primary, "pickle"], f"the {primary} reader reads its header from byte 0, and pickle.load "
+                                             "could import or call something from byte 0")
+    return primary
+
+
+# ---- CPython's unpickler, as a walk ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reach:
+    """An opcode at which CPython's unpickler could import or call something."""
+
+    offset: int
+    opcode: str
+    module: str | None = None  # where the names are literal
+    name: str | None = None
+
+    @property
+    def qualname(self) -> str | None:
+        return None if self.module is None else f"{self.module}.{self.name}"
+
+
+# opcode byte -> (name, argument kind); the argument kinds are read as CPython's C unpickler reads them
+_OPS: dict[int, tuple[str, str]] = {
+    0x28: ("MARK", ""), 0x2e: ("STOP", ""), 0x30: ("POP", ""), 0x31: ("POP_MARK", ""), 0x32: ("DUP", ""),
+    0x46: ("FLOAT", "line"), 0x49: ("INT", "line"), 0x4a: ("BININT", "4"), 0x4b: ("BININT1", "1"),
+    0x4c: ("LONG", "line"), 0x4d: ("BININT2", "2"), 0x4e: ("NONE", ""), 0x50: ("PERSID", "line"),
+    0x51: ("BINPERSID", ""), 0x52: ("REDUCE", ""), 0x53: ("STRING", "line"), 0x54: ("BINSTRING", "s4"),
+    0x55: ("SHORT_BINSTRING", "c1"), 0x56: ("UNICODE", "uline"), 0x58: ("BINUNICODE", "c4"),
+    0x61: ("APPEND", ""), 0x62: ("BUILD", ""), 0x63: ("GLOBAL", "line2"), 0x64: ("DICT", ""),
+    0x7d: ("EMPTY_DICT", ""), 0x65: ("APPENDS", ""), 0x67: ("GET", "line"), 0x68: ("BINGET", "1"),
+    0x69: ("INST", "line2"), 0x6a: ("LONG_BINGET", "4"), 0x6c: ("LIST", ""), 0x5d: ("EMPTY_LIST", ""),
+    0x6f: ("OBJ", ""), 0x70: ("PUT", "line"), 0x71: ("BINPUT", "1"), 0x72: ("LONG_BINPUT", "4"),
+    0x73: ("SETITEM", ""), 0x74: ("TUPLE", ""), 0x29: ("EMPTY_TUPLE", ""), 0x75: ("SETITEMS", ""),
+    0x47: ("BINFLOAT", "8"), 0x80: ("PROTO", "1"), 0x81: ("NEWOBJ", ""), 0x82: ("EXT1", "1"), 0x83: ("EXT2", "2"),
+    0x84: ("EXT4", "4"), 0x85: ("TUPLE1", ""), 0x86: ("TUPLE2", ""), 0x87: ("TUPLE3", ""), 0x88: ("NEWTRUE", ""),
+    0x89: ("NEWFALSE", ""), 0x8a: ("LONG1", "c1"), 0x8b: ("LONG4", "s4"), 0x42: ("BINBYTES", "c4"),
+    0x43: ("SHORT_BINBYTES", "c1"), 0x8c: ("SHORT_BINUNICODE", "c1"), 0x8d: ("BINUNICODE8", "c8"),
+    0x8e: ("BINBYTES8", "c8"), 0x8f: ("EMPTY_SET", ""), 0x90: ("ADDITEMS", ""), 0x91: ("FROZENSET", ""),
+    0x92: ("NEWOBJ_EX", ""), 0x93: ("STACK_GLOBAL", ""), 0x94: ("MEMOIZE", ""), 0x95: ("FRAME", "8"),
+    0x96: ("BYTEARRAY8", "c8"), 0x97: ("NEXT_BUFFER", ""), 0x98: ("READONLY_BUFFER", ""),
+}
+_CALLS = {"REDUCE": 2, "BUILD": 2, "NEWOBJ": 2, "NEWOBJ_EX": 3}  # opcode -> stack items it needs above the MARK
+_STR_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+
+
+class _Fail(Exception):
+    """CPython's unpickler would raise here."""
+
+
+def importable(module: str) -> bool:
+    """Whether ``__import__(module)`` could find a module: a dotted name of Python identifiers."""
+    return bool(module) and all(part.isidentifier() for part in module.split("."))
+
+
+def _int_c_or_py(text: bytes) -> bool:
+    """INT/GET/PUT arguments: Python's ``int(x, 0)``, or C's ``strtol(x, &end, 0)`` ending at NUL."""
+    import re
+
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        pass
+    return re.match(rb"\s*[+-]?(0[xX][0-9a-fA-F]+|[0-9]+)(\0|$)", text) is not None
+
+
+def _memo_index(text: bytes) -> int:
+    """GET and PUT read a decimal line (C: ``PyLong_FromString(s, NULL, 10)``)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise _Fail from None
+
+
+def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: bool = False) -> list[Reach]:
+    """Where CPython's unpickler, reading ``data`` from ``start``, could import or call something.
+
+    By default the walk stops where CPython would fail (unknown opcode, truncated argument, stack underflow, a
+    missing memo entry, a text argument CPython rejects, a GLOBAL whose module cannot be imported) and returns at
+    most the first reach. After a STOP it goes on: readers that call ``pickle.load`` until end of file do.
+
+    With ``every``, the walk goes on past what CPython would refuse (only an unknown opcode or a truncated
+    argument ends it) and returns every GLOBAL, INST and STACK_GLOBAL (names where they are literal): the
+    scanner's report of what a stream names after the VM has refused it.
+    """
+    if not hasattr(data, "find"):
+        data = bytes(data)
+    end = len(data) if end is None else end
+    found: list[Reach] = []
+    first = True  # in the first pickle of the walk: no native reader has a persistent_load there
+    stack: list[Any] = []  # items: a str value for strings, None for anything else
+    meta: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    pos = start
+
+    def line(at: int, nonempty: bool = True) -> tuple[bytes, int]:
+        nl = data.find(b"\n", at, end)
+        if nl < 0:  # C reads to the end and drops the last byte, as if it were the newline
+            raw, nxt = bytes(data[at:end]), end
+            if not raw:
+                raise _Fail
+            raw = raw[:-1]
+        else:
+            raw, nxt = bytes(data[at:nl]), nl + 1
+        if nonempty and not raw:
+            raise _Fail
+        return raw, nxt
+
+    def pop(n: int = 1) -> list[Any]:
+        if len(stack) < n:
+            raise _Fail
+        items = stack[len(stack) - n:]
+        del stack[len(stack) - n:]
+        return items
+
+    def pop_mark() -> list[Any]:
+        nonlocal stack
+        if not meta:
+            raise _Fail
+        items = stack
+        stack = meta.pop()
+        return items
+
+    while pos < end:
+        op = data[pos]
+        spec = _OPS.get(op)
+        if spec is None:
+            break
+        name, arg = spec
+        at = pos
+        pos += 1
+        value: Any = None
+        try:
+            if arg in ("1", "2", "4", "8"):
+                width = int(arg)
+                if pos + width > end:
+                    break
+                value = int.from_bytes(data[pos:pos + width], "little")
+                pos += width
+            elif arg and arg[0] in "cs":
+                width = int(arg[1])
+                if pos + width > end:
+                    break
+                n = int.from_bytes(data[pos:pos + width], "little", signed=arg[0] == "s")
+                pos += width
+                if n < 0 or n > end - pos:
+                    break
+                value = data[pos:pos + n]
+                pos += n
+            elif arg in ("line", "uline"):
+                try:
+                    value, pos = line(pos, arg == "line")
+                except _Fail:
+                    break
+            elif arg == "line2":
+                try:
+                    module, pos = line(pos)
+                    qual, pos = line(pos)
+                except _Fail:
+                    break
+                value = (module, qual)
+        except IndexError:  # pragma: no cover - bounds are checked above
+            break
+        try:
+            if name in ("GLOBAL", "INST"):
+                try:
+                    module = value[0].decode("utf-8")
+                    qual = value[1].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _Fail from None
+                if not importable(module):
+                    raise _Fail
+                found.append(Reach(at, name, module, qual))
+                if not every:
+                    return found
+                if name == "INST":
+                    pop_mark()
+                stack.append(None)
+            elif name == "STACK_GLOBAL":
+                module, qual = pop(2)
+                if not isinstance(module, str) or not isinstance(qual, str) or not importable(module):
+                    if every:
+                        found.append(Reach(at, name, None))
+                        stack.append(None)
+                        continue
+                    raise _Fail
+                found.append(Reach(at, name, module, qual))
+                if not every:
+                    return found
+                stack.append(None)
+            elif name in ("EXT1", "EXT2", "EXT4"):
+                if value <= 0 and not every:
+                    raise _Fail
+                found.append(Reach(at, name, None))
+                if not every:
+                    return found
+                stack.append(None)
+            elif name in _CALLS:
+                pop(_CALLS[name])
+                if not every:
+                    return [Reach(at, name)]
+                stack.append(None)
+            elif name == "OBJ":
+                if not pop_mark():
+                    raise _Fail
+                if not every:
+                    return [Reach(at, name)]
+                stack.append(None)
+            elif name == "STOP":
+                pop()
+                stack, meta, memo = [], [], {}
+                first = False
+            elif name == "MARK":
+                meta.append(stack)
+                stack = []
+            elif name == "POP":
+                if stack:
+                    stack.pop()
+                else:
+                    pop_mark()
+            elif name == "POP_MARK":
+                pop_mark()
+            elif name == "DUP":
+                stack.append(pop()[0])
+                stack.append(stack[-1])
+            elif name in ("INT", "LONG"):
+                text = value[:-1] if name == "LONG" and value.endswith(b"L") else value
+                if not _int_c_or_py(text):
+                    raise _Fail
+                stack.append(None)
+            elif name == "FLOAT":
+                try:
+                    float(value)
+                except ValueError:
+                    raise _Fail from None
+                stack.append(None)
+            elif name in _STR_OPS:
+                if name == "STRING":
+                    if not (len(value) >= 2 and value[0] == value[-1] and value[:1] in (b'"', b"'")):
+                        raise _Fail
+                    value = value[1:-1]
+                try:
+                    text = bytes(value).decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError:
+                    text = bytes(value).decode("latin-1")  # other encodings read it; the name stays literal
+                stack.append(text)
+            elif name in ("PERSID", "BINPERSID"):
+                if name == "BINPERSID":
+                    pop()
+                if not every and first:
+                    raise _Fail  # C pickle.load without persistent_load; torch's runs only on its third pickle
+                stack.append(None)
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                if name == "GET":
+                    value = _memo_index(value)
+                if value not in memo:
+                    if not every:
+                        raise _Fail
+                    stack.append(None)
+                else:
+                    stack.append(memo[value])
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                if name == "PUT":
+                    value = _memo_index(value)
+                elif name == "MEMOIZE":
+                    value = len(memo)
+                if not stack:
+                    raise _Fail
+                memo[value] = stack[-1]
+            elif name in ("TUPLE", "LIST", "DICT", "FROZENSET"):
+                pop_mark()
+                stack.append(None)
+            elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+                pop_mark()
+                if not stack:
+                    raise _Fail
+            elif name == "APPEND":
+                pop(1)
+                if not stack:
+                    raise _Fail
+            elif name == "SETITEM":
+                pop(2)
+                if not stack:
+                    raise _Fail
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                pop(int(name[-1]))
+                stack.append(None)
+            elif name == "PROTO":
+                if value > 5:
+                    raise _Fail
+            elif name == "FRAME":
+                if value > end - pos:
+                    raise _Fail
+            elif name == "NEXT_BUFFER":
+                raise _Fail  # no native reader passes out-of-band buffers
+            elif name == "READONLY_BUFFER":
+                if not stack:
+                    raise _Fail
+            else:  # plain pushes: NONE, BININT*, BINFLOAT, LONG1/4, BINBYTES*, BYTEARRAY8, EMPTY_*, NEWTRUE/FALSE
+                stack.append(None)
+        except _Fail:
+            if not every:
+                return found
+            stack, meta = [], []  # recover, and keep naming what follows
+    return found

@@ -142,12 +142,11 @@ _TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # PROTO 2, 
 
 
 def _load_bytes(data: bytes, opts: Options) -> Any:
-    if len(data) >= 512 and bytes(data[257:262]) == b"ustar":
-        # a tar (torch < 0.4) before pickle: its first member name can look like protocol-0 opcodes
+    kind = detect(data)  # the registry: one format per file, or a polyglot FormatError
+    if kind == "tar":  # torch < 0.4; its first member name spells opcodes CPython fails on (checked by detect)
         from ._containers.torch import load_torch_tar
 
         return load_torch_tar(data, opts, run_pickle)
-    kind = detect(data)
     if kind == "pickle":
         if bytes(data[: len(_TORCH_LEGACY_PREFIX)]) == _TORCH_LEGACY_PREFIX:
             from ._containers.torch import load_torch_legacy

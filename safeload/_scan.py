@@ -20,20 +20,20 @@ checkpoint: an empty or a text file; the reason is kept).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import mmap
 import os
 import stat
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._detect import detect
+from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect
 from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
-from .policy import Entry, Policy, danger_of, effective_policy
+from .policy import Entry, Policy, canonical_name, danger_of, effective_policy
 
 __all__ = ["Finding", "FileReport", "GlobalRef", "Report", "collect_files", "policy_for", "scan", "scan_file"]
 
@@ -188,6 +188,7 @@ class _Observer:
         self.starts: list[tuple[str | None, int]] = []
         self.flagged: set[int] = set()
         self.seen_globals = 0
+        self.global_offsets: set[tuple[str | None, int]] = set()
         self.findings: list[Finding] = []
         self.error: SafeLoadError | None = None
 
@@ -199,6 +200,7 @@ class _Observer:
 
     def on_global(self, qualname: str, entry: Entry | None, offset: int, opcode: str) -> None:
         self.seen_globals += 1
+        self.global_offsets.add((self.member, offset))
         if entry is not None:
             verdict, reason = ALLOWED, entry.reason
         else:
@@ -219,6 +221,8 @@ def _refine(kind: str, observer: _Observer) -> str:
         return "torch-zip"
     if any(m.startswith("legacy") for m in members):
         return "torch-legacy"
+    if kind == "tar":
+        return "torch-tar"
     return "npz" if kind == "zip" else kind
 
 
@@ -264,11 +268,8 @@ _COMPRESSED = ("gzip", "bz2", "xz", "zstd", "lzma", "lz4")
 
 
 def sniff(data: Any) -> str:
-    """``detect`` plus what only the scanner opens: tar (``ustar`` at byte 257) and lz4 frames."""
-    if len(data) >= 262 and bytes(data[257:262]) == b"ustar":
-        return "tar"
-    if bytes(data[:4]) == b"\x04\x22\x4d\x18":
-        return "lz4"
+    """The registry's format (``safeload._detect.detect``, the one ``load`` dispatches on); raises a FormatError
+    for a polyglot."""
     return detect(data)
 
 
@@ -292,11 +293,32 @@ class _Budget:
                                          "max_decompressed to safeload.scan (or --max-decompressed)")
 
 
+@contextlib.contextmanager
+def _parser(kind: str) -> Iterator[None]:
+    """The one boundary for third-party parsers (py7zr, tarfile, zipfile, lzma, bz2, zlib, zstandard): whatever
+    they raise on bad input (py7zr raises AssertionError and TypeError on fuzzed files) becomes a FormatError here,
+    and nowhere else in the scanner."""
+    try:
+        yield
+    except SafeLoadError:
+        raise
+    except MemoryError:
+        raise LimitExceededError("max_alloc", 0, 0, what=f"Out of memory while reading the {kind} container",
+                                 why="the container asks for more memory than this machine has") from None
+    except Exception as exc:
+        raise FormatError(f"Cannot read the {kind} container", why=f"{type(exc).__name__}: {exc}",
+                          fix="The file is damaged or crafted; unpack it with a trusted tool if you trust it") \
+            from None
+
+
 def _decompress(kind: str, data: Any, budget: _Budget) -> bytes:
-    """Inflate a stream with the loader's own decompression (so scan and load read it alike), within the budget."""
+    """Inflate a stream with the loader's own decompression (so scan and load read it alike), within the budget.
+    The input is passed as it is (a mapped file is not copied)."""
     from ._containers.compressed import decompress
 
-    out = decompress(kind, bytes(data), budget.left())
+    with _parser(kind):
+        out = decompress(kind, data if kind == "zstd" or isinstance(data, bytes) else memoryview(data),
+                         budget.left())
     budget.charge(len(out), f"A {kind} stream")
     return out
 
@@ -327,44 +349,59 @@ class _Scanner:
 
     # one blob: a file, or a member of an archive
     def blob(self, data: Any, chain: tuple[str, ...], depth: int = 0) -> str:
-        """Scan ``data`` and what it holds; return its format name ("text" for a text file set aside)."""
-        kind = sniff(data)
+        """Scan ``data`` and what it holds; return its format name: "text" for a text file set aside, and
+        ``<kind>-bundle`` for what ``load`` never opens but the scanner opens member by member (generic zip, tar,
+        7z, a compressed stream around one of them or around another compressed stream)."""
+        try:
+            kind = sniff(data)
+        except SafeLoadError as err:  # a polyglot: reported, and what a pickle reader would import is named
+            self.error(err, chain)
+            self._name_globals(data, 0, chain, set(), None)
+            return "polyglot"
         if depth > MAX_NESTING:
             self.error(LimitExceededError("max_nesting", depth, MAX_NESTING, what="Archives nested too deep",
                                           fix="Unpack the outer archives with a trusted tool and scan the inside"),
                        chain)
             return kind
+        name = kind
         try:
             if kind in _COMPRESSED:
-                self.blob(_decompress(kind, data, self.budget), chain + (f"[{kind}]",), depth + 1)
-            elif kind == "tar":
-                self._tar(data, chain, depth)
-            elif kind == "7z":
-                self._7z(data, chain, depth)
+                inner = self.blob(_decompress(kind, data, self.budget), chain + (f"[{kind}]",), depth + 1)
+                if inner == "text" or inner.endswith("-bundle") or inner in COMPRESSED:
+                    name = f"{kind}-bundle"  # load opens one compression layer around a checkpoint, no more
+            elif kind == "tar" and self._tar_is_checkpoint(data):
+                return self._checkpoint(data, chain, kind, depth)
+            elif kind in BUNDLES:
+                name = f"{kind}-bundle"
+                (self._tar if kind == "tar" else self._7z)(data, chain, depth)
             elif kind == "zip" and not self._zip_is_checkpoint(data):
+                name = "zip-bundle"
                 self._zip(data, chain, depth)
             else:
                 return self._checkpoint(data, chain, kind, depth)
         except SafeLoadError as err:
             self.error(err, chain)
-        except (EOFError, OSError, ValueError, zlib.error, *_container_errors()) as exc:
-            self.error(FormatError(f"Cannot read the {kind} container", why=str(exc) or type(exc).__name__), chain)
-        return kind
+        return name
 
     def _checkpoint(self, data: Any, chain: tuple[str, ...], kind: str, depth: int) -> str:
         """Everything ``load`` opens goes through ``load``'s own code, observed."""
+        known = len(self.globals)
         observer = self._observe(data, chain, kind)
         error = observer.error
+        if (error is not None or observer.seen_globals) and kind in ("pickle", "unknown") and _is_text(data) \
+                and not cpython_reach(data):
+            # A README, a config.json, a Python source (``class Net:`` is GLOBAL ``lass Net:``, which no import
+            # can find): CPython's unpickler fails before it could import or call anything. Text, not a pickle.
+            del self.globals[known:]
+            if depth:
+                self.notes.append(f"{_join(chain)}: text, not a checkpoint")
+            return "text"
         if error is not None and not observer.seen_globals:
-            if _is_text(data):  # a README, a config.json: no global, so nothing a pickle reader could run
-                if depth:
-                    self.notes.append(f"{_join(chain)}: text, not a checkpoint")
-                return "text"
             if kind == "pickle" and bytes(data[:3]) == b"\x5d\x00\x00":
                 # ']' is EMPTY_LIST in protocol 0, and also how an lzma-alone stream (joblib .lzma) begins
                 try:
                     inner = _decompress("lzma", data, self.budget)
-                except (SafeLoadError, *_container_errors()):
+                except SafeLoadError:
                     pass
                 else:
                     self.blob(inner, chain + ("[lzma]",), depth + 1)
@@ -372,6 +409,15 @@ class _Scanner:
         if error is not None:
             observer.findings.append(_finding_from_error(self.path, error, observer.member,
                                                          observer.pickle if observer.pickle >= 0 else None))
+            if observer.starts and observer.starts[-1][0] is None:
+                # the VM stopped; a plain walk over the rest of the stream names what a native reader would import
+                self.findings.extend(observer.findings)
+                observer.findings = []
+                self._name_globals(data, observer.starts[-1][1], chain, observer.global_offsets, observer.pickle)
+            elif not observer.starts and kind in ("pickle", "unknown"):
+                self.findings.extend(observer.findings)
+                observer.findings = []
+                self._name_globals(data, 0, chain, observer.global_offsets, None)
             hidden = error.offset
             if "after the pickle's STOP" in error.what and hidden and not error.member and observer.pickle == 0:
                 # load stops here; the scanner looks on, to name what the bytes after STOP would run
@@ -384,7 +430,83 @@ class _Scanner:
             for member, start in observer.starts:
                 self.stream_hook(data, chain, member, start)
         self.findings.extend(observer.findings)
+        if kind == "zip":
+            self._unread_members(data, chain, depth, observer)
         return _refine(kind, observer)
+
+    def _name_globals(self, data: Any, start: int, chain: tuple[str, ...], seen: set[tuple[str | None, int]],
+                      pickle: int | None) -> None:
+        """After the VM refused a stream: every GLOBAL, INST and STACK_GLOBAL (of literal strings) in the rest of
+        it, walked as CPython reads it, reported with its verdict; those outside the policy are findings."""
+        member = _join(chain)
+        for reach in cpython_reach(data, start, every=True):
+            if reach.module is None or (member, reach.offset) in seen:
+                continue
+            seen.add((member, reach.offset))
+            module, name = canonical_name(reach.module, reach.name or "")
+            qualname = f"{module}.{name}"
+            entry = self.policy.lookup(module, name)
+            if entry is not None:
+                self.globals.append(GlobalRef(qualname, ALLOWED, entry.reason, member, pickle or 0, reach.offset,
+                                              reach.opcode))
+                continue
+            danger = danger_of(qualname)
+            verdict, rule = (DANGEROUS, "dangerous-global") if danger else (UNKNOWN, "unknown-global")
+            self.globals.append(GlobalRef(qualname, verdict, danger or "", member, pickle or 0, reach.offset,
+                                          reach.opcode))
+            self.add(Finding(self.path, rule, UNSAFE, f"{qualname} named after the loader stopped reading",
+                             why=(f"{qualname} is known to be dangerous: it {danger}" if danger else
+                                  f"{qualname} is not in the allowlist") + "; pickle.load reads on where safeload "
+                                 "refused the stream, and would import it",
+                             fix="Do not open this file with pickle, torch.load or joblib.load",
+                             member=member, pickle=pickle, offset=reach.offset, opcode=reach.opcode,
+                             qualname=qualname, verdict=verdict))
+
+    def _unread_members(self, data: Any, chain: tuple[str, ...], depth: int, observer: _Observer) -> None:
+        """Members of a checkpoint zip that ``load`` never read are scanned by content: ``np.load(file)[key]``,
+        ``zipfile`` and ``unzip`` open every member. Storage records (``<prefix>/data/<key>``) are data, size-checked
+        by the loader; any other member that holds something CPython's unpickler would act on is a finding."""
+        from ._containers.zip import ZipArchive
+
+        try:
+            zf = ZipArchive(data, self.policy.limits.max_members)
+        except SafeLoadError:
+            return  # load's own reader has reported it
+        names = [n for n in zf.members if not n.endswith("/")]
+        torch = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+        read = {m for m, _ in observer.starts if m}
+        if torch:
+            prefix = torch[0][: -len("data.pkl")]
+            unread = [n for n in names if n not in read and not (n.startswith(prefix + "data/")
+                                                                 and "/" not in n[len(prefix) + 5:])]
+        elif observer.error is not None:  # an npz that load stopped reading: the rest are scanned here
+            unread = [n for n in names if n not in read and n != observer.error.member]
+        else:
+            return  # an npz that load read whole
+        for name in unread:
+            member = zf.members[name]
+            self.budget.charge(member.size, f"Zip member {name!r}")
+            try:
+                content = zf.read(name, max_size=self.policy.limits.max_decompressed, limit="max_decompressed")
+            except SafeLoadError as err:
+                self.error(err, chain + (name,))
+                continue
+            try:
+                primary = detect(content)
+            except SafeLoadError:
+                primary = "polyglot"
+            if primary in ("unknown", "pickle", "empty") and not cpython_reach(content) \
+                    and not bytes(content[:1]) == b"\x80":
+                continue  # data or text that every pickle reader fails on before it could import anything
+            before = self.pickles + len(self.findings)
+            self.blob(content, chain + (name,), depth + 1)
+            if torch and self.pickles + len(self.findings) > before:
+                self.add(Finding(self.path, "unexpected-member", ERROR,
+                                 f"Checkpoint member {name!r} holds a pickle that torch.load never reads",
+                                 why="np.load(file)[key], zipfile and unzip open every member of the archive; a "
+                                     "pickle where a checkpoint has none is a payload or a mistake",
+                                 fix="Remove the member with a trusted tool, or re-save the checkpoint with "
+                                     "torch.save", member=_join(chain + (name,))))
 
     def _observe(self, data: Any, chain: tuple[str, ...], kind: str) -> _Observer:
         from ._load import Options, load_buffer
@@ -414,6 +536,22 @@ class _Scanner:
             return True  # let load's own reader report the problem, as load would
         return any(n.endswith("data.pkl") or n.endswith(".npy") for n in zf.members)
 
+    @staticmethod
+    def _tar_is_checkpoint(data: Any) -> bool:
+        """A torch < 0.4 tar checkpoint (its four members) goes through ``load``; other tars are bundles."""
+        import tarfile
+
+        try:
+            with _parser("tar"), tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
+                names = set()
+                for info in tf:
+                    names.add(info.name)
+                    if len(names) > 4:
+                        return False
+        except SafeLoadError:
+            return False
+        return names == {"sys_info", "storages", "tensors", "pickle"}
+
     def _count(self, n: int = 1) -> None:
         self.members += n
         limit = self.policy.limits.max_members
@@ -424,26 +562,30 @@ class _Scanner:
     def _zip(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
         from ._containers.zip import ZipArchive
 
-        zf = ZipArchive(data, self.policy.limits.max_members)
+        with _parser("zip"):
+            zf = ZipArchive(data, self.policy.limits.max_members)
         self._count(len(zf.members))
         for name, member in zf.members.items():
             if name.endswith("/"):
                 continue
             self.budget.charge(member.size, f"Zip member {name!r}")
-            self.blob(zf.read(name), chain + (name,), depth + 1)
+            with _parser("zip"):
+                content = zf.read(name, max_size=self.budget.left() + member.size, limit="max_decompressed")
+            self.blob(content, chain + (name,), depth + 1)
 
     def _tar(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
+        """A tar, member by member (the registry has already refused a tar that is also another format)."""
         import tarfile
 
-        if detect(data) == "pickle":  # a tar's first bytes are a member name, which can spell a pickle
-            probe = self._observe(data, chain, "pickle")
-            if probe.seen_globals or probe.error is None:
-                self.findings.extend(probe.findings)
-                raise FormatError("The file is both a tar archive and a pickle",
-                                  why="a file that two readers read differently is refused")
         seen: set[str] = set()
-        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tf:
-            for info in tf:
+        with _parser("tar"):
+            tf = tarfile.open(fileobj=io.BytesIO(data if isinstance(data, bytes) else bytes(data)), mode="r:")
+        with tf:
+            while True:
+                with _parser("tar"):
+                    info = tf.next()
+                if info is None:
+                    break
                 self._count()
                 if info.name in seen:
                     raise FormatError(f"Duplicate tar member {info.name!r}", member=info.name,
@@ -455,8 +597,9 @@ class _Scanner:
                     self.notes.append(f"{_join(chain + (info.name,))}: {_tar_kind(info)}, not scanned")
                     continue
                 self.budget.charge(info.size, f"Tar member {info.name!r}")
-                fh = tf.extractfile(info)
-                content = fh.read() if fh is not None else b""
+                with _parser("tar"):
+                    fh = tf.extractfile(info)
+                    content = fh.read() if fh is not None else b""
                 if len(content) != info.size:
                     raise FormatError(f"Tar member {info.name!r} is truncated", member=info.name)
                 self._member(content, chain + (info.name,), depth)
@@ -468,7 +611,7 @@ class _Scanner:
             raise FormatError("Unsupported format: 7z (py7zr is not installed)",
                               why="the scanner cannot read what it cannot unpack, and never calls it clean",
                               fix="pip install py7zr, then scan again") from None
-        with py7zr.SevenZipFile(io.BytesIO(bytes(data)), mode="r") as archive:
+        with _parser("7z"), py7zr.SevenZipFile(io.BytesIO(bytes(data)), mode="r") as archive:
             if archive.needs_password():
                 raise FormatError("Encrypted 7z archive", why="safeload cannot check what it cannot read",
                                   fix="Decrypt the archive with a trusted tool first")
@@ -481,7 +624,7 @@ class _Scanner:
             self.budget.charge(sum(int(i.uncompressed or 0) for i in infos), "A 7z archive")
             contents = _read_7z(archive, self.budget)
         for name in names:
-            self._member(contents.get(name, b""), chain + (name,), depth)
+            self._member(contents.pop(name, b""), chain + (name,), depth)
 
     def _member(self, content: bytes, chain: tuple[str, ...], depth: int) -> None:
         if not content:
@@ -510,24 +653,13 @@ def _read_7z(archive: Any, budget: _Budget) -> dict[str, bytes]:
     archive.extractall(factory=factory)
     out: dict[str, bytes] = {}
     for name, handle in factory.products.items():
-        handle.seek(0)
-        out[name] = handle.read()
+        buffer = getattr(handle, "_buffer", None)  # py7zr's Py7zBytesIO wraps an io.BytesIO: take it, no copy
+        if isinstance(buffer, io.BytesIO):
+            out[name] = buffer.getvalue()
+        else:
+            handle.seek(0)
+            out[name] = handle.read()
     return out
-
-
-def _container_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions the stdlib readers raise on bad input (imported only once a container is met)."""
-    import lzma
-    import sys
-
-    errors: list[type[BaseException]] = [lzma.LZMAError]
-    tarfile = sys.modules.get("tarfile")
-    if tarfile is not None:
-        errors.append(tarfile.TarError)
-    py7zr = sys.modules.get("py7zr")
-    if py7zr is not None:  # Bad7zFile, CrcError, DecompressionError, ... (and PasswordRequired, outside the base)
-        errors += [py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired]
-    return tuple(errors)
 
 
 def _tar_kind(info: Any) -> str:
