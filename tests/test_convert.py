@@ -134,3 +134,66 @@ def test_bad_target_and_cli_defaults(tmp_path):
         convert(tmp_path / "a.pkl", tmp_path / "b", to="onnx")
     convert(tmp_path / "a.pkl", tmp_path / "b.pt", to="torch", protocol=None)  # the CLI passes None for "unset"
     assert safeload.load(tmp_path / "b.pt") == {"a": 1}
+
+
+# ---- safetensors back to torch, and the command line -------------------------------------------------------------
+
+def _cli(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("safeload")
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "safeload"]
+    return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+
+
+def test_safetensors_to_torch_keeps_epoch_args_and_param_groups(tmp_path):
+    ckpt = _checkpoint()
+    src, mid, back = tmp_path / "in.pt", tmp_path / "mid.safetensors", tmp_path / "back.pt"
+    torch.save(ckpt, src)
+    convert(src, mid)
+    r = _cli("convert", mid, back)  # no --to: the name says torch
+    assert r.returncode == 0, r.stderr
+    assert back.read_bytes()[:2] == b"PK"
+    got = torch.load(back, weights_only=True)
+    assert got["epoch"] == 4 and got["best"] == 0.5 and got["args"] == {"lr": 0.001, "name": "run"}
+    assert got["optimizer"]["param_groups"] == json.loads(json.dumps(ckpt["optimizer"]["param_groups"]))
+    assert sorted(got["optimizer"]["state"]) == sorted(ckpt["optimizer"]["state"])  # int keys, as torch wrote them
+    for name, t in _flat_tensors(ckpt).items():
+        assert torch.equal(_flat_tensors(got)[name], t.detach()), name
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    model.load_state_dict(got["model"])
+    torch.optim.Adam(model.parameters()).load_state_dict(got["optimizer"])
+
+
+def test_foreign_safetensors_to_torch_keeps_flat_names_and_metadata(tmp_path):
+    src, dst = tmp_path / "hf.safetensors", tmp_path / "out.pt"
+    st_torch.save_file({"layer.0.weight": torch.ones(2, 2), "bias": torch.zeros(2)}, str(src),
+                       metadata={"format": "pt", "epoch": "3", "note": "not json"})
+    convert(src, dst, to="torch")
+    got = torch.load(dst, weights_only=True)
+    assert sorted(got) == ["bias", "epoch", "layer.0.weight", "note"]
+    assert got["epoch"] == 3 and got["note"] == "not json" and torch.equal(got["layer.0.weight"], torch.ones(2, 2))
+
+
+def test_cli_output_name_chooses_the_format_or_refuses(tmp_path):
+    src = tmp_path / "in.pt"
+    torch.save({"w": torch.ones(3), "epoch": 1}, src)
+    for name, magic in (("o.safetensors", None), ("o.pt", b"PK"), ("o.pkl", b"\x80")):
+        r = _cli("convert", src, tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(magic) if magic else st_numpy.load(data)["w"].tolist() == [1.0, 1.0, 1.0]
+    r = _cli("convert", src, tmp_path / "o.weird")
+    assert r.returncode == 4 and "--to" in r.stderr and not (tmp_path / "o.weird").exists()
+    assert _cli("convert", "--to", "torch", src, tmp_path / "o.weird").returncode == 0
+
+
+def test_cli_missing_output_folder_is_a_clean_error(tmp_path):
+    src = tmp_path / "in.pt"
+    torch.save({"w": torch.ones(3)}, src)
+    r = _cli("convert", src, tmp_path / "no" / "such" / "out.safetensors")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "does not exist" in r.stderr
+    r = _cli("convert", src, tmp_path)  # a folder, not a file
+    assert r.returncode in (2, 4) and "Traceback" not in r.stderr

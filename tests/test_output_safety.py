@@ -9,6 +9,7 @@ an unpaired surrogate. The real console script runs in a subprocess; its raw byt
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -153,3 +154,52 @@ def test_escaped_copies_reports_without_touching_them() -> None:
 
 def test_escape_cuts_long_text() -> None:
     assert escape("a" * 10, 4) == "aaaa... (6 more characters)"
+
+
+def _cells(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs a POSIX pty")
+@pytest.mark.parametrize("columns", [80, 40])
+def test_progress_bar_stays_inside_the_terminal(tmp_path: Path, columns: int) -> None:
+    """Under a real pty of ``columns`` columns (and $COLUMNS), every bar line is at most ``columns - 1`` cells, so it
+    never wraps; long, wide-character and escape-laden names are cut from the front."""
+    import fcntl
+    import pty
+    import termios
+
+    folder = tmp_path / ("d" * 50)
+    folder.mkdir()
+    names = [f"{i:03}_{'x' * 70}.pkl" for i in range(120)] + ["模型权重文件" * 8 + ".pkl", "a\x1b[2Jb.pkl"]
+    for name in names:
+        (folder / name).write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x01s.")
+    argv = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "safeload"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the pty
+        try:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+            os.environ["COLUMNS"] = str(columns)
+            os.execv(argv[0], argv + ["scan", "-o", os.devnull, str(folder)])
+        finally:
+            os._exit(127)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = b"".join(chunks).decode("utf-8")
+    bars = [seg for seg in text.replace("\r\n", "\n").replace("\n", "\r").split("\r") if seg.startswith("[")]
+    assert len(bars) >= len(names) - 1  # drawn once per file (the bar starts after the first)
+    widest = max(_cells(seg) for seg in bars)
+    assert widest <= columns - 1, [seg for seg in bars if _cells(seg) > columns - 1][:3]
+    assert not any("\x1b" in seg for seg in bars)
+    assert any(seg.endswith(" " * 3) or "..." in seg for seg in bars)
