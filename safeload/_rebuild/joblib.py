@@ -29,6 +29,8 @@ __all__ = ["ENTRIES", "MAX_NESTING"]
 MAX_NESTING = 16
 _STATE_KEYS = frozenset({"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"})
 _QUALNAME = "joblib.numpy_pickle.NumpyArrayWrapper"
+#: VM counters a nested pickle shares with the pickle around it (those this VM has)
+_SHARED_COUNTERS = ("ops", "ops_settled", "op_cap", "allocated")
 
 
 def _wrapper_newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -123,11 +125,20 @@ def _nested_pickle(vm: Any, shape: tuple[int, ...]) -> Any:
     inner = VM(vm.data, 0, policy=vm.policy, unknown=vm.unknown, encoding=vm.encoding, errors=vm.errors,
                persistent_load=None, observer=vm.observer, context=context)
     inner.pos = inner.start = inner.op_start = vm.pos
-    inner.ops = vm.ops
-    inner.allocated = vm.allocated
+    inner.base = vm.base  # its errors then give offsets in the input, as the outer VM's do
+    shared = [name for name in _SHARED_COUNTERS if hasattr(vm, name)]
+    for name in shared:  # one opcode count, allocation count and work budget for the whole file
+        setattr(inner, name, getattr(vm, name))
     array = inner.run()
-    vm.ops = inner.ops
-    vm.allocated = inner.allocated
+    for name in shared:
+        setattr(vm, name, getattr(inner, name))
+    if 0 <= inner.frame_end and inner.pos != inner.frame_end:
+        raise FormatError(f"joblib object array: the nested pickle stops {inner.frame_end - inner.pos} bytes before "
+                          f"the end of its FRAME", offset=inner.pos - 1, opcode="STOP",
+                          why="joblib's unpickler reads a whole frame from the file, so after the nested pickle it "
+                              "resumes where the frame ends, not after STOP: the bytes in between would be read by "
+                              "one reader and skipped by the other",
+                          fix="The file is damaged or was crafted; get a fresh copy from its source")
     vm.pos = inner.pos
     if type(array) is not np.ndarray or not array.dtype.hasobject or array.shape != shape:
         raise FormatError(f"joblib object array: the nested pickle holds a {type(array).__name__}, not an object "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .._views import make_view
 from ..policy import Entry
 from .._stub import Stub
 
@@ -21,6 +22,8 @@ __all__ = ["ENTRIES", "build_dtype"]
 _CODE = re.compile(r"[biufcOSUVaMm?]\d{0,10}")
 _DATETIME_UNITS = {"Y", "M", "W", "D", "h", "m", "s", "ms", "us", "μs", "ns", "ps", "fs", "as", "generic"}
 _ALIGNED_STRUCT = 0x80
+#: NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_ITEM_IS_POINTER: the flags that make numpy read items as objects
+_OBJECT_FLAGS = 0x07
 
 
 def _np() -> Any:
@@ -83,14 +86,53 @@ def _dtype_build(vm: Any, pending: Any, state: Any) -> Any:
     return build_dtype(vm, pending.args[0], state)
 
 
+def _make_dtype(vm: Any, spec: Any, align: bool = False) -> Any:
+    """``numpy.dtype(spec)`` of a spec safeload assembled from checked parts; numpy's refusals become refusals."""
+    try:
+        return _np().dtype(spec, align=align)
+    except (ValueError, TypeError, OverflowError) as exc:  # numpy's errors for a spec it cannot build
+        raise vm.fail(f"numpy.dtype state {spec!r:.80} is not a valid dtype", f"numpy: {exc}") from None
+
+
+def _state_int(vm: Any, value: Any, what: str) -> int:
+    if type(value) is not int or not -(1 << 31) <= value < 1 << 31:
+        raise vm.fail(f"numpy.dtype state {what} {value!r:.20} is not a C int", "numpy reads it as a C int")
+    return value
+
+
 def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
+    """The dtype numpy's ``dtype(code).__setstate__(state)`` would make, built without it, or a refusal.
+
+    numpy's setstate takes ``elsize`` and ``alignment`` from the state for the flexible kinds (S, U, V), takes the
+    subarray and fields from the state whatever the code says, and takes the object flags from the state rather
+    than from the fields. A reader that trusted the code instead would read another number of bytes per item
+    (joblib reads ``count * itemsize`` bytes, then resumes the pickle) or take objects for bytes. So every item
+    of the state must agree with the dtype safeload builds; anything numpy would honour differently is refused.
+    """
     np = _np()
-    _version, byteorder, subarray, names, fields, elsize, _alignment, flags = state[:8]
+    _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
+    elsize = _state_int(vm, elsize, "elsize")
+    alignment = _state_int(vm, alignment, "alignment")
+    flags = _state_int(vm, flags, "flags")
+    if -128 <= flags < 0:  # numpy's setstate: flags once pickled as a signed char are normalised this way
+        flags += 128
+    if flags < 0:
+        raise vm.fail(f"numpy.dtype flags {flags} refused", "numpy refuses negative flags below -128")
     if byteorder not in ("<", ">", "|", "="):
         raise vm.fail(f"numpy.dtype byte order {byteorder!r} refused")
     if code[0] == "O":
         code = "O"
-    if names is not None:
+    if code[0] in "Mm" and code not in ("M8", "m8"):
+        raise vm.fail(f"numpy.dtype code {code!r} refused", "numpy pickles datetimes as 'M8' or 'm8' and a unit")
+    flexible = code[0] in "SUVa"
+    if (names is not None or fields is not None or subarray is not None) and code[0] != "V":
+        raise vm.fail(f"numpy.dtype {code!r} with fields or a subarray",
+                      "numpy would give a non-void type the fields or subarray of its state while keeping the "
+                      "code's item size; numpy pickles structured and subarray dtypes with a 'V' code")
+    if subarray is not None and (names is not None or fields is not None):
+        raise vm.fail("numpy.dtype with both fields and a subarray",
+                      "numpy would keep both, and make arrays of the subarray's shape from a structured item")
+    if names is not None or fields is not None:
         if type(names) is not tuple or type(fields) is not dict or not all(type(n) is str for n in names):
             raise vm.fail("Structured dtype with malformed names or fields")
         formats, offsets, titles = [], [], []
@@ -101,29 +143,44 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
             formats.append(_dtype_of(vm, spec[0]))
             offsets.append(spec[1])
             titles.append(spec[2] if len(spec) == 3 else None)
-        if type(elsize) is not int or elsize < 0:
+        if elsize < 0:
             raise vm.fail("Structured dtype with a bad itemsize")
         spec_dict: dict[str, Any] = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
         if any(t is not None for t in titles):
             spec_dict["titles"] = titles
-        return np.dtype(spec_dict, align=bool(type(flags) is int and flags & _ALIGNED_STRUCT))
-    if subarray is not None:
+        dt = _make_dtype(vm, spec_dict, bool(flags & _ALIGNED_STRUCT))
+    elif subarray is not None:
         if type(subarray) is not tuple or len(subarray) != 2:
             raise vm.fail("Subarray dtype is malformed")
         base, shape = subarray
         shape = _shape(vm, shape if type(shape) is tuple else (shape,))
-        return np.dtype((_dtype_of(vm, base), shape))
-    if code in ("M8", "m8"):
+        dt = _make_dtype(vm, (_dtype_of(vm, base), shape))
+    elif code in ("M8", "m8"):
         if len(state) != 9 or type(state[8]) is not tuple or len(state[8]) != 2:
             raise vm.fail("datetime dtype without its unit")
-        unit, num = state[8][1][:2] if type(state[8][1]) is tuple else (None, None)
+        meta = state[8][1]
+        if type(meta) is not tuple or not 2 <= len(meta) <= 4 or any(type(x) is not int or x != 1 for x in meta[2:]):
+            raise vm.fail(f"datetime dtype unit {meta!r:.40} refused",
+                          "numpy pickles (unit, count, 1, 1); other divisors and events change the unit")
+        unit, num = meta[:2]
         if type(unit) is bytes:
             unit = unit.decode("ascii")
         if unit not in _DATETIME_UNITS or type(num) is not int or num < 1:
             raise vm.fail(f"datetime dtype unit {unit!r} refused")
-        dt = np.dtype(f"{code}[{num}{unit}]" if unit != "generic" else code)
+        dt = _make_dtype(vm, f"{code}[{num}{unit}]" if unit != "generic" else code)
     else:
-        dt = np.dtype(code)
+        dt = _make_dtype(vm, code)
+    if flexible and (elsize != dt.itemsize or alignment != dt.alignment):
+        raise vm.fail(f"numpy.dtype {code!r} state gives an item size of {elsize} and an alignment of {alignment}, "
+                      f"but the dtype has {dt.itemsize} and {dt.alignment}",
+                      "numpy takes the item size of S, U and V types from the state, so numpy and its readers (joblib "
+                      "reads count x itemsize array bytes, then resumes the pickle) would read another number of "
+                      "bytes than the type code says")
+    if flags & _OBJECT_FLAGS != dt.flags & _OBJECT_FLAGS:
+        raise vm.fail(f"numpy.dtype {dt} with object flags {flags & _OBJECT_FLAGS:#x}, not {dt.flags & _OBJECT_FLAGS:#x}",
+                      "numpy takes 'holds Python objects' from the flags in the state, so numpy and its readers "
+                      "(joblib reads a nested pickle for object arrays and raw bytes otherwise) would read the array "
+                      "another way than its type says")
     if byteorder in ("<", ">") and dt.itemsize > 1 and dt.byteorder != "|":
         dt = dt.newbyteorder(byteorder)
     return dt
@@ -184,9 +241,9 @@ def make_array(vm: Any, shape: tuple[int, ...], dtype: Any, fortran: bool, data:
         return np.empty(shape, dtype=dtype, order=order)
     if type(raw) is bytes:
         vm.charge(nbytes, "Array")
-        flat = np.frombuffer(raw, dtype=dtype).copy()  # numpy's own unpickling returns writeable arrays
+        flat = make_view(raw, dtype, (count,)).copy()  # numpy's own unpickling returns writeable arrays
     else:
-        flat = np.frombuffer(raw, dtype=dtype)
+        flat = make_view(raw, dtype, (count,))
     return flat.reshape(shape, order=order)
 
 
@@ -214,10 +271,10 @@ def _frombuffer_call(vm: Any, args: tuple[Any, ...]) -> Any:
     if axis_order is not None:
         if dtype.itemsize == 0:
             return np.empty(shape, dtype=dtype).transpose(axis_order)
-        return np.frombuffer(raw, dtype=dtype).reshape(shape, order="C").transpose(axis_order)
+        return make_view(raw, dtype, shape).transpose(axis_order)
     if dtype.itemsize == 0:
         return np.empty(shape, dtype=dtype, order=order)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape, order=order)
+    return make_view(raw, dtype, (_count(shape),)).reshape(shape, order=order)
 
 
 def _scalar_call(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -234,7 +291,7 @@ def _scalar_call(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail(f"numpy scalar of {dtype} needs {dtype.itemsize} bytes, got {len(raw)}")
     if dtype.itemsize == 0:
         return np.zeros((), dtype=dtype)[()]
-    return np.frombuffer(raw, dtype=dtype)[0]
+    return make_view(raw, dtype, ())[()]
 
 
 # ---- the table ------------------------------------------------------------------------------------------------------
