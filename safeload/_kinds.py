@@ -147,21 +147,12 @@ def _is_safetensors(data: Any) -> bool:
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data) and shift < 64:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("truncated varint")
-
-
 def _is_onnx(data: Any) -> bool:
     """A ModelProto as protobuf writes it: ``ir_version`` (field 1) first, then only ModelProto fields with their
     wire types, lengths inside the file, a graph (field 7) among the first fields walked."""
+    from ._containers.mindspore import _varint  # the protobuf varint reader of the MindSpore checkpoint parser
+    from .errors import FormatError
+
     if len(data) < 16 or data[0:1] != b"\x08":
         return False
     total = len(data)
@@ -169,11 +160,11 @@ def _is_onnx(data: Any) -> bool:
     try:
         while pos < total and len(seen) < 16:
             window = bytes(data[pos:pos + 20])  # a key and a length: at most 10 bytes each
-            key, used = _varint(window, 0)
+            key, used = _varint(window, 0, len(window))
             field, wire = key >> 3, key & 7
             if _ONNX_FIELDS.get(field) != wire:
                 return False
-            value, used = _varint(window, used)
+            value, used = _varint(window, used, len(window))
             pos += used
             if field == 1 and not 1 <= value <= 64:
                 return False
@@ -184,7 +175,7 @@ def _is_onnx(data: Any) -> bool:
             seen.append(field)
             if field == 7:
                 break
-    except ValueError:
+    except FormatError:
         return False
     return bool(seen) and seen[0] == 1 and 7 in seen
 
