@@ -160,7 +160,9 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
         zf = ZipArchive(data, opts.policy.limits.max_members)
         if any(name.endswith(".npy") for name in zf.members) and not any(n.endswith("data.pkl") for n in zf.members):
             return _load_npz(zf, opts)
-        return load_torch_zip(data, opts, run_pickle, zf=zf)
+        result = load_torch_zip(data, opts, run_pickle, zf=zf)
+        _refuse_pickle_members(zf, opts)
+        return result
     if kind == "npy":
         from ._containers.npy import load_npy
 
@@ -188,6 +190,29 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
     raise FormatError(f"Unsupported format: {kind}", offset=0,
                       why="safeload does not open this kind of file yet",
                       fix="Convert it with the framework that wrote it, in a trusted environment")
+
+
+def _refuse_pickle_members(zf: Any, opts: Options) -> None:
+    """torch.load reads ``data.pkl`` and the storage records; ``np.load(file)[key]``, ``zipfile`` and ``unzip``
+    read every member. A member that is neither, and that holds an .npy, a zip, or bytes CPython's unpickler could
+    import or call something from, is refused: the checkpoint would be read one way by torch and another way by
+    the tools that open every member."""
+    from ._detect import cpython_reach
+
+    pkl = [n for n in zf.members if n.endswith("data.pkl") and n.count("/") <= 1]
+    prefix = pkl[0][: -len("data.pkl")] if len(pkl) == 1 else ""
+    for name, member in zf.members.items():
+        record = name.startswith(prefix + "data/") and "/" not in name[len(prefix) + 5:]
+        if name in pkl or record or name.endswith("/"):
+            continue
+        content = zf.read(name, max_size=opts.policy.limits.max_decompressed, limit="max_decompressed")
+        head = bytes(content[:6])
+        if head == b"\x93NUMPY" or head[:4] == b"PK\x03\x04" or cpython_reach(content):
+            raise FormatError(f"Checkpoint member {name!r} holds a pickle, an .npy or a zip that torch.load never "
+                              "reads", member=name,
+                              why="np.load(file)[key], zipfile and unzip open every member of the archive: they "
+                                  "would read what safeload and torch.load do not",
+                              fix="Remove the member with a trusted tool, or re-save the checkpoint with torch.save")
 
 
 def _load_compressed(kind: str, data: Any, opts: Options) -> Any:

@@ -784,20 +784,16 @@ def scan(path_or_bytes: Any, policy: Policy | None = None, *, allow: Iterable[st
 
 # ---- folders ---------------------------------------------------------------------------------------------------
 
-def _hf_repo_root(folder: Path) -> Path:
-    """Inside a Hugging Face cache repo (``models--org--name``), symlinks point at ``../../blobs``: the repo
-    folder is the root they may point into."""
-    for parent in (folder, *folder.parents):
-        if parent.name.startswith(("models--", "datasets--", "spaces--")) and (parent / "blobs").is_dir():
-            return parent
-    return folder
-
-
 def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[str, str]], list[FileReport]]:
-    """Regular files under ``paths``, each once (by real path), as (real path, display name), and the skipped ones.
+    """Regular files under ``paths``, each once (by real path), as (real path, display name), and the reports of
+    what could not be scanned.
 
-    Symlinks are followed only where they stay inside the folder being scanned (the repo folder, for a
-    Hugging Face cache). A path that does not exist raises FileNotFoundError.
+    Every symlink is followed, to files and to folders, wherever it leads: a Hugging Face cache links
+    ``snapshots/<rev>/<name>`` to ``../../blobs/<sha>`` (classic layout) or to a blob store shared by every
+    repository, outside the repository folder (``<cache>/blobs/<prefix>/<hash>``). A file reached twice is
+    scanned once. A broken symlink, a special file or a folder that cannot be listed is reported as an error (it
+    could be a model that was not scanned): the scan does not exit 0. A path that does not exist raises
+    FileNotFoundError.
     """
     files: dict[str, str] = {}
     skipped: list[FileReport] = []
@@ -806,49 +802,55 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[s
         if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{raw}: no such file or folder")
         if path.is_dir():
-            resolved = path.resolve()
-            root = _hf_repo_root(resolved)
-            for entry in _walk(path):
-                _add(files, skipped, entry, root, (str(path), str(resolved)))
+            for entry in _walk(path, skipped):
+                _add(files, skipped, entry)
         else:
-            _add(files, skipped, path, None)
+            _add(files, skipped, path)
     ordered = sorted(files.items(), key=lambda kv: kv[1])
     return ordered, skipped
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+def _not_scanned(display: str, why: str) -> FileReport:
+    report = FileReport(display, ERROR)
+    report.findings.append(Finding(display, "unreadable", ERROR, f"{display}: {why}, not scanned",
+                                   why="a file the scanner cannot read could be a model; it is never called clean",
+                                   fix="Fix or remove the path, or scan the file it should name"))
+    return report
+
+
+def _walk(folder: Path, skipped: list[FileReport]) -> Iterator[Path]:
+    """Every file below ``folder``, following folder symlinks; each real folder is listed once (no cycles)."""
+    seen: set[str] = set()
+
+    def onerror(exc: OSError) -> None:
+        skipped.append(_not_scanned(str(exc.filename or folder), f"folder cannot be listed ({exc.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=onerror):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
         for name in sorted(filenames):
             yield Path(dirpath) / name
-        for name in dirnames:
-            link = Path(dirpath) / name
-            if link.is_symlink():
-                yield link  # reported as skipped: symlinked folders are not followed
 
 
-def _add(files: dict[str, str], skipped: list[FileReport], path: Path, root: Path | None,
-         base: tuple[str, str] | None = None) -> None:
+def _add(files: dict[str, str], skipped: list[FileReport], path: Path) -> None:
     display = str(path)
     linked = os.path.islink(display)
-    real = os.path.realpath(display) if linked or base is None else display
+    real = os.path.realpath(display)
     try:
         mode = os.stat(real).st_mode
-    except OSError:
-        skipped.append(FileReport(display, SKIPPED, reason="broken symlink" if linked else "cannot be read"))
-        return
-    if root is not None and linked and not Path(real).is_relative_to(root):
-        skipped.append(FileReport(display, SKIPPED, reason=f"symlink to {real}, outside the scanned folder"))
+    except OSError as exc:
+        skipped.append(_not_scanned(display, "broken symlink" if linked else f"cannot be read ({exc.strerror})"))
         return
     if stat.S_ISDIR(mode):
-        skipped.append(FileReport(display, SKIPPED, reason="symlinked folder, not followed"))
-        return
+        return  # a folder symlink: os.walk follows it
     if not stat.S_ISREG(mode):
-        skipped.append(FileReport(display, SKIPPED, reason="not a regular file"))
+        skipped.append(_not_scanned(display, "not a regular file"))
         return
-    # os.walk does not follow folder links, so below the (resolved) folder a plain file's real path is its own
-    key = real if linked or base is None else os.path.join(base[1], os.path.relpath(display, base[0]))
-    previous = files.get(key)
+    previous = files.get(real)
     # Hugging Face caches: prefer the snapshots/<rev>/name a user knows over blobs/<sha>
     if previous is None or ("/blobs/" in previous and "/blobs/" not in display):
-        files[key] = display
+        files[real] = display

@@ -367,7 +367,8 @@ def test_hf_cache_layout_scans_each_blob_once(tmp_path: Path) -> None:
         assert any("snapshots" in f.path and f.path.endswith("extra.bin") for f in report.files if f.status == "unsafe")
 
 
-def test_symlink_outside_root_is_skipped(tmp_path: Path) -> None:
+def test_symlink_outside_root_is_followed(tmp_path: Path) -> None:
+    """A link that leads outside the scanned folder is scanned (a skipped model file never yields exit 0)."""
     outside = tmp_path / "outside.pkl"
     outside.write_bytes(EVIL)
     folder = tmp_path / "scan"
@@ -375,9 +376,9 @@ def test_symlink_outside_root_is_skipped(tmp_path: Path) -> None:
     (folder / "link.pkl").symlink_to(outside)
     (folder / "ok.pkl").write_bytes(BENIGN)
     report = scan(folder)
-    skipped = {Path(f.path).name: f.reason for f in report.skipped}
-    assert "outside the scanned folder" in skipped["link.pkl"]
-    assert report.exit_code == 0
+    status = {Path(f.path).name: f.status for f in report.files}
+    assert status == {"link.pkl": "unsafe", "ok.pkl": "clean"}
+    assert report.exit_code == 1
 
 
 def test_scan_reads_no_tensor_data(tmp_path: Path) -> None:
