@@ -390,3 +390,21 @@ def test_decompression_library_errors_are_format_errors():
         corrupt = blob[:len(blob) // 2] + bytes(b ^ 0x55 for b in blob[len(blob) // 2:])
         with pytest.raises(safeload.FormatError):
             decompress(kind, corrupt, 1000)
+
+
+def test_torch_legacy_pickle_frame_past_stop(tmp_path):
+    """The same rule for the torch legacy format's several pickles: C ``pickle.load`` reads a large FRAME whole
+    from the file, so torch.load reads the next pickle where that frame ends, not after STOP."""
+    torch = pytest.importorskip("torch")
+    from safeload._opcodes import iter_ops
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(3.0)}, buf, _use_new_zipfile_serialization=False)
+    raw = buf.getvalue()
+    end = next(off + 1 for spec, _arg, off in iter_ops(raw, 0) if spec.name == "STOP")  # the magic number
+    skip = 200_000  # above C pickle's read-ahead, so the frame is read from the file in one piece
+    framed = b"\x80\x04\x95" + struct.pack("<Q", end - 2 + skip) + raw[2:end] + _skip_to_payload(skip)
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(framed + raw[end:])
+    _assert_live(path, ("torch",))
+    _assert_refused_and_flagged(path)

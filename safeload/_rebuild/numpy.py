@@ -109,7 +109,6 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
     (joblib reads ``count * itemsize`` bytes, then resumes the pickle) or take objects for bytes. So every item
     of the state must agree with the dtype safeload builds; anything numpy would honour differently is refused.
     """
-    np = _np()
     _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
     elsize = _state_int(vm, elsize, "elsize")
     alignment = _state_int(vm, alignment, "alignment")
