@@ -425,7 +425,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"  {verdict:<9} {qualname}{f'  (x{n})' if n > 1 else ''}", file=out)
     for f in report.findings:
         print(f"finding:  {f.rule}: {f.message} (at {f.location})", file=out)
-    if report.status in ("clean", "unsafe") and report.format not in _CONTAINERS:
+    if report.status in ("clean", "unsafe") and report.format not in _CONTAINERS \
+            and not (report.format or "").endswith("-bundle"):
         _print_tensors(path, args.allow, out, load)
     return report_exit(report)
 
