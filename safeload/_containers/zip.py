@@ -4,8 +4,9 @@ The native readers of a checkpoint zip are CPython's ``zipfile`` (``numpy.load``
 ``PyTorchStreamReader``) and Info-ZIP ``unzip``. They locate, walk and name members differently; each rule below
 closes one difference, and SECURITY.md ("Zip archives: one reading") states the native behaviour it mirrors:
 
-* the end record: exactly one ``PK\x05\x06`` signature in the last 22 + 65,535 + 4,096 bytes (the widest window a
-  native reader searches backwards), ending exactly at the end of the file;
+* the end record: the last ``PK\x05\x06`` signature in the last 22 + 65,535 + 4,096 bytes (the widest window a
+  native reader searches backwards, taking the last one), ending exactly at the end of the file, and the only
+  one that does;
 * zip64: the locator names the 56-byte zip64 end record right before it (where CPython reads it and where miniz
   follows the pointer), the record holds no extensible data, the 32-bit fields agree with it or are the sentinel,
   one disk, entries on this disk equal to the total;
@@ -98,6 +99,10 @@ class ZipArchive:
         self._parse(max_members)
 
     def _find_eocd(self) -> int:
+        """The end record every native reader takes: the last ``PK\x05\x06`` in the window they search (miniz skips
+        one with fewer than 22 bytes after it, CPython gives up on it; neither checks the comment length). It must
+        end exactly at the end of the file, and no earlier record may end there too. Earlier signatures (a stored
+        zip inside a member) are read by no native reader and are allowed."""
         data = self.data
         n = len(data)
         lo = max(0, n - _EOCD_WINDOW)
@@ -109,15 +114,20 @@ class ZipArchive:
             i = tail.rfind(b"PK\x05\x06", 0, i)
         if not found:
             raise _bad("No zip end-of-central-directory record", why="the archive is truncated or is not a zip")
-        if len(found) > 1:
-            raise _bad("Several zip end-of-central-directory signatures", found[0],
-                       why="native zip readers take the last one and do not check the comment length, so a second "
-                           "archive hidden in the comment or in the data is what they read")
-        pos = found[0]
-        if pos + _EOCD.size > n or pos + _EOCD.size + struct.unpack_from("<H", data, pos + 20)[0] != n:
-            raise _bad("The zip end-of-central-directory record does not end the file", pos,
+        ending = [pos for pos in found if pos + _EOCD.size <= n
+                  and pos + _EOCD.size + struct.unpack_from("<H", data, pos + 20)[0] == n]
+        last = found[0]
+        if ending and ending[0] != last:
+            raise _bad("A second zip end-of-central-directory signature after the end record", last,
+                       why="native zip readers take the last signature and do not check the comment length, so a "
+                           "second archive hidden in the comment is what they read")
+        if not ending:
+            raise _bad("The zip end-of-central-directory record does not end the file", last,
                        why="data after the archive, or a comment length that disagrees with the file size")
-        return pos
+        if len(ending) > 1:
+            raise _bad("Several zip end-of-central-directory records end the file", last,
+                       why="an archive hidden in another archive's comment can be read two ways")
+        return last
 
     def _zip64_end(self, eocd: int, fields: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
         """The zip64 end record that the locator before the end record names, checked against the 32-bit one.
