@@ -2,13 +2,24 @@
 ``ZF`` zfile) and zstd (``safeload.save(compress="zstd")``).
 
 Each decompressor runs incrementally with an output cap (``Limits.max_decompressed``), so a small bomb cannot make
-safeload allocate more than the policy allows. A stream that is truncated, or that is followed by any byte after
-its end, is refused: a file is read one way only. Only one layer is opened; a compressed file inside a compressed
-file is refused by the caller.
+safeload allocate more than the policy allows. A file is read one way only, the way every native reader reads it:
+
+* exactly one stream. ``gzip.decompress``/``gzip.open`` read every gzip member and skip zero padding between them,
+  ``bz2``, ``lzma`` and joblib's bz2/xz/lzma/lz4 file readers read concatenated streams and frames, and
+  ``zstd -d`` reads every frame and skips skippable frames, so a second stream, a skippable frame or any byte
+  after the end of the first stream is refused;
+* a gzip header as Python's ``gzip`` module and zlib write it: an optional file name (FNAME, written by
+  ``gzip.open``), and no FEXTRA, FCOMMENT, FHCRC or reserved flag, which no framework writes and in which another
+  format could hide;
+* joblib's ``ZF`` header exactly as joblib writes it.
+
+Errors the decompression libraries raise become a FormatError in :func:`decompress` and nowhere else. Only one
+layer is opened; a compressed file inside a compressed file is refused by the caller.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
@@ -19,7 +30,7 @@ __all__ = ["KINDS", "decompress", "sniff"]
 #: Every kind :func:`sniff` can return (and :mod:`safeload._detect` reports).
 KINDS = ("zlib", "zfile", "gzip", "bz2", "xz", "lzma", "lz4", "zstd")
 
-_ZF_HEADER = re.compile(rb"ZF(0x)?([0-9a-fA-F]{1,17})L? *")
+_ZF_HEADER = re.compile(rb"ZF(0x)?([0-9a-fA-F]{1,17}) *")  # the 21 bytes, whole
 _ZF_LEN = 2 + 19  # joblib: b"ZF" + hex length, left-justified to 19 characters
 _CHUNK = 1 << 24
 _LZMA_MEMLIMIT = 256 << 20  # memory the lzma/xz decoder may use (its dictionary)
@@ -28,6 +39,11 @@ _LZMA_MEMLIMIT = 256 << 20  # memory the lzma/xz decoder may use (its dictionary
 def _is_zlib_header(data: bytes) -> bool:
     return (len(data) >= 2 and data[0] == 0x78 and (data[0] * 256 + data[1]) % 31 == 0
             and not data[1] & 0x20)  # no preset dictionary
+
+
+def _is_skippable(data: bytes) -> bool:
+    """A zstd/lz4 skippable frame (magic 0x184D2A50..0x184D2A5F, RFC 8878 section 3.1.2)."""
+    return len(data) >= 4 and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
 
 
 def sniff(data: bytes) -> str | None:
@@ -39,11 +55,11 @@ def sniff(data: bytes) -> str | None:
         return "bz2"
     if data.startswith(b"\xfd7zXZ\x00"):
         return "xz"
-    if data.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
+    if data.startswith(b"\x28\xb5\x2f\xfd") or _is_skippable(data):
+        return "zstd"  # a skippable frame first: zstd and lz4 readers skip it; refused by the zstd reader
     if data.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
-    if data.startswith(b"ZF") and _ZF_HEADER.match(data[:_ZF_LEN + 1]):
+    if data.startswith(b"ZF") and _ZF_HEADER.fullmatch(data[:_ZF_LEN]):
         return "zfile"
     if _is_zlib_header(data):
         return "zlib"
@@ -61,63 +77,101 @@ def _too_big(kind: str, limit: int) -> LimitExceededError:
     )
 
 
+def _after_end(kind: str, data: Any, n: int) -> FormatError:
+    return FormatError(f"{n} bytes after the end of the {kind} stream", offset=len(data) - n,
+                       why="gzip, bz2, lzma and joblib's readers go on into a second stream (or skip zero padding "
+                           "to one), so bytes after the first stream could be a second payload that another reader "
+                           "opens",
+                       fix="If the file is trusted, cut it at the end of the first stream; otherwise discard it")
+
+
+def _truncated(kind: str, data: Any) -> FormatError:
+    return FormatError(f"Truncated {kind} stream", offset=len(data),
+                       why="the compressed data ends before its end-of-stream marker",
+                       fix="The file is incomplete; download it again")
+
+
+class _Output:
+    """The decompressed bytes, capped at ``limit``. Kept in a BytesIO, whose getvalue() hands over its buffer
+    without a copy, so a stream of n bytes costs about n bytes of memory, not 2n."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        self.kind, self.limit, self.size = kind, limit, 0
+        self.buf = io.BytesIO()
+
+    def room(self) -> int:
+        """How many bytes the next read may return: one more than the limit allows, so a bomb is seen."""
+        # at most an eighth of the limit per read, so the chunk in flight adds at most limit/8 to the peak
+        return min(_CHUNK, self.limit + 1 - self.size, max(self.limit >> 3, 1 << 16)) or 1
+
+    def add(self, chunk: bytes) -> None:
+        self.buf.write(chunk)
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise _too_big(self.kind, self.limit)
+
+    def value(self) -> bytes:
+        out = self.buf.getvalue()
+        self.buf = io.BytesIO()
+        return out
+
+
 def _incremental(kind: str, dec: Any, data: bytes, limit: int) -> bytes:
     """Drive a bz2/lzma/lz4 decompressor (``decompress(data, max_length)``, ``eof``, ``needs_input``)."""
-    out = bytearray()
-    chunk = dec.decompress(data, min(_CHUNK, limit + 1))
-    while True:
-        out += chunk
-        if len(out) > limit:
-            raise _too_big(kind, limit)
-        if dec.eof:
-            break
+    out = _Output(kind, limit)
+    out.add(dec.decompress(data, out.room()))
+    while not dec.eof:
         if dec.needs_input:
-            raise FormatError(f"Truncated {kind} stream", offset=len(data),
-                              why="the compressed data ends before its end-of-stream marker",
-                              fix="The file is incomplete; download it again")
-        chunk = dec.decompress(b"", min(_CHUNK, limit + 1 - len(out)))
+            raise _truncated(kind, data)
+        out.add(dec.decompress(b"", out.room()))
     if dec.unused_data:
-        n = len(dec.unused_data)
-        raise FormatError(f"{n} bytes after the end of the {kind} stream", offset=len(data) - n,
-                          why="data after the compressed stream could be a second payload that another reader opens",
-                          fix="If the file is trusted, cut it at the end of the stream; otherwise discard it")
-    return bytes(out)
+        raise _after_end(kind, data, len(dec.unused_data))
+    return out.value()
+
+
+def _gzip_header(data: Any) -> None:
+    """Refuse the gzip header fields no framework writes. zlib then parses the header and checks the rest."""
+    if len(data) < 10:
+        raise _truncated("gzip", data)
+    method, flags = data[2], data[3]
+    if method != 8:
+        raise FormatError(f"gzip compression method {method}", offset=2, why="gzip defines only deflate (8)")
+    extra = [name for bit, name in ((0x04, "FEXTRA"), (0x10, "FCOMMENT"), (0x02, "FHCRC"), (0xE0, "reserved"))
+             if flags & bit]
+    if extra:
+        raise FormatError(f"gzip header with {', '.join(extra)} field(s)", offset=3,
+                          why="Python's gzip, zlib and joblib write at most a file name (FNAME); the other fields "
+                              "are skipped by every reader and can hide another format (a tar header, a pickle)",
+                          fix="If the file is trusted, decompress it and compress it again with gzip or joblib")
 
 
 def _zlib(data: bytes, limit: int, wbits: int, kind: str) -> bytes:
     import zlib
 
+    if wbits == 31:
+        _gzip_header(data)
     dec = zlib.decompressobj(wbits)
-    out = bytearray()
+    out = _Output(kind, limit)
     buf = data
     while True:
-        try:
-            chunk = dec.decompress(buf, min(_CHUNK, limit + 1 - len(out)) or 1)
-        except zlib.error as exc:
-            raise FormatError(f"Corrupt {kind} stream", offset=0, why=str(exc)) from None
-        out += chunk
-        if len(out) > limit:
-            raise _too_big(kind, limit)
+        chunk = dec.decompress(buf, out.room())
+        out.add(chunk)
         if dec.eof:
             break
         buf = dec.unconsumed_tail
         if not buf and not chunk:
-            raise FormatError(f"Truncated {kind} stream", offset=len(data),
-                              why="the compressed data ends before its end-of-stream marker",
-                              fix="The file is incomplete; download it again")
+            raise _truncated(kind, data)
     if dec.unused_data:
-        n = len(dec.unused_data)
-        raise FormatError(f"{n} bytes after the end of the {kind} stream", offset=len(data) - n,
-                          why="data after the compressed stream could be a second payload that another reader opens "
-                              "(gzip files with several members are refused too)",
-                          fix="If the file is trusted, cut it at the end of the stream; otherwise discard it")
-    return bytes(out)
+        raise _after_end(kind, data, len(dec.unused_data))
+    return out.value()
 
 
 def _zfile(data: bytes, limit: int) -> bytes:
-    match = _ZF_HEADER.match(data[:_ZF_LEN + 1])
-    if match is None:  # pragma: no cover - sniff checked it
-        raise FormatError("Malformed joblib zfile header", offset=0)
+    match = _ZF_HEADER.fullmatch(bytes(data[:_ZF_LEN]))
+    if match is None:
+        raise FormatError("Malformed joblib zfile header", offset=2,
+                          why="joblib writes 'ZF' and the content length in hex, padded with spaces to 19 "
+                              "characters; anything else is read differently by int() and by other readers")
     declared = int(match.group(2), 16)
     start = _ZF_LEN
     if len(data) > start and data[start:start + 1] == b" ":  # joblib <= 0.8.4 wrote one more space
@@ -132,8 +186,40 @@ def _zfile(data: bytes, limit: int) -> bytes:
     return out
 
 
+def _library_errors(kind: str) -> tuple[type[BaseException], ...]:
+    """What the decompression library of ``kind`` raises on bad input (and only that)."""
+    if kind in ("zlib", "gzip", "zfile"):
+        import zlib
+
+        return (zlib.error,)
+    if kind == "bz2":
+        return (OSError, EOFError)  # _bz2: OSError("Invalid data stream"), EOFError after the end
+    if kind in ("xz", "lzma"):
+        import lzma
+
+        return (lzma.LZMAError, EOFError)
+    if kind == "lz4":
+        return (RuntimeError, EOFError)  # lz4.frame: RuntimeError("LZ4F_decompress failed ...")
+    if kind == "zstd":
+        import zstandard
+
+        return (zstandard.ZstdError,)
+    return ()
+
+
 def decompress(kind: str, data: bytes, limit: int) -> bytes:
-    """The content of one compressed stream, at most ``limit`` bytes."""
+    """The content of one compressed stream, at most ``limit`` bytes.
+
+    This is the one boundary for the decompression libraries: what they raise on bad input becomes a FormatError
+    here; any other exception is left to the caller (a bug, not bad input)."""
+    try:
+        return _decompress(kind, data, limit)
+    except _library_errors(kind) as exc:
+        raise FormatError(f"Corrupt {kind} stream", offset=0, why=f"{type(exc).__name__}: {exc}",
+                          fix="The file is damaged or was crafted; get a fresh copy from its source") from None
+
+
+def _decompress(kind: str, data: bytes, limit: int) -> bytes:
     if kind == "zlib":
         return _zlib(data, limit, 15, "zlib")
     if kind == "gzip":
@@ -143,21 +229,14 @@ def decompress(kind: str, data: bytes, limit: int) -> bytes:
     if kind == "bz2":
         import bz2
 
-        try:
-            return _incremental("bz2", bz2.BZ2Decompressor(), data, limit)
-        except OSError as exc:
-            raise FormatError("Corrupt bz2 stream", offset=0, why=str(exc)) from None
+        return _incremental("bz2", bz2.BZ2Decompressor(), data, limit)
     if kind in ("xz", "lzma"):
         import lzma
 
         fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-        try:
-            # The header names the dictionary size (up to 4 GiB in 13 bytes of lzma-alone): cap what the decoder
-            # may allocate, at the 64 MiB dictionary of xz -9 and then some.
-            dec = lzma.LZMADecompressor(fmt, memlimit=_LZMA_MEMLIMIT)
-            return _incremental(kind, dec, data, limit)
-        except lzma.LZMAError as exc:
-            raise FormatError(f"Corrupt {kind} stream", offset=0, why=str(exc)) from None
+        # The header names the dictionary size (up to 4 GiB in 13 bytes of lzma-alone): cap what the decoder
+        # may allocate, at the 64 MiB dictionary of xz -9 and then some.
+        return _incremental(kind, lzma.LZMADecompressor(fmt, memlimit=_LZMA_MEMLIMIT), data, limit)
     if kind == "lz4":
         try:
             import lz4.frame
@@ -165,24 +244,17 @@ def decompress(kind: str, data: bytes, limit: int) -> bytes:
             raise FormatError("lz4-compressed file, but the lz4 package is not installed", offset=0,
                               why="safeload decompresses lz4 with the lz4 package, as joblib does",
                               fix="pip install lz4") from None
-        dec = lz4.frame.LZ4FrameDecompressor()
-        try:
-            return _incremental("lz4", dec, data, limit)
-        except RuntimeError as exc:
-            raise FormatError("Corrupt lz4 stream", offset=0, why=str(exc)) from None
+        return _incremental("lz4", lz4.frame.LZ4FrameDecompressor(), data, limit)
     if kind == "zstd":
         return _zstd(data, limit)
     raise FormatError(f"Unknown compression {kind}", offset=0)  # pragma: no cover
 
 
-def _zstd_frame_end(data: bytes) -> int:
+def _zstd_frame_end(data: Any) -> int:
     """Where the first zstd frame ends, walked from its block headers (RFC 8878), so trailing data is seen."""
     import zstandard
 
-    try:
-        pos = zstandard.frame_header_size(data)
-    except zstandard.ZstdError as exc:
-        raise FormatError("Corrupt zstd frame header", offset=0, why=str(exc)) from None
+    pos = zstandard.frame_header_size(data)
     has_checksum = bool(data[4] & 0x04)
     while True:
         if pos + 3 > len(data):
@@ -202,25 +274,25 @@ def _zstd(data: Any, limit: int) -> bytes:
     import zstandard
 
     data = memoryview(data)  # a mapped file has a read() method that zstandard would use instead
-
+    if _is_skippable(data):
+        raise FormatError("zstd skippable frame", offset=0,
+                          why="zstd and lz4 readers skip it and decompress what follows; safeload writes one frame "
+                              "and nothing else, and a skippable frame can hide another format",
+                          fix="If the file is trusted, decompress it and compress it again without skippable frames")
     end = _zstd_frame_end(data)
     if end > len(data):
         raise FormatError("Truncated zstd stream", offset=len(data), why="the frame ends before its last block",
                           fix="The file is incomplete; download it again")
     if end < len(data):
         raise FormatError(f"{len(data) - end} bytes after the end of the zstd frame", offset=end,
-                          why="data after the compressed stream could be a second payload that another reader opens",
-                          fix="If the file is trusted, cut it at the end of the stream; otherwise discard it")
-    out = bytearray()
-    try:
-        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=False) as reader:
-            while True:
-                chunk = reader.read(min(_CHUNK, limit + 1 - len(out)) or 1)
-                if not chunk:
-                    break
-                out += chunk
-                if len(out) > limit:
-                    raise _too_big("zstd", limit)
-    except zstandard.ZstdError as exc:
-        raise FormatError("Corrupt zstd stream", offset=0, why=str(exc)) from None
-    return bytes(out)
+                          why="zstd -d reads every frame of a file and skips skippable frames, so bytes after the "
+                              "first frame could be a second payload that another reader opens",
+                          fix="If the file is trusted, cut it at the end of the first frame; otherwise discard it")
+    out = _Output("zstd", limit)
+    with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=False) as reader:
+        while True:
+            chunk = reader.read(out.room())
+            if not chunk:
+                break
+            out.add(chunk)
+    return out.value()
