@@ -278,3 +278,5 @@ def test_python_m_and_no_numpy_or_torch(files: dict[str, Path]) -> None:
 def test_pre_commit_hook_definition() -> None:
     hooks = (Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text()
     assert "id: safeload-scan" in hooks and "entry: safeload scan" in hooks
+    assert "types: [file]" in hooks and "types: [binary]" not in hooks  # protocol-0 pickles are text
+    # tests/test_pre_commit_hook.py runs the real pre-commit package with this definition
