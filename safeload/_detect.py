@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["COMPRESSED", "BUNDLES", "Reach", "cpython_reach", "detect", "is_tar", "matches"]
+__all__ = ["COMPRESSED", "BUNDLES", "Reach", "cpython_reach", "detect", "is_tar", "kind_reason", "matches"]
 
 _PICKLE_FIRST = frozenset(b"(}])cNSVIFLJKMTUXGaqhgp0PRbd.tslue")  # opcodes a protocol 0/1 stream can start with
 
@@ -143,7 +143,27 @@ def detect(data: Any) -> str:
             return "pickle"  # opcodes CPython reads without PROTO (FRAME, BINUNICODE, ...): a pickle
         raise _polyglot([primary, "pickle"], f"the {primary} reader reads its header from byte 0, and pickle.load "
                                              "could import or call something from byte 0")
+    if primary in ("unknown", "hdf5") or (primary == "pickle" and bytes(data[:1]) != b"\x80"):
+        # files that cannot carry a pickle (GGUF, ONNX, images, libraries, LFS pointers, ...): safeload/_kinds.py
+        # names them only when no pickle, zip or tar reader could act on them
+        from ._kinds import classify
+
+        found = classify(data)
+        if found is not None and found[0] != "safetensors":
+            return found[0]
     return primary
+
+
+def kind_reason(kind: str) -> tuple[str, str] | None:
+    """For a kind :func:`detect` took from safeload/_kinds.py: ``("model" | "code" | "other", reason)``."""
+    from ._kinds import CODE_KINDS, MODEL_KINDS, OTHER_KINDS
+
+    if kind == "safetensors":
+        return None  # load opens it
+    for group, table in (("model", MODEL_KINDS), ("code", CODE_KINDS), ("other", OTHER_KINDS)):
+        if kind in table:
+            return group, table[kind]
+    return None
 
 
 # ---- CPython's unpickler, as a walk ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect
+from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect, kind_reason
 from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import Entry, Policy, canonical_name, danger_of, effective_policy
 
@@ -338,6 +338,7 @@ class _Scanner:
         self.notes: list[str] = []
         self.pickles = 0
         self.members = 0
+        self.skip_reason = ""  # a top-level file of a kind that holds no pickle (safeload/_kinds.py)
         #: ``safeload info``: called with (blob, chain, member, start) for each pickle stream the loader ran
         self.stream_hook: Callable[[Any, tuple[str, ...], str | None, int], None] | None = None
 
@@ -362,6 +363,17 @@ class _Scanner:
             self.error(LimitExceededError("max_nesting", depth, MAX_NESTING, what="Archives nested too deep",
                                           fix="Unpack the outer archives with a trusted tool and scan the inside"),
                        chain)
+            return kind
+        known = kind_reason(kind)
+        if known is not None:  # a model format without pickles, or a file of no model format (safeload/_kinds.py)
+            group, reason = known
+            if group == "code":
+                self.error(FormatError(f"Unsupported format: {kind}", why=reason,
+                                       fix="Re-save the model without the layer that holds code"), chain)
+            elif depth:
+                self.notes.append(f"{_join(chain)}: {reason}, not scanned")
+            else:
+                self.skip_reason = reason
             return kind
         name = kind
         try:
@@ -571,6 +583,11 @@ class _Scanner:
             self.budget.charge(member.size, f"Zip member {name!r}")
             with _parser("zip"):
                 content = zf.read(name, max_size=self.budget.left() + member.size, limit="max_decompressed")
+            if name == "config.json" and b'"class_name": "__lambda__"' in content:
+                # a Keras v3 .keras archive: the Lambda layer's marshalled bytecode is in its config
+                self.error(FormatError("Unsupported format: keras-lambda", member=name,
+                                       why=(kind_reason("keras-lambda") or ("", ""))[1],
+                                       fix="Re-save the model without Lambda layers"), chain)
             self.blob(content, chain + (name,), depth + 1)
 
     def _tar(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
@@ -760,6 +777,8 @@ def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | Non
         report.status = ERROR
     elif kind == "text":
         report.status, report.reason = SKIPPED, "text, not a checkpoint"
+    elif scanner.skip_reason:
+        report.status, report.reason = SKIPPED, scanner.skip_reason
     return report
 
 

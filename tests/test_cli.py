@@ -91,7 +91,7 @@ def test_exit_2_corrupt(files: dict[str, Path]) -> None:
 
 
 def test_exit_2_unsupported(tmp_path: Path) -> None:
-    (tmp_path / "w.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # HDF5: holds no pickle, not read
+    (tmp_path / "w.bin").write_bytes(b"\x01\x02\x03\x04" + bytes(64))  # no format safeload knows
     r = run("scan", tmp_path)
     assert r.returncode == 2 and "unsupported-format" in r.stdout
 

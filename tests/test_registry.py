@@ -209,3 +209,25 @@ def test_walk_names_every_global_after_a_failure() -> None:
     names = [r.qualname for r in cpython_reach(data, every=True)]
     assert names == ["os.system", "builtins.exec", "subprocess.Popen"]
     assert pickle.loads(b"I0x1\n.") == 1  # CPython reads INT in base 0
+
+
+def test_files_that_hold_no_pickle_are_named_by_the_registry(tmp_path: Path) -> None:
+    """safeload/_kinds.py, called from the registry: GGUF, images and LFS pointers are skipped with a reason by
+    scan and refused as unsupported by load; a Keras Lambda layer (marshalled bytecode) is never clean."""
+    files = {
+        "model.gguf": b"GGUF\x03\x00\x00\x00" + bytes(40),
+        "logo.png": b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + bytes(17),
+        "weights.bin": b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 12\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        kind = detect(data)
+        assert kind in ("gguf", "png", "lfs-pointer"), kind
+        with pytest.raises(safeload.FormatError, match="Unsupported format"):
+            safeload.loads(data)
+    report = scan(tmp_path)
+    assert {f.status for f in report.files} == {"skipped"} and all(f.reason for f in report.files)
+    samples = Path(__file__).resolve().parents[2] / "shared" / "samples" / "tensorflow_keras"
+    for name in ("model_with_lambda.keras", "model_with_lambda_legacy.h5"):
+        if (samples / name).is_file():
+            assert scan(samples / name).exit_code == 2
