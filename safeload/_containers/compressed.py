@@ -33,6 +33,7 @@ KINDS = ("zlib", "zfile", "gzip", "bz2", "xz", "lzma", "lz4", "zstd")
 _ZF_HEADER = re.compile(rb"ZF(0x)?([0-9a-fA-F]{1,17}) *")  # the 21 bytes, whole
 _ZF_LEN = 2 + 19  # joblib: b"ZF" + hex length, left-justified to 19 characters
 _CHUNK = 1 << 24
+_MAX_FNAME = 255  # NAME_MAX: the longest base name gzip.open can write
 _LZMA_MEMLIMIT = 256 << 20  # memory the lzma/xz decoder may use (its dictionary)
 
 
@@ -142,6 +143,11 @@ def _gzip_header(data: Any) -> None:
         raise FormatError(f"gzip header with {', '.join(extra)} field(s)", offset=3,
                           why="Python's gzip, zlib and joblib write at most a file name (FNAME); the other fields "
                               "are skipped by every reader and can hide another format (a tar header, a pickle)",
+                          fix="If the file is trusted, decompress it and compress it again with gzip or joblib")
+    if flags & 0x08 and bytes(data[10:10 + _MAX_FNAME + 1]).find(b"\0") < 0:
+        raise FormatError(f"gzip file name (FNAME) longer than {_MAX_FNAME} bytes", offset=10,
+                          why="gzip.open writes the base name of a file, which no file system lets exceed 255 "
+                              "bytes; a longer field is room to hide another format in",
                           fix="If the file is trusted, decompress it and compress it again with gzip or joblib")
 
 
