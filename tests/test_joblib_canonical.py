@@ -408,3 +408,17 @@ def test_torch_legacy_pickle_frame_past_stop(tmp_path):
     path.write_bytes(framed + raw[end:])
     _assert_live(path, ("torch",))
     _assert_refused_and_flagged(path)
+
+
+def test_gzip_file_name_longer_than_a_file_system_allows_is_refused():
+    benign = pickle.dumps({"a": 1}, protocol=4)
+    for name, ok in (("m" * 255, True), ("m" * 256, False)):
+        buf = io.BytesIO()
+        with gzip.GzipFile(name + ".gz", "wb", fileobj=buf) as f:
+            f.write(benign)
+        assert gzip.decompress(buf.getvalue()) == benign
+        if ok:
+            assert safeload.load(buf.getvalue()) == {"a": 1}
+        else:
+            with pytest.raises(safeload.FormatError, match="FNAME"):
+                safeload.load(buf.getvalue())
