@@ -421,11 +421,11 @@ class _Scanner:
         if error is not None:
             observer.findings.append(_finding_from_error(self.path, error, observer.member,
                                                          observer.pickle if observer.pickle >= 0 else None))
-            if observer.starts and observer.starts[-1][0] is None:
+            if observer.starts:
                 # the VM stopped; a plain walk over the rest of the stream names what a native reader would import
                 self.findings.extend(observer.findings)
                 observer.findings = []
-                self._name_globals(data, observer.starts[-1][1], chain, observer.global_offsets, observer.pickle)
+                self._walk_refused(data, chain, kind, observer)
             elif not observer.starts and kind in ("pickle", "unknown"):
                 self.findings.extend(observer.findings)
                 observer.findings = []
@@ -445,6 +445,24 @@ class _Scanner:
         if kind == "zip":
             self._unread_members(data, chain, depth, observer)
         return _refine(kind, observer)
+
+    def _walk_refused(self, data: Any, chain: tuple[str, ...], kind: str, observer: _Observer) -> None:
+        """The plain walk over the stream the VM refused: in the blob itself (a plain pickle, or a part of a
+        legacy torch file), or in the zip member it came from (a torch zip's data.pkl)."""
+        member, start = observer.starts[-1]
+        stream = data
+        if member is not None and kind == "zip":
+            from ._containers.zip import ZipArchive
+
+            try:
+                stream = ZipArchive(data, self.policy.limits.max_members).read(
+                    member, max_size=self.policy.limits.max_decompressed, limit="max_decompressed")
+            except SafeLoadError:
+                return
+        elif member is not None and not member.startswith("legacy"):
+            return
+        where = chain + ((member,) if member else ())
+        self._name_globals(stream, start, where, observer.global_offsets, observer.pickle)
 
     def _name_globals(self, data: Any, start: int, chain: tuple[str, ...], seen: set[tuple[str | None, int]],
                       pickle: int | None) -> None:

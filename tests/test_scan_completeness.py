@@ -155,6 +155,20 @@ def test_every_global_named_after_the_vm_stops() -> None:
     assert report.exit_code == 1
 
 
+def test_names_after_a_refusal_inside_a_torch_zip() -> None:
+    """The walk reads the data.pkl member the VM refused, and names the globals after the refusal."""
+    pkl = b"\x80\x02I0x1\n0cos\nsystem\n0ccollections\nOrderedDict\n)R."
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/version", "3\n")
+    report = scan(buf.getvalue())
+    assert report.exit_code == 1
+    refs = {(g.qualname, g.verdict, g.member) for g in report.files[0].globals}
+    assert refs == {("os.system", "dangerous", "archive/data.pkl"),
+                    ("collections.OrderedDict", "allowed", "archive/data.pkl")}, refs
+
+
 # ---- symlinks (class 7) ----------------------------------------------------------------------------------------
 
 def _hf_repo(hub: Path, blob_dir: Path, link_prefix: str) -> Path:
