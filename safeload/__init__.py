@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._load import load, loads
 from ._stub import Stub
-from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy, safe_globals
 
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_POLICY",
     "FormatError",
+    "InternalError",
     "LimitExceededError",
     "Limits",
     "Policy",

@@ -8,7 +8,7 @@ from typing import Any
 from ._detect import COMPRESSED, detect
 from ._source import read_source
 from ._vm import VM
-from .errors import FormatError, LimitExceededError, SafeLoadError, error_context
+from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, error_context
 from .policy import Policy, effective_policy
 
 __all__ = ["load", "loads", "run_pickle"]
@@ -98,10 +98,14 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
 
 
 def load_buffer(data: Any, opts: Options) -> Any:
-    """Route by content. Only SafeLoadError leaves: anything else on bad input would be a safeload bug, and is
-    reported as one rather than leaking an IndexError or a MemoryError to the caller."""
+    """Route by content, under the work budget of this input (safeload/_budget.py: work in proportion to
+    ``len(data)``). Only SafeLoadError leaves: an exception safeload does not expect is an
+    :class:`~safeload.InternalError` (a bug report), never a leaked IndexError or a silent FormatError."""
+    from ._budget import budget_for
+
     try:
-        return _load_bytes(data, opts)
+        with budget_for(len(data), opts.policy.limits):
+            return _load_bytes(data, opts)
     except SafeLoadError:
         raise
     except MemoryError as exc:
@@ -110,9 +114,7 @@ def load_buffer(data: Any, opts: Options) -> Any:
     except RecursionError as exc:
         raise LimitExceededError("max_depth", 0, opts.policy.limits.max_depth, what="Nesting too deep") from exc
     except Exception as exc:
-        raise FormatError(f"Unexpected {type(exc).__name__} while reading the file: {exc}",
-                          why="safeload could not read this input",
-                          fix="Please report this as a safeload bug, with the file if you can share it") from exc
+        raise InternalError.wrap(exc) from exc
 
 
 def loads(data: bytes, map_location: Any = None, pickle_module: Any = None, **kwargs: Any) -> Any:

@@ -29,9 +29,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from . import _budget
 from ._opcodes import OPCODES, READERS, by_code, opcode_name
 from ._stub import Stub
-from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import Entry, Policy, canonical_name, danger_of
 
 __all__ = ["VM", "Pending", "check_keys"]
@@ -60,7 +61,14 @@ class Pending:
 
 
 def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
-    """Refuse hash-flooding keys and keys nested too deep to hash. Strings and small ints pass in C speed."""
+    """Check dict keys and set members before anything hashes them. Strings and small ints pass in C speed.
+
+    Refused: unhashable keys; keys (or tuple members) whose ``__hash__`` or ``__eq__`` is Python code of a class
+    the caller allowed (hashing would run that class's code on values the file chose); tuples nested deeper than
+    ``max_depth``; hash flooding (more than ``max_hash_collisions`` keys on one hash value). Hashing a tuple walks
+    it again on every visit of a shared member, so every visited node is charged to the work budget
+    (``key_nodes``): a small file cannot make hashing take exponential time.
+    """
     kinds = set(map(type, keys))
     if kinds <= {str}:
         return
@@ -71,10 +79,11 @@ def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
     limits = vm.limits
     counts = vm.hash_counts
     for key in keys:
-        if type(key) in (str, bytes):
+        kind = type(key)
+        if kind is str or kind is bytes:
             continue  # randomised hashes
-        if type(key) in (tuple, frozenset):
-            _check_depth(vm, key)
+        if kind not in _PLAIN_KEYS:
+            _check_key_graph(vm, key, what)
         h = hash(key)
         n = counts.get(h, 0) + 1
         counts[h] = n
@@ -88,23 +97,73 @@ def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
             )
 
 
-def _check_depth(vm: VM, key: Any) -> None:
+_PLAIN_KEYS = frozenset({int, bool, float, complex, type(None)})
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python rather than in C
+_SAFE_KEY_TYPES: dict[type, str] = {}  # type -> "" (safe to hash) or why not
+
+
+def _key_type_problem(kind: type) -> str:
+    """Why instances of ``kind`` may not be hashed as keys ("" if they may): unhashable, or hashing and comparing
+    them runs Python code of a class other than the few trusted ones (enum.Enum, fractions.Fraction)."""
+    known = _SAFE_KEY_TYPES.get(kind)
+    if known is not None:
+        return known
+    if getattr(kind, "__hash__", None) is None:
+        why = f"a {kind.__name__} is unhashable"
+    else:
+        why = ""
+        for method in ("__hash__", "__eq__"):
+            owner = next((k for k in kind.__mro__ if method in k.__dict__), object)
+            if owner.__flags__ & _HEAPTYPE and f"{owner.__module__}.{owner.__qualname__}" not in _TRUSTED_KEY_CLASSES:
+                why = (f"{kind.__module__}.{kind.__qualname__} defines {method} in Python; hashing it as a key would "
+                       "run that code on values the file chose")
+                break
+    _SAFE_KEY_TYPES[kind] = why
+    return why
+
+
+#: Python classes whose ``__hash__``/``__eq__`` only read their own fields (standard library, torch's id hash)
+_TRUSTED_KEY_CLASSES = frozenset({"enum.Enum", "fractions.Fraction", "torch._tensor.Tensor"})
+
+
+def _check_key_graph(vm: VM, key: Any, what: str) -> None:
+    """Walk one key as ``hash`` will: refuse bad node types and deep nesting, charge every visit to the budget."""
     limit = vm.limits.max_depth
     todo = [(key, 1)]
-    seen = 0
+    seen_sets: set[int] = set()
+    visits = 0
+    room = vm.budget.left + (vm.op_cap - vm.ops)  # rough: the exact check is vm.work() below
     while todo:
         obj, depth = todo.pop()
-        if depth > limit:
-            raise LimitExceededError(
-                "max_depth", depth, limit, what="A dict key or set member is nested too deep",
-                why="hashing a deeply nested tuple recurses in C and can crash the interpreter",
-            )
-        seen += 1
-        if seen > vm.limits.max_container:
-            vm.check_size(seen, "dict key or set member")
-        for item in obj:
-            if type(item) in (tuple, frozenset):
-                todo.append((item, depth + 1))
+        visits += 1
+        kind = type(obj)
+        if kind is tuple or kind is frozenset:
+            if depth > limit:
+                raise LimitExceededError(
+                    "max_depth", depth, limit, what=f"A {what} key or set member is nested too deep",
+                    why="hashing a deeply nested tuple recurses in C and can crash the interpreter",
+                )
+            if kind is frozenset:
+                if id(obj) in seen_sets:
+                    continue  # a frozenset caches its hash: its members are hashed once
+                seen_sets.add(id(obj))
+            if visits > room:
+                vm.work("key_nodes", visits)
+            for item in obj:
+                if type(item) not in _LEAF_KEYS:
+                    todo.append((item, depth + 1))
+                else:
+                    visits += 1
+        elif kind not in _LEAF_KEYS:
+            problem = _key_type_problem(kind)
+            if problem:
+                raise vm.fail(f"Refused {what} key of type {kind.__module__}.{kind.__qualname__}", problem)
+    if visits > vm.limits.max_container:
+        vm.check_size(visits, "dict key or set member")
+    vm.work("key_nodes", visits)
+
+
+_LEAF_KEYS = frozenset({str, bytes, int, bool, float, complex, type(None)})
 
 
 class VM:
@@ -162,6 +221,10 @@ class VM:
         self.globals_seen: list[tuple[str, int]] = []
         self.allocated = 0
         self.op_start = start
+        #: the work budget of the load in progress (safeload/_budget.py); opcodes are settled into it in batches
+        self.budget = _budget.current(self.limits, self.end - self.start)
+        self.ops_settled = 0
+        self.op_cap = min(self.limits.max_opcodes, self.budget.left)
 
     # ---- helpers for handlers and rebuilders -------------------------------------------------------------
 
@@ -311,9 +374,28 @@ class VM:
 
     def count_ops(self, n: int) -> None:
         self.ops += n
+        if self.ops > self.op_cap:
+            self.settle()
+
+    def settle(self) -> None:
+        """Charge the opcodes run so far to the work budget, and check ``max_opcodes``."""
         if self.ops > self.limits.max_opcodes:
             raise LimitExceededError("max_opcodes", self.ops, self.limits.max_opcodes, offset=self.op_start,
                                      what=f"The stream runs more than {self.limits.max_opcodes} opcodes")
+        fresh = self.ops - self.ops_settled
+        self.ops_settled = self.ops
+        self.budget.charge("opcodes", fresh, self.op_start)
+        self.op_cap = min(self.limits.max_opcodes, self.ops + self.budget.left)
+
+    def work(self, kind: str, amount: int) -> None:
+        """Charge work other than opcodes (hashed key nodes, digits) to the budget."""
+        self.settle()
+        self.budget.charge(kind, amount, self.op_start)
+        self.op_cap = min(self.limits.max_opcodes, self.ops + self.budget.left)
+
+    def work_digits(self, digits: int) -> None:
+        """Charge a conversion quadratic in ``digits`` (int from text, Decimal from int)."""
+        self.work("digits", max(1, digits * digits // _budget.DIGITS_SQUARED_PER_UNIT))
 
     def check_size(self, n: int, what: str) -> None:
         if n > self.limits.max_container:
@@ -324,7 +406,9 @@ class VM:
 
     def run(self) -> Any:
         try:
-            return self._run_relative()
+            result = self._run_relative()
+            self.settle()
+            return result
         except SafeLoadError as err:
             if self.base and err.offset is not None and not getattr(err, "_based", False):
                 err.offset += self.base
@@ -346,10 +430,17 @@ class VM:
         except MemoryError as exc:
             raise LimitExceededError("max_alloc", 0, self.limits.max_alloc, what="Out of memory while rebuilding",
                                      offset=self.op_start) from exc
-        except Exception as exc:  # anything else on bad input is a format error, never a leak
+        except Exception as exc:
+            # Only the deliberate cases become a FormatError: an argument past the end of the stream, a stack
+            # underflow, a missing memo slot and undecodable text, raised by the VM's own code on the stream. Any
+            # other exception (and any exception raised inside a rebuilder) is a safeload bug: InternalError.
             start = self.op_start
-            if start >= self.end:
+            own = _raised_here(exc)
+            if start >= self.end and own:
                 what, why, op = "Truncated pickle: no STOP opcode", "the stream ends before STOP", "end of stream"
+            elif start >= self.end or not own:
+                raise InternalError.wrap(exc, where=f"while running the pickle stream",
+                                         offset=start) from exc
             else:
                 op = opcode_name(self.data[start])
                 spec = by_code[self.data[start]]
@@ -361,8 +452,10 @@ class VM:
                 elif isinstance(exc, KeyError):
                     what = f"Memo index {exc.args[0] if exc.args else '?'} was never stored"
                     why = "a GET names a memo slot that no PUT filled"
+                elif isinstance(exc, UnicodeDecodeError):
+                    what, why = f"Text of {op} is not valid UTF-8", f"{exc.reason} at byte {exc.start} of the text"
                 else:
-                    what, why = f"Malformed pickle at {op}", f"{type(exc).__name__}: {exc}"
+                    raise InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op) from exc
             raise FormatError(what, why=why, offset=start, opcode=op) from exc
 
     def _run(self) -> Any:
@@ -579,6 +672,19 @@ class VM:
         return value
 
 
+_THIS_FILE = __file__
+
+
+def _raised_here(exc: BaseException) -> bool:
+    """True if ``exc`` was raised by this module's own code (the run loop or a handler), not by a rebuilder."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and last.tb_frame.f_code.co_filename == _THIS_FILE
+
+
 def _overruns(vm: VM, spec: Any) -> bool:
     try:
         READERS[spec.arg](vm.data, vm.op_start + 1, vm.end)
@@ -681,7 +787,7 @@ def _int(vm: VM) -> None:
     elif raw == b"01":
         _push(vm, True)
     else:
-        _push(vm, int(raw, 10))
+        _push(vm, _parse_int(vm, raw))
 
 
 @handles("LONG")
@@ -689,7 +795,17 @@ def _long(vm: VM) -> None:
     raw = vm.arg()
     if raw.endswith(b"L"):
         raw = raw[:-1]
-    _push(vm, int(raw, 10))
+    _push(vm, _parse_int(vm, raw))
+
+
+def _parse_int(vm: VM, raw: bytes) -> int:
+    """A protocol-0 decimal integer. Text to int is quadratic in the digits, so the digits are charged to the
+    work budget (and Python's own 4300-digit limit applies, as it does to pickle.loads)."""
+    vm.work_digits(len(raw))
+    try:
+        return int(raw, 10)
+    except ValueError as exc:
+        raise vm.fail(f"{opcode_name(vm.data[vm.op_start])} argument is not a decimal integer", str(exc)) from None
 
 
 @handles("BININT", "BININT1", "BININT2", "LONG1", "LONG4")
@@ -704,7 +820,11 @@ def _binfloat(vm: VM) -> None:
 
 @handles("FLOAT")
 def _float(vm: VM) -> None:
-    _push(vm, float(vm.arg()))
+    raw = vm.arg()
+    try:
+        _push(vm, float(raw))
+    except ValueError:
+        raise vm.fail("FLOAT argument is not a number", "protocol-0 floats are written as repr(float)") from None
 
 
 @handles("STRING")
@@ -716,7 +836,11 @@ def _string(vm: VM) -> None:
         raise vm.fail("STRING argument is not quoted", "protocol-0 strings are written as Python literals")
     import codecs
 
-    _push(vm, vm.decode_str8(codecs.escape_decode(raw)[0]))
+    try:
+        text = codecs.escape_decode(raw)[0]
+    except ValueError as exc:
+        raise vm.fail("STRING argument has a bad escape", str(exc)) from None
+    _push(vm, vm.decode_str8(text))
 
 
 @handles("BINSTRING", "SHORT_BINSTRING")
@@ -916,7 +1040,7 @@ def _memo_put(vm: VM, index: int) -> None:
 
 @handles("GET")
 def _get(vm: VM) -> None:
-    _memo_get(vm, int(vm.arg(), 10))
+    _memo_get(vm, _parse_int(vm, vm.arg()))
 
 
 @handles("BINGET", "LONG_BINGET")
@@ -926,7 +1050,7 @@ def _binget(vm: VM) -> None:
 
 @handles("PUT")
 def _put(vm: VM) -> None:
-    _memo_put(vm, int(vm.arg(), 10))
+    _memo_put(vm, _parse_int(vm, vm.arg()))
 
 
 @handles("BINPUT", "LONG_BINPUT")

@@ -7,7 +7,8 @@ catches ``pickle.UnpicklingError`` around ``torch.load`` keeps working::
     └── SafeLoadError             every refusal
         ├── UnsafeGlobalError     a global outside the policy          (.module, .name)
         ├── LimitExceededError    a size, depth, count or memory limit (.limit, .value)
-        └── FormatError           corrupt, truncated, ambiguous or unsupported input
+        ├── FormatError           corrupt, truncated, ambiguous or unsupported input
+        └── InternalError         a bug in safeload itself (an unexpected exception while reading the file)
 
 Each error carries where it happened (``offset``, ``opcode``, ``member``, ``path``) and a ``fix``: the safe way
 forward. ``str(error)`` renders all of it as plain text, one sentence each, with no terminal escapes.
@@ -19,7 +20,7 @@ import contextlib
 import pickle
 from collections.abc import Iterator
 
-__all__ = ["FormatError", "LimitExceededError", "SafeLoadError", "UnsafeGlobalError", "error_context"]
+__all__ = ["FormatError", "InternalError", "LimitExceededError", "SafeLoadError", "UnsafeGlobalError", "error_context"]
 
 
 class SafeLoadError(pickle.UnpicklingError):
@@ -128,6 +129,20 @@ class FormatError(SafeLoadError):
     """The input is corrupt, truncated, ambiguous or in a format safeload does not read."""
 
     default_fix = "The file is damaged or was crafted; get a fresh copy from its source"
+
+
+class InternalError(SafeLoadError):
+    """Something unexpected happened inside safeload while it read the file: a safeload bug, never a verdict on
+    the file. The original exception is ``__cause__``. The file was still refused: nothing it names ran."""
+
+    default_fix = ("Please report this as a safeload bug, with the file if you can share it; until then, do not open "
+                   "the file with a loader that runs code")
+
+    @classmethod
+    def wrap(cls, exc: BaseException, *, where: str = "while reading the file", **kwargs: object) -> InternalError:
+        """The InternalError for an unexpected ``exc``; raise it ``from exc``."""
+        return cls(f"Internal error {where}: {type(exc).__name__}: {exc}",  # type: ignore[arg-type]
+                   why="safeload hit an exception it does not expect on any input", **kwargs)
 
 
 @contextlib.contextmanager

@@ -48,6 +48,10 @@ class Limits:
     max_decompressed     bytes one compressed stream or compressed archive member may inflate to
     max_hash_collisions  dict keys or set members sharing one hash value (hash-flooding inputs)
     max_members          entries in one archive
+    work_base            work units every input gets (see safeload/_budget.py: one unit is about one opcode)
+    work_per_byte        work units per byte of the input on disk: a load or scan of ``n`` bytes may do at most
+                         ``work_base + work_per_byte * n`` units of work (opcodes, decompressed bytes, hashed key
+                         nodes, number conversions), so time is bounded by the input's size
     """
 
     max_depth: int = 1000
@@ -58,6 +62,8 @@ class Limits:
     max_decompressed: int = 4 << 30
     max_hash_collisions: int = 1000
     max_members: int = 1_000_000
+    work_base: int = 2_000_000
+    work_per_byte: int = 8
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -21,3 +21,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if getattr(item.module, "SAMPLES", None) is not None:
             item.add_marker(skip)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "internal_error: the test provokes safeload.InternalError on purpose")
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_errors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every test fails if safeload created an InternalError (a safeload bug), even one a broad
+    ``pytest.raises(SafeLoadError)`` caught, unless the test is marked ``internal_error``."""
+    from safeload.errors import InternalError
+
+    seen: list[InternalError] = []
+    original = InternalError.__init__
+
+    def record(self: InternalError, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(self)
+
+    monkeypatch.setattr(InternalError, "__init__", record)
+    yield
+    if seen and request.node.get_closest_marker("internal_error") is None:
+        pytest.fail(f"safeload raised InternalError (a safeload bug): {seen[0]}", pytrace=False)

@@ -49,6 +49,7 @@ def test_all_is_sorted_and_pinned():
         "DEFAULT_LIMITS",
         "DEFAULT_POLICY",
         "FormatError",
+        "InternalError",
         "LimitExceededError",
         "Limits",
         "Policy",
@@ -72,7 +73,7 @@ def test_all_is_sorted_and_pinned():
 
 def test_error_hierarchy():
     assert issubclass(safeload.SafeLoadError, pickle.UnpicklingError)
-    for cls in (safeload.UnsafeGlobalError, safeload.LimitExceededError, safeload.FormatError):
+    for cls in (safeload.UnsafeGlobalError, safeload.LimitExceededError, safeload.FormatError, safeload.InternalError):
         assert issubclass(cls, safeload.SafeLoadError)
     assert not issubclass(safeload.FormatError, safeload.UnsafeGlobalError)
     assert not issubclass(safeload.LimitExceededError, safeload.FormatError)

@@ -23,6 +23,7 @@ import io
 import re
 from typing import Any
 
+from .. import _budget
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["KINDS", "decompress", "sniff"]
@@ -108,6 +109,7 @@ class _Output:
     def add(self, chunk: bytes) -> None:
         self.buf.write(chunk)
         self.size += len(chunk)
+        _budget.current().charge_bytes(len(chunk), self.kind)  # the work budget (safeload/_budget.py)
         if self.size > self.limit:
             raise _too_big(self.kind, self.limit)
 

@@ -10,6 +10,7 @@ import argparse
 import datetime
 import decimal
 import fractions
+import re
 import types
 from collections import Counter, OrderedDict, defaultdict
 from typing import Any
@@ -34,6 +35,19 @@ def _types(vm: Any, name: str, value: Any, allowed: tuple[type, ...]) -> None:
     if type(value) not in allowed:
         raise vm.fail(f"{name} argument of type {type(value).__name__} refused",
                       f"safeload accepts only {', '.join(t.__name__ for t in allowed)} here")
+
+
+_REFUSED_ARGS = (ValueError, TypeError, OverflowError, ArithmeticError, LookupError)
+
+
+def construct(vm: Any, name: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` for a pure standard-library constructor whose own argument checks are part of the format:
+    the ValueError/OverflowError/... it raises on arguments the file chose becomes a FormatError here (and only
+    here: anything else unexpected is a safeload bug, an InternalError)."""
+    try:
+        return fn(*args)
+    except _REFUSED_ARGS as exc:
+        raise vm.fail(f"{name} refuses the arguments in the file", f"{type(exc).__name__}: {exc}") from None
 
 
 def _check_items(vm: Any, items: Any, name: str) -> list[Any]:
@@ -106,12 +120,12 @@ def _bytearray(vm: Any, args: tuple[Any, ...]) -> Any:
         _types(vm, "bytearray", args[0], (str,))
         if args[1] not in ("latin-1", "latin1"):
             raise vm.fail(f"bytearray encoding {args[1]!r} refused", "pickle writes bytearray text as latin-1")
-        return bytearray(args[0].encode("latin-1"))
+        return construct(vm, "bytearray", lambda t: bytearray(t.encode("latin-1")), args[0])
     _types(vm, "bytearray", args[0], (bytes, bytearray, list))  # never an int: that allocates by argument
     if type(args[0]) is list:
         if not all(type(b) is int for b in args[0]):
             raise vm.fail("bytearray list holds non-ints")
-    return bytearray(args[0])
+    return construct(vm, "bytearray", bytearray, args[0])
 
 
 def _bytes(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -121,28 +135,28 @@ def _bytes(vm: Any, args: tuple[Any, ...]) -> Any:
     _types(vm, "bytes", args[0], (bytes, list))
     if type(args[0]) is list and not all(type(b) is int for b in args[0]):
         raise vm.fail("bytes list holds non-ints")
-    return bytes(args[0])
+    return construct(vm, "bytes", bytes, args[0])
 
 
 def _complex(vm: Any, args: tuple[Any, ...]) -> Any:
     _argc(vm, args, "complex", 0, 2)
     for a in args:
         _types(vm, "complex", a, (int, float, bool))
-    return complex(*args)
+    return construct(vm, "complex", complex, *args)
 
 
 def _slice(vm: Any, args: tuple[Any, ...]) -> Any:
     _argc(vm, args, "slice", 1, 3)
     for a in args:
         _types(vm, "slice", a, (int, type(None), bool))
-    return slice(*args)
+    return construct(vm, "slice", slice, *args)
 
 
 def _range(vm: Any, args: tuple[Any, ...]) -> Any:
     _argc(vm, args, "range", 1, 3)
     for a in args:
         _types(vm, "range", a, (int,))
-    return range(*args)
+    return construct(vm, "range", range, *args)
 
 
 def _tuple(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -237,7 +251,7 @@ def _codecs_encode(vm: Any, args: tuple[Any, ...]) -> Any:
     _types(vm, "_codecs.encode", text, (str,))
     if encoding not in ("latin1", "latin-1"):
         raise vm.fail(f"_codecs.encode with encoding {encoding!r} refused", "pickle writes bytes as encode(text, 'latin1')")
-    return text.encode("latin-1")
+    return construct(vm, "_codecs.encode", text.encode, "latin-1")
 
 
 def _reconstructor(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -291,10 +305,10 @@ def _datetime_ctor(kind: type, state_len: int) -> Any:
             if len(rest) > 1 or (rest and rest[0] is not None and type(rest[0]) is not datetime.timezone):
                 raise vm.fail(f"{kind.__name__} tzinfo of type {type(rest[0]).__name__} refused",
                               "only datetime.timezone offsets are rebuilt")
-            return kind(first, *rest)
+            return construct(vm, kind.__name__, kind, first, *rest)
         for a in args:
             _types(vm, kind.__name__, a, (int, datetime.timezone, type(None)))
-        return kind(*args)
+        return construct(vm, kind.__name__, kind, *args)
 
     return call
 
@@ -303,7 +317,7 @@ def _timedelta(vm: Any, args: tuple[Any, ...]) -> Any:
     _argc(vm, args, "timedelta", 0, 3)
     for a in args:
         _types(vm, "timedelta", a, (int, float))
-    return datetime.timedelta(*args)
+    return construct(vm, "timedelta", datetime.timedelta, *args)
 
 
 def _timezone(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -311,15 +325,32 @@ def _timezone(vm: Any, args: tuple[Any, ...]) -> Any:
     _types(vm, "timezone", args[0], (datetime.timedelta,))
     if len(args) == 2:
         _types(vm, "timezone", args[1], (str,))
-    return datetime.timezone(*args)
+    return construct(vm, "timezone", datetime.timezone, *args)
 
 
 def _decimal(vm: Any, args: tuple[Any, ...]) -> Any:
     _argc(vm, args, "Decimal", 0, 1)
     if not args:
         return decimal.Decimal()
-    _types(vm, "Decimal", args[0], (str, int))
-    return decimal.Decimal(args[0])
+    value = args[0]
+    _types(vm, "Decimal", value, (str, int))
+    if type(value) is int:
+        # Decimal(int) converts to decimal digits in quadratic time, and the memo lets a file repeat it for a few
+        # bytes: bound the size, and charge every conversion to the work budget.
+        bits = value.bit_length()
+        if bits > _MAX_INT_BITS:
+            raise vm.fail(f"Decimal of a {bits}-bit integer refused", "converting it would take quadratic time")
+        vm.work_digits(bits * 30103 // 100000 + 1)
+    elif len(value) > _MAX_NUMBER_TEXT:
+        raise vm.fail(f"Decimal text of {len(value)} characters refused", f"at most {_MAX_NUMBER_TEXT} are read")
+    return construct(vm, "Decimal", decimal.Decimal, value)
+
+
+_MAX_NUMBER_TEXT = 4096  # characters of a Decimal or Fraction written as text
+#: Fraction('1e30000000') computes 10**30000000: the exponent a Fraction's text may carry (the digits stay below
+#: the bound on integer terms, 2**16 bits, about 19700 digits)
+_MAX_FRACTION_EXPONENT = 19_000
+_FRACTION_EXPONENT = re.compile(r"[eE]\s*([-+]?\d[\d_]*)\s*$")
 
 
 def _fraction(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -328,11 +359,17 @@ def _fraction(vm: Any, args: tuple[Any, ...]) -> Any:
         _types(vm, "Fraction", a, (str, int))
         if type(a) is int and a.bit_length() > _MAX_INT_BITS:
             raise vm.fail(f"Fraction term of {a.bit_length()} bits refused", "reducing it would take quadratic time")
-        if type(a) is str and len(a) > 4096:
-            raise vm.fail("Fraction text too long")
+        if type(a) is str:
+            if len(a) > _MAX_NUMBER_TEXT:
+                raise vm.fail("Fraction text too long", f"at most {_MAX_NUMBER_TEXT} characters are read")
+            match = _FRACTION_EXPONENT.search(a)
+            if match is not None and abs(int(match.group(1).replace("_", ""))) > _MAX_FRACTION_EXPONENT:
+                raise vm.fail(f"Fraction exponent {match.group(1)[:20]} refused",
+                              f"Fraction computes 10**exponent; at most {_MAX_FRACTION_EXPONENT} is allowed")
+            vm.work_digits(len(a))
     if len(args) == 2 and args[1] == 0:
         raise vm.fail("Fraction with a zero denominator")
-    return fractions.Fraction(*args)
+    return construct(vm, "Fraction", fractions.Fraction, *args)
 
 
 def _type_value(name: str, kind: type, reason: str = "a built-in type, used as a value", **kw: Any) -> Entry:
