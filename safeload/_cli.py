@@ -44,9 +44,6 @@ EXIT_TABLE = (
     ("3", "nothing scanned (--fail-on nothing) or a file skipped (--fail-on skipped)"),
     ("4", "usage error: bad option, missing path, unreadable policy file, unwritable output"),
 )
-_PROTOCOL_PYTHON = {0: "any Python", 1: "any Python", 2: "Python 2.3", 3: "Python 3.0", 4: "Python 3.4",
-                    5: "Python 3.8"}
-_MAX_TENSOR_ROWS = 200
 
 
 def _describe(obj: Any, indent: str = "", depth: int = 0, limit: int = 40) -> list[str]:
@@ -284,9 +281,24 @@ def _parse_fail_on(text: str) -> tuple[str, ...]:
     return names
 
 
+def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str, str]], list[Any]]:
+    """The files under ``paths`` (and those skipped), after checking ``allow``: bad names and missing paths are usage
+    errors before anything is scanned."""
+    from ._scan import collect_files, policy_for
+
+    try:
+        policy_for(None, allow)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return collect_files(paths)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from ._format import OutputFormat
-    from ._scan import Report, collect_files
+    from ._scan import Report
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -298,16 +310,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     allow = list(args.allow)
     if args.policy:
         allow += _read_policy_file(args.policy)
-    try:
-        from ._scan import policy_for
-
-        policy_for(None, allow)  # a bad --allow is a usage error now, not one per file later
-    except TypeError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        files, skipped = collect_files(args.paths)
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc)) from None
+    files, skipped = _checked_inputs(allow, args.paths)
     report = Report(files=list(skipped))
     progress = _Progress(len(files), not args.quiet)
     try:
@@ -327,145 +330,63 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 # ---- info ---------------------------------------------------------------------------------------------------------
 
-def _protocol_of(raw: bytes) -> tuple[int, str]:
-    """The protocol a stream needs, and why: its PROTO opcode or its newest opcode."""
-    from ._opcodes import iter_ops
-
-    best, why = 0, "only protocol 0 opcodes"
-    for spec, arg, offset in iter_ops(raw):
-        if spec.name == "PROTO" and isinstance(arg, int) and arg > best:
-            best, why = arg, f"PROTO {arg} at byte {offset}"
-        elif spec.proto > best:
-            best, why = spec.proto, f"opcode {spec.name} (protocol {spec.proto}) at byte {offset}"
-    return best, why
-
-
-def _tensor_rows(obj: Any) -> tuple[list[tuple[str, str, str, int]], int]:
-    """(name, dtype, shape, bytes) for each array or tensor reachable from ``obj``, bounded; and the total count."""
-    from ._stub import Stub
-
-    rows: list[tuple[str, str, str, int]] = []
-    total = 0
-    todo: list[tuple[str, Any]] = [("", obj)]
-    seen: set[int] = set()
-    visits = 0
-    while todo and visits < 1_000_000:
-        name, value = todo.pop()
-        visits += 1
-        if id(value) in seen:
-            continue
-        shape = getattr(value, "shape", None)
-        dtype = getattr(value, "dtype", None)
-        if shape is not None and dtype is not None and type(value).__name__ in ("ndarray", "Tensor", "Parameter"):
-            seen.add(id(value))
-            total += 1
-            if len(rows) < _MAX_TENSOR_ROWS:
-                nbytes = getattr(value, "nbytes", None)
-                if nbytes is None:
-                    nbytes = value.numel() * value.element_size()
-                rows.append((name or "(root)", str(dtype).replace("torch.", ""), str(tuple(shape)), int(nbytes)))
-            continue
-        prefix = f"{name}." if name else ""
-        if isinstance(value, dict):
-            seen.add(id(value))
-            todo.extend((f"{prefix}{k}", v) for k, v in reversed(list(value.items())))
-        elif isinstance(value, (list, tuple)):
-            seen.add(id(value))
-            todo.extend((f"{prefix}{i}", v) for i, v in reversed(list(enumerate(value))))
-        elif type(value) is Stub:
-            seen.add(id(value))
-            parts = [("state", value.state), ("args", value.args), ("items", value.items),
-                     ("dictitems", value.dictitems)]
-            todo.extend((f"{prefix}{label}" if label != "state" else name, v) for label, v in reversed(parts)
-                        if v)
-    return rows, total
+def _info_text(item: Any) -> list[str]:
+    """One file's ``safeload info`` block (every string already escaped)."""
+    lines = [f"file:     {item.path}", f"format:   {item.format or 'unknown'}",
+             f"status:   {item.status}{' (' + item.reason + ')' if item.reason else ''}"]
+    if item.pickles:
+        lines.append("pickles:")
+        for stream in item.pickles:
+            proto = "?" if stream.protocol is None else stream.protocol
+            lines.append(f"  {stream.where}: protocol {proto} ({stream.why})")
+        known = [(s.protocol, s.why) for s in item.pickles if s.protocol is not None]
+        if known:
+            proto, why = max(known)
+            lines.append(f"oldest Python that can read it: {item.oldest_python} (protocol {proto}: {why})")
+    lines.append(f"globals:  {len(item.globals)}")
+    for use in item.globals:
+        lines.append(f"  {use.verdict:<9} {use.qualname}{f'  (x{use.count})' if use.count > 1 else ''}")
+    for f in item.findings:
+        lines.append(f"finding:  {f.rule}: {f.message} (at {f.location})")
+    if item.tensors_error is not None:
+        lines.append(f"tensors:  could not be listed: {item.tensors_error}")
+    elif item.status in ("clean", "unsafe") and (item.tensors or item.tensor_count or item.pickles):
+        rows = item.tensors
+        lines.append(f"tensors:  {item.tensor_count}" + (f" (first {len(rows)} shown)" if item.tensor_count > len(rows)
+                                                         else ""))
+        if rows:
+            cells = [(r.name, r.dtype, str(r.shape)) for r in rows]
+            widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(("name", "dtype", "shape"))]
+            lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(("name", "dtype", "shape"), widths))
+                         + "bytes".rjust(12))
+            for row, c in zip(rows, cells):
+                lines.append("  " + "  ".join(x.ljust(w) for x, w in zip(c, widths)) + f"{row.nbytes:>12,}")
+            lines.append(f"  total {sum(r.nbytes for r in rows):,} bytes")
+    return lines
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ._format.explain import pickle_bytes
-    from ._load import load
-    from ._scan import policy_for, scan_file
+    from ._format.escape import escaped
+    from ._info import info
 
-    path = args.path
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such file")
-    streams: list[tuple[str, int, str]] = []
+    allow = list(args.allow)
+    files, skipped = _checked_inputs(allow, args.paths)
+    from ._info import FileInfo
 
-    def hook(blob: Any, chain: tuple[str, ...], member: str | None, start: int) -> None:
-        where = "!".join([*chain, member] if member else chain) or "file"
-        raw = pickle_bytes(blob, member, start)
-        if raw is None:
-            streams.append((where, -1, "the stream could not be located again"))
-            return
-        try:
-            proto, why = _protocol_of(raw)
-        except Exception as exc:  # a malformed stream: the scan reports it
-            streams.append((where, -1, f"unreadable ({type(exc).__name__})"))
-            return
-        streams.append((where + (f" @{start}" if start else ""), proto, why))
+    items = [FileInfo(f.path, None, f.status, f.reason) for f in skipped]
+    items += [info(path, allow=allow, display=display) for path, display in files]
+    items.sort(key=lambda i: i.path)
+    shown = escaped(items)
+    if args.format == "json":
+        from . import __version__
 
-    report = scan_file(path, policy_for(None, args.allow), stream_hook=hook)
-    out = sys.stdout
-    print(f"file:     {path}", file=out)
-    print(f"format:   {report.format or 'unknown'}", file=out)
-    print(f"status:   {report.status}{' (' + report.reason + ')' if report.reason else ''}", file=out)
-    if streams:
-        print("pickles:", file=out)
-        for where, proto, why in streams:
-            print(f"  {where}: protocol {proto if proto >= 0 else '?'} ({why})", file=out)
-        known = [(p, w) for _, p, w in streams if p >= 0]
-        if known:
-            proto, why = max(known)
-            print(f"oldest Python that can read it: {_PROTOCOL_PYTHON[proto]} (protocol {proto}: {why})", file=out)
-    counts: dict[tuple[str, str], int] = {}
-    for ref in report.globals:
-        counts[(ref.qualname, ref.verdict)] = counts.get((ref.qualname, ref.verdict), 0) + 1
-    print(f"globals:  {len(counts)}", file=out)
-    for (qualname, verdict), n in sorted(counts.items()):
-        print(f"  {verdict:<9} {qualname}{f'  (x{n})' if n > 1 else ''}", file=out)
-    for f in report.findings:
-        print(f"finding:  {f.rule}: {f.message} (at {f.location})", file=out)
-    if report.status in ("clean", "unsafe") and report.format not in _CONTAINERS \
-            and not (report.format or "").endswith("-bundle"):
-        _print_tensors(path, args.allow, out, load)
-    return report_exit(report)
+        doc = {"tool": "safeload", "version": __version__, "files": [i.to_dict() for i in shown]}
+        _write_output(json.dumps(doc, indent=2) + "\n", None)
+    else:
+        blocks = ["\n".join(_info_text(i)) for i in shown]
+        _write_output("\n\n".join(blocks) + ("\n" if blocks else ""), None)
+    return max((i.exit_code for i in items), default=EXIT_OK)
 
-
-_CONTAINERS = ("tar", "7z", "gzip", "bz2", "xz", "zstd", "lzma", "lz4")
-
-
-def report_exit(report: Any) -> int:
-    from ._scan import Report
-
-    return Report([report]).exit_code
-
-
-def _print_tensors(path: str, allow: Sequence[str], out: IO[str], load: Any) -> None:
-    from .errors import SafeLoadError
-
-    obj = None
-    error = ""
-    for tensors in ("numpy", "auto"):
-        try:  # unknown="stub": a whole pickled model's tensors stay reachable, nothing is imported or run
-            obj = load(path, tensors=tensors, unknown="stub", allow=list(allow))
-            break
-        except (SafeLoadError, ValueError) as exc:
-            error = str(exc)
-    if obj is None:
-        print(f"tensors:  could not be listed: {error}", file=out)
-        return
-    rows, total = _tensor_rows(obj)
-    print(f"tensors:  {total}" + (f" (first {len(rows)} shown)" if total > len(rows) else ""), file=out)
-    if rows:
-        widths = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(("name", "dtype", "shape"))]
-        print("  " + "  ".join(h.ljust(w) for h, w in zip(("name", "dtype", "shape"), widths)) + "bytes".rjust(12),
-              file=out)
-        for row in rows:
-            print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + f"{row[3]:>12,}", file=out)
-        print(f"  total {sum(r[3] for r in rows):,} bytes", file=out)
-
-
-# ---- convert ------------------------------------------------------------------------------------------------------
 
 EXIT_CANNOT_WRITE = 2
 
@@ -557,9 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory)")
     p.set_defaults(func=_cmd_scan)
 
-    p = sub.add_parser("info", help="format, pickle protocols, oldest Python, globals and tensors of a file")
-    p.add_argument("path", metavar="PATH")
-    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME")
+    p = sub.add_parser("info", help="format, pickle protocols, oldest Python, globals and tensors of files",
+                       description="Exit status: 0 every file clean or skipped, 1 one is unsafe, 2 one could not be "
+                                   "scanned, 4 usage error.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked as scan walks them)")
+    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME",
+                   help="treat this global as allowed (repeatable), as scan does")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol",

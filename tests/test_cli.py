@@ -253,6 +253,42 @@ def test_info_unsafe(files: dict[str, Path]) -> None:
     assert r.returncode == 1 and "dangerous" in r.stdout and "os.system" in r.stdout
 
 
+def test_info_folder_several_files_and_json(files: dict[str, Path], tmp_path: Path) -> None:
+    r = run("info", ".", cwd=files["clean"].parent)  # a folder: every file in it
+    assert r.returncode == 0, r.stderr
+    assert "file:     model.pt" in r.stdout and "torch-zip" in r.stdout
+    r = run("info", "--format", "json", files["clean"], files["evil"], files["text"].parent)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    assert set(by_name) == {"model.pt", "weights.bin", "README.md"}
+    assert by_name["model.pt"]["pickles"][0]["protocol"] == 2 and by_name["model.pt"]["oldest_python"] == "Python 2.3"
+    assert by_name["weights.bin"]["status"] == "unsafe"
+    assert {"qualname": "os.system", "verdict": "dangerous", "count": 1} in by_name["weights.bin"]["globals"]
+    assert by_name["README.md"]["status"] == "skipped"
+
+
+def test_info_library_call(files: dict[str, Path]) -> None:
+    from safeload._info import FileInfo, info
+
+    got = info(files["custom"], allow=["notinstalled_pkg.mod.Config"])
+    assert isinstance(got, FileInfo) and got.status == "clean" and got.exit_code == 0
+    assert [(g.qualname, g.verdict) for g in got.globals] == [("notinstalled_pkg.mod.Config", "allowed")]
+    assert got.to_dict()["pickles"] == [{"where": "file", "protocol": 2, "why": "PROTO 2 at byte 0"}]
+
+
+@pytest.mark.skipif(not (SAMPLES / "joblib_sklearn").is_dir(), reason="samples not found")
+def test_info_joblib_protocol_and_allow_consistent() -> None:
+    path = SAMPLES / "joblib_sklearn" / "linreg.joblib"
+    r = run("info", path)
+    assert r.returncode == 1 and "protocol 4" in r.stdout and "protocol ?" not in r.stdout, r.stdout
+    assert "Python 3.4" in r.stdout
+    r = run("info", "--allow", "sklearn.linear_model._base.LinearRegression", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status:   clean" in r.stdout and "could not be listed" not in r.stdout
+    assert "coef_" in r.stdout and "float64" in r.stdout
+
+
 def test_convert_missing_or_present(files: dict[str, Path], tmp_path: Path) -> None:
     import importlib.util
 
@@ -262,6 +298,8 @@ def test_convert_missing_or_present(files: dict[str, Path], tmp_path: Path) -> N
     else:
         assert r.returncode in (0, 1, 4)
     assert run("convert", files["clean"]).returncode == 4
+    r = run("convert", files["clean"], tmp_path / "missing" / "out.safetensors")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def test_python_m_and_no_numpy_or_torch(files: dict[str, Path]) -> None:
