@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every atheris harness in turn, each for SECONDS (default 60), one at a time.
 #
-#   fuzz/run_all.sh SECONDS [stage ...]        stages: detect zip torch formats vm rebuild scan
+#   fuzz/run_all.sh SECONDS [stage ...]        stages: detect zip torch formats vm rebuild scan containers
 #
 # SAFELOAD_FUZZ_COLLECT=1 keeps a harness running after a contract violation and writes it to
 # fuzz/findings/<stage>/ (long runs); without it the first violation stops the harness and fails this script
@@ -15,13 +15,14 @@ PY=${PYTHON:-.venv/bin/python}
 SECONDS_EACH=${1:-60}
 shift || true
 STAGES=("$@")
-[[ ${#STAGES[@]} -gt 0 ]] || STAGES=(detect zip torch formats vm rebuild scan)
+[[ ${#STAGES[@]} -gt 0 ]] || STAGES=(detect zip torch formats vm rebuild scan containers)
 mkdir -p fuzz/logs fuzz/.crashes
 "$PY" fuzz/make_seeds.py 2>/dev/null || { echo "make_seeds failed" >&2; exit 1; }
 status=0
 for stage in "${STAGES[@]}"; do
-    mkdir -p "fuzz/.corpus/$stage"
+    mkdir -p "fuzz/.corpus/$stage" "fuzz/.seeds/$stage"
     case $stage in
+        containers) maxlen=4096 ;;  # a stream of choices, not a file (fuzz_containers.py builds the file)
         vm|detect|scan) maxlen=65536 ;;
         *) maxlen=300000 ;;
     esac

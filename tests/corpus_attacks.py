@@ -480,3 +480,258 @@ def build() -> list[Attack]:
 
 ATTACKS = build()
 BY_NAME = {a.name: a for a in ATTACKS}
+
+
+# ---- the container-level mutation builder (tests/test_fuzz_containers.py, fuzz/fuzz_containers.py) --------------------
+
+class Choices:
+    """What a fuzzer decides, one small integer at a time. ``pick(n)`` is in ``range(n)``; an exhausted source
+    answers 0. Subclasses draw from hypothesis or from atheris' FuzzedDataProvider."""
+
+    def pick(self, n: int) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def blob(self, limit: int) -> bytes:
+        return bytes(self.pick(256) for _ in range(self.pick(limit + 1)))
+
+
+class ByteChoices(Choices):
+    """Choices read from a byte string (atheris' input, or a stored finding)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def pick(self, n: int) -> int:
+        if n <= 1:
+            return 0
+        width = 1 if n <= 256 else 2
+        raw = self.data[self.pos:self.pos + width]
+        self.pos += width
+        return int.from_bytes(raw, "little") % n if raw else 0
+
+
+_MATERIALS: dict[str, object] = {}
+
+
+def materials() -> dict[str, object]:
+    """Real files written once per process: benign and payload-carrying torch, npz, npy, joblib and pickles."""
+    if not _MATERIALS:
+        import numpy as np
+
+        _MATERIALS.update({
+            "torch": torch_members(),
+            "torch_evil": torch_payload_members(),
+            "npz": npz_members(a=np.arange(4), b=np.ones((2, 2))),
+            "npy": npz_members(a=np.arange(4))[0][1],
+            "npy_evil": npy_object(oracle.payload(2)),
+            "joblib": joblib_bytes({"a": np.arange(3), "b": [1, 2]}),
+            "benign": [pickle.dumps({"a": [1, 2.5, "x"]}, protocol=p) for p in range(6)],
+        })
+    return _MATERIALS
+
+
+#: names a zip or tar member can take: torch's, numpy's, and case and separator variants of them
+_NAMES = ("archive/data.pkl", "archive/DATA.PKL", "archive/Data.pkl", "archive/data.pkl", "ARCHIVE/data.pkl",
+          "archive\\data.pkl", "archive/data/0", "archive/version", "archive/config.txt", "x.npy", "X.npy",
+          "a.npy", "model.pkl", "archive/./data.pkl", "./archive/data.pkl", "archive//data.pkl", "data.pkl")
+
+
+def _payload(ch: Choices) -> bytes:
+    return oracle.payload(ch.pick(6)) if ch.pick(4) else TEXT_PAYLOAD
+
+
+def _pickle_stream(ch: Choices) -> bytes:
+    """A live pickle, alone or after/before a benign one, or framed so that the frame runs past a STOP."""
+    m = materials()
+    benign = m["benign"][ch.pick(6)]  # type: ignore[index]
+    evil = _payload(ch)
+    how = ch.pick(5)
+    if how == 0:
+        return evil
+    if how == 1:
+        return benign + evil
+    if how == 2:
+        return evil + benign
+    if how == 3:  # a frame that runs past its STOP, the payload inside the frame after it
+        body = pickle.dumps({"a": 1}, protocol=4)[11:]
+        frame = body + evil[2:] if evil[:1] == b"\x80" else body + evil
+        return b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame
+    return benign + ch.blob(8) + evil
+
+
+def _zip(ch: Choices, depth: int) -> bytes:
+    m = materials()
+    base = [("torch", "torch"), ("torch_evil", "torch"), ("npz", "npz"), ("npz", "npz")][ch.pick(4)]
+    members = list(m[base[0]])  # type: ignore[call-overload]
+    for _ in range(ch.pick(3) + (base[0] != "torch_evil")):  # every mutant carries a live payload
+        name = _NAMES[ch.pick(len(_NAMES))]
+        content = [oracle.payload(2), m["npy_evil"], build_mutant(ch, depth + 1)][ch.pick(3)]
+        members.insert(ch.pick(len(members) + 1), (name, content))
+    items = entries(members)  # type: ignore[arg-type]
+    for _ in range(ch.pick(3)):
+        e = items[ch.pick(len(items))]
+        field = [struct.pack("<2H", 0x6C73, 4) + b"abcd", struct.pack("<2H", 0x0001, 8) + bytes(8),
+                 struct.pack("<2H", 0x7075, 5) + b"\x01abc", ch.blob(12)][ch.pick(4)]
+        if ch.pick(2):
+            e.local_extra += field
+        else:
+            e.central_extra += field
+    ending = ch.pick(7)
+    if ending == 1:
+        return zip_with_tar_extra(items)
+    if ending == 2:  # a second archive hidden in the comment, then trailing bytes
+        hidden = [m["torch_evil"], [("x.npy", m["npy_evil"])]][ch.pick(2)]
+        body, cd = zip_parts(items)
+        extra = make_zip(entries(hidden), base=len(body) + len(cd) + 22) + b"\x00" * ch.pick(30)  # type: ignore
+        return body + cd + eocd(len(items), len(cd), len(body), extra)
+    if ending == 3:  # zip64 records, adjacent to their locator or not
+        return _zip64_nonadjacent(members, [("x.npy", m["npy_evil"])]  # type: ignore[arg-type]
+                                  if ch.pick(2) else m["torch_evil"])  # type: ignore[arg-type]
+    if ending == 4:  # bytes before the archive, offsets relocated or not
+        pad = ch.blob(40) or _payload(ch)
+        return pad + make_zip(items, base=len(pad) if ch.pick(2) else 0)
+    if ending == 5:  # bytes (or a whole archive) after it
+        return make_zip(items) + [ch.blob(30), _payload(ch), make_zip(entries(m["torch_evil"]))][ch.pick(3)]  # type: ignore
+    if ending == 6:
+        return make_zip(items, comment=ch.blob(40))
+    return make_zip(items)
+
+
+def _tar(ch: Choices, depth: int) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=[tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT,
+                                                     tarfile.PAX_FORMAT][ch.pick(3)]) as tf:
+        for i in range(1 + ch.pick(3)):
+            name = _NAMES[ch.pick(len(_NAMES))]
+            content = [_payload(ch), build_mutant(ch, depth + 1), materials()["npy"]][ch.pick(3 if i else 2)]
+            info = tarfile.TarInfo(name)
+            info.size = len(content)  # type: ignore[arg-type]
+            info.type = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE][ch.pick(3)]
+            tf.addfile(info, io.BytesIO(content))  # type: ignore[arg-type]
+    data = buf.getvalue()
+    return data + ch.blob(20) if ch.pick(3) == 0 else data
+
+
+def _compressed(ch: Choices, depth: int) -> bytes:
+    import bz2
+    import lzma
+
+    inner = build_mutant(ch, depth + 1)
+    kind = ch.pick(6)
+    if kind == 0:
+        return gzip_with_tar_extra(inner)
+    if kind == 1:
+        out = gzip.compress(inner)
+    elif kind == 2:
+        out = bz2.compress(inner)
+    elif kind == 3:
+        out = lzma.compress(inner)
+    elif kind == 4:
+        out = zlib.compress(inner)
+    else:
+        try:
+            import zstandard
+        except ImportError:
+            out = gzip.compress(inner)
+        else:
+            out = zstandard.ZstdCompressor().compress(inner)
+    tail = ch.pick(4)
+    if tail == 1:  # a second stream of the same kind
+        out += gzip.compress(_payload(ch)) if kind == 1 else bz2.compress(_payload(ch)) if kind == 2 else b""
+    elif tail == 2:
+        out += ch.blob(16)
+    return out
+
+
+def _joblib(ch: Choices) -> bytes:
+    how = ch.pick(4)
+    if how == 0:
+        return joblib_elsize("S1", 1, 2 + ch.pick(60))
+    if how == 1:
+        return joblib_elsize("U1", 4, 8 + 4 * ch.pick(15))
+    if how == 2:
+        return joblib_frame_past_stop()
+    return materials()["joblib"] + _payload(ch)  # type: ignore[operator]
+
+
+def _npy(ch: Choices) -> bytes:
+    how = ch.pick(3)
+    if how == 0:
+        return npy_with_tar_header(oracle.payload(ch.pick(6)))
+    if how == 1:
+        return materials()["npy"] + _payload(ch)  # type: ignore[operator]
+    return npy_object(_pickle_stream(ch))
+
+
+def build_mutant(ch: Choices, depth: int = 0) -> bytes:
+    """One file built from real files, a live payload and the container tricks of issue 10, as ``ch`` decides:
+    pickles (multi-pickle, frames past STOP), zips (case-variant and duplicate names, extra fields, hidden and
+    zip64 end records, prepended/appended data and archives), tars, compressed streams (FEXTRA, second streams),
+    joblib desyncs, npy headers, tar-header polyglots and concatenations."""
+    if depth >= 3:
+        return _payload(ch)
+    kind = ch.pick(8)
+    if kind == 0:
+        return _pickle_stream(ch)
+    if kind == 1:
+        return _zip(ch, depth)
+    if kind == 2:
+        return _tar(ch, depth)
+    if kind == 3:
+        return _compressed(ch, depth)
+    if kind == 4:
+        return _joblib(ch)
+    if kind == 5:
+        return _npy(ch)
+    if kind == 6:
+        return pickle_with_tar_header()
+    return build_mutant(ch, depth + 1) + build_mutant(ch, depth + 1)
+
+
+def loaders_for(data: bytes) -> tuple[str, ...]:
+    """Every native loader that could read ``data`` as what it starts like (run only when safeload accepts)."""
+    head = data[:4]
+    out = ["pickle", "pickle_py", "joblib", "decompress"]
+    if b"PK" in data:
+        out += ["zipfile", "unzip", "numpy", "torch"]
+    elif head.startswith(b"\x93NUM"):
+        out += ["numpy"]
+    if len(data) > 262 and data[257:262] == b"ustar":
+        out += ["tarfile", "torch"]
+    elif head[:1] == b"\x80":
+        out += ["torch", "numpy"]
+    return tuple(dict.fromkeys(out))
+
+
+def verdict(data: bytes) -> tuple[int, bool]:
+    """(scan exit code, load accepted) for bytes. Anything but a SafeLoadError propagates (a contract breach)."""
+    import safeload
+
+    code = safeload.scan(data).exit_code
+    try:
+        safeload.load(data, tensors="numpy")
+    except safeload.SafeLoadError:
+        return code, False
+    return code, True
+
+
+def judge(data: bytes, folder: Path, stats: dict[str, int] | None = None) -> list[str]:
+    """The oracle's property for one mutant: safeload's verdict first (cheap), the native loaders only when safeload
+    accepts (scan exit 0 or load returns). Returns the violations."""
+    stats = {} if stats is None else stats
+    stats["files"] = stats.get("files", 0) + 1
+    code, accepted = verdict(data)
+    if code != 0 and not accepted:
+        return []
+    stats["accepted"] = stats.get("accepted", 0) + 1
+    path = folder / "mutant.bin"
+    path.write_bytes(data)
+    loaders = loaders_for(data)
+    stats["native_runs"] = stats.get("native_runs", 0) + sum(oracle.available(n) for n in loaders)
+    hits = oracle.live(path, loaders)
+    if not hits:
+        return []
+    stats["findings"] = stats.get("findings", 0) + 1
+    return [f"scan exit {code}, load accepts={accepted}, but {', '.join(hits)} run(s) the payload"]
