@@ -398,6 +398,20 @@ def _bad_crc_bundle() -> bytes:
     return make_zip(items)
 
 
+def _count_hides_entry() -> bytes:
+    """The end record counts the benign members only; the central directory holds one more, a pickle member.
+    CPython's zipfile reads the directory to its size, miniz (torch) reads as many entries as the count says."""
+    real = torch_members()
+    body, cd = zip_parts(entries(real + [("archive/extra.pkl", oracle.payload(2))]))
+    return body + cd + eocd(len(real), len(cd), len(body))
+
+
+def _npz_key_twice() -> bytes:
+    """``x.npy`` (benign) and ``x`` (an object array with the payload): ``NpzFile['x']`` opens the member named
+    exactly ``x`` first."""
+    return make_zip(entries(npz_members(x=__import__("numpy").arange(3)) + [("x", npy_object(oracle.payload(2)))]))
+
+
 def _gzip_members() -> bytes:
     return gzip.compress(pickle.dumps({"a": 1}, protocol=2)) + gzip.compress(oracle.payload(2))
 
@@ -424,10 +438,12 @@ def build() -> list[Attack]:
                _file("arrays.npz", lambda: _zip64_nonadjacent(npz_members(a=np.arange(4)),
                                                               [("x.npy", npy_object(oracle.payload(2)))])),
                ("numpy", "zipfile")),
+        Attack("eocd-count-hides-entry", 1, _file("model.pt", _count_hides_entry), ("zipfile",)),
         # 2. names that differ only in case
         Attack("case-variant-data-pkl-last", 2, _file("model.pt", lambda: _case_names("last")), ("torch",)),
         Attack("case-variant-data-pkl-second", 2, _file("model.pt", lambda: _case_names("second")), ("torch",)),
         Attack("case-variant-data-pkl-mixed", 2, _file("model.pt", lambda: _case_names("mixed")), ("torch",)),
+        Attack("npz-x-and-x-npy", 2, _file("arrays.npz", _npz_key_twice), ("numpy",)),
         # 3. members load never reads
         Attack("torch-extra-config-txt", 3,
                _file("model.pt", lambda: make_zip(entries(torch_members() + [("archive/config.txt",
@@ -441,6 +457,10 @@ def build() -> list[Attack]:
                _file("arrays.npz", lambda: make_zip(entries(npz_members(a=np.arange(3))
                                                             + [("notes.pkl", oracle.payload(4))]))),
                ("zipfile", "unzip")),
+        Attack("npz-member-without-npy-extension", 3,
+               _file("arrays.npz", lambda: make_zip(entries(npz_members(a=np.arange(3))
+                                                            + [("config", npy_object(oracle.payload(2)))]))),
+               ("numpy",)),
         # 4. polyglots
         Attack("tar-header-in-zip-extra", 4,
                _file("model.pt", lambda: zip_with_tar_extra(entries(torch_payload_members()))), ("torch",)),
@@ -449,10 +469,18 @@ def build() -> list[Attack]:
         Attack("tar-header-in-npy-header", 4,
                _file("x.npy", lambda: npy_with_tar_header(oracle.payload(2))), ("numpy",)),
         Attack("tar-header-in-pickle", 4, _file("model.pkl", pickle_with_tar_header), ("pickle",)),
+        Attack("pickle-prepended-to-torch-zip", 4,
+               _file("model.pt", lambda: oracle.payload(2) + make_zip(entries(torch_members()),
+                                                                     base=len(oracle.payload(2)))),
+               ("pickle", "torch")),
         # 5. joblib desyncs
         Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
         Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
         Attack("joblib-nested-frame-past-stop", 5, _file("model.joblib", joblib_frame_past_stop), ("joblib",)),
+        Attack("joblib-dtype-elsize-zlib", 5,
+               _file("model.joblib.z", lambda: zlib.compress(joblib_elsize("S1", 1, 64))), ("joblib",)),
+        Attack("joblib-nested-frame-gzip", 5,
+               _file("model.joblib.gz", lambda: gzip.compress(joblib_frame_past_stop())), ("joblib",)),
         # 6. the text skip
         Attack("text-long-line", 6, _file("model.pkl", long_line), ("pickle",)),
         Attack("text-hex-int", 6, _file("model.pkl", hexint), ("pickle",)),
