@@ -11,7 +11,9 @@ joblib         ``joblib.load``, ``joblib.dump`` (protocol pinned, checked)
 paddle         ``paddle.load`` (with Paddle's own post-processing: name table, split parameters, Tensors),
                ``paddle.save`` (protocol pinned, checked)
 megengine      ``megengine.load`` (MegEngine tensors rebuilt from checked arrays), ``megengine.save``
-pickle         ``pickle.load``, ``pickle.loads``, ``pickle.Unpickler``
+pickle         ``pickle.load``, ``pickle.loads``, ``pickle.Unpickler`` and every alias: ``pickle._load``,
+               ``pickle._loads``, ``pickle._Unpickler`` (and ``load`` of its subclasses), ``_pickle``'s three,
+               module-level names bound to them before ``patch()``, ``ForkingPickler.loads``
 =============  ==========================================================================================
 
 Each wrapper keeps the wrapped function's signature (``functools.wraps``; ``inspect.signature`` shows the
@@ -41,6 +43,7 @@ TARGETS = ("torch", "numpy", "joblib", "paddle", "megengine", "pickle")
 # (module object, attribute) -> original value, for everything currently patched
 _ORIGINALS: dict[tuple[Any, str], Any] = {}
 _PATCHED: dict[str, dict[str, Any]] = {}  # target -> the settings it was patched with
+_ALIAS_TARGET: dict[tuple[Any, str], str] = {}  # (owner, attribute) outside its target's module -> the target
 
 
 class _Settings:
@@ -87,9 +90,10 @@ def unpatch(*targets: str) -> None:
     """Restore the original functions (no names: everything patched)."""
     wanted = set(targets) if targets else None
     for (owner, attr), original in list(_ORIGINALS.items()):
-        target = _target_of(owner)
+        target = _ALIAS_TARGET.get((owner, attr)) or _target_of(owner)
         if wanted is not None and target not in wanted:
             continue
+        _ALIAS_TARGET.pop((owner, attr), None)
         setattr(owner, attr, original)
         del _ORIGINALS[(owner, attr)]
     for target in list(_PATCHED):
@@ -419,9 +423,78 @@ def _install_pickle(module: Any, settings: _Settings) -> None:
 
         return loads
 
-    _install(module, "load", make_load)
-    _install(module, "loads", make_loads)
-    _install(module, "Unpickler", lambda original: Unpickler)
+    # Every alias of the pickle loaders: pickle's public names and the pure-Python ones it also exports
+    # (_load, _loads, _Unpickler), the C module's (_pickle), and any module-level name elsewhere bound to one of
+    # them before patch() ran (``from pickle import loads``), plus multiprocessing's ForkingPickler.loads.
+    import _pickle
+
+    originals = {}
+    for owner, names in ((module, ("load", "_load")), (_pickle, ("load",))):
+        for name in names:
+            originals[id(_ORIGINALS.get((owner, name), getattr(owner, name)))] = make_load
+            _install(owner, name, make_load)
+    for owner, names in ((module, ("loads", "_loads")), (_pickle, ("loads",))):
+        for name in names:
+            originals[id(_ORIGINALS.get((owner, name), getattr(owner, name)))] = make_loads
+            _install(owner, name, make_loads)
+    for owner, names in ((module, ("Unpickler", "_Unpickler")), (_pickle, ("Unpickler",))):
+        for name in names:
+            originals[id(_ORIGINALS.get((owner, name), getattr(owner, name)))] = lambda original: Unpickler
+            _install(owner, name, lambda original: Unpickler)
+    for owner in (module, _pickle):
+        _ALIAS_TARGET[(owner, "load")] = _ALIAS_TARGET[(owner, "loads")] = _ALIAS_TARGET[(owner, "Unpickler")] = "pickle"
+    # Subclasses of the pure-Python unpickler made before patch(): their inherited load() reads with safeload.
+    _install(pickle_py_unpickler(), "load", lambda original: _subclass_load(settings))
+    _ALIAS_TARGET[(pickle_py_unpickler(), "load")] = "pickle"
+    import sys
+
+    for name, other in list(sys.modules.items()):
+        if other is None or other is module or other is _pickle or name.startswith("safeload"):
+            continue
+        try:
+            items = list(vars(other).items())
+        except TypeError:
+            continue
+        for attr, value in items:
+            make = originals.get(id(value))
+            if make is not None and not attr.startswith("__"):
+                _install(other, attr, make)
+                _ALIAS_TARGET[(other, attr)] = "pickle"
+    reduction = sys.modules.get("multiprocessing.reduction")
+    forking = getattr(reduction, "ForkingPickler", None)
+    if forking is not None and id(forking.__dict__.get("loads")) in originals:
+        _install(forking, "loads", lambda original: staticmethod(make_loads(original)))
+        _ALIAS_TARGET[(forking, "loads")] = "pickle"
+
+
+def pickle_py_unpickler() -> type:
+    """The pure-Python unpickler class (``pickle._Unpickler`` before patch())."""
+    return _ORIGINALS.get((pickle, "_Unpickler"), pickle._Unpickler)  # type: ignore[attr-defined,no-any-return]
+
+
+def _subclass_load(settings: _Settings) -> Any:
+    def load(self: Any) -> Any:
+        """Read the pickle from the unpickler's file with safeload's VM (find_class overrides are not used)."""
+        read = getattr(self, "_file_read", None)
+        if read is None:
+            raise pickle.UnpicklingError("Unpickler.__init__() was not called")
+        file = _Reader(read)
+        return _load_one(file, getattr(self, "encoding", "ASCII"), getattr(self, "errors", "strict"), settings)
+
+    return load
+
+
+class _Reader:
+    """The file of a pure-Python unpickler, seen through its ``read`` only (it cannot be rewound)."""
+
+    def __init__(self, read: Any) -> None:
+        self.read = lambda n=-1: read() if n is None or n < 0 else read(n)
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return True
 
 
 _INSTALLERS = {"torch": _install_torch, "numpy": _install_numpy, "joblib": _install_joblib,

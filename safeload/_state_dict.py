@@ -60,7 +60,7 @@ _MAX_DEPTH = 200
 
 def _depth_check(depth: int) -> None:
     if depth > _MAX_DEPTH:
-        raise ValueError(f"module nesting deeper than {_MAX_DEPTH}")
+        raise TypeError(f"module nesting deeper than {_MAX_DEPTH}: not a module tree a framework writes")
 
 
 def _state_of(stub: Stub) -> dict[str, Any]:
@@ -71,9 +71,23 @@ def _state_of(stub: Stub) -> dict[str, Any]:
 
 
 def _detach(value: Any) -> Any:
-    detach = getattr(type(value), "detach", None)
-    if detach is not None and type(value).__module__.startswith("torch"):
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and type(value) in (torch.Tensor, torch.nn.Parameter):
         return value.detach()
+    return value
+
+
+def _mapping(module: Stub, state: dict[str, Any], key: str) -> Mapping[Any, Any]:
+    """``state[key]`` as torch writes it: a dict (or None). Anything else is not a module's state: TypeError."""
+    value = state.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, Stub) and value.qualname == "collections.OrderedDict":
+        value = value.dictitems
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{module.qualname}.{key} is a {type(value).__name__}, not the dict a pickled torch module has")
     return value
 
 
@@ -81,13 +95,16 @@ def _torch(module: Stub, prefix: str, out: OrderedDict[str, Any], depth: int) ->
     _depth_check(depth)
     state = _state_of(module)
     non_persistent = state.get("_non_persistent_buffers_set") or ()
-    for name, value in (state.get("_parameters") or {}).items():
+    if not isinstance(non_persistent, (set, frozenset, list, tuple)):
+        raise TypeError(f"{module.qualname}._non_persistent_buffers_set is a {type(non_persistent).__name__}")
+    non_persistent = [n for n in non_persistent if isinstance(n, str)]
+    for name, value in _mapping(module, state, "_parameters").items():
         if value is not None:
             out[prefix + str(name)] = _detach(value)
-    for name, value in (state.get("_buffers") or {}).items():
+    for name, value in _mapping(module, state, "_buffers").items():
         if value is not None and name not in non_persistent:
             out[prefix + str(name)] = _detach(value)
-    for name, child in (state.get("_modules") or {}).items():
+    for name, child in _mapping(module, state, "_modules").items():
         if isinstance(child, Stub):
             _torch(child, f"{prefix}{name}.", out, depth + 1)
 

@@ -520,8 +520,8 @@ class VM:
                     pos += 2
                 elif op == 0x68:  # BINGET
                     v = memo[data[pos + 1]]
-                    if type(v) is Pending and v.result is not None:
-                        v = v.result
+                    if type(v) is Pending:
+                        v = _built(self, v, pos)
                     push(v)
                     pos += 2
                 elif op == 0x72:  # LONG_BINPUT
@@ -560,8 +560,8 @@ class VM:
                     pos += 1
                 elif op == 0x6A:  # LONG_BINGET
                     v = memo[unpack_I(data, pos + 1)[0]]
-                    if type(v) is Pending and v.result is not None:
-                        v = v.result
+                    if type(v) is Pending:
+                        v = _built(self, v, pos)
                     push(v)
                     pos += 5
                 elif op == 0x47:  # BINFLOAT
@@ -1001,7 +1001,10 @@ def _pop(vm: VM) -> None:
 
 @handles("DUP")
 def _dup(vm: VM) -> None:
-    _push(vm, vm.stack[-1])
+    value = vm.stack[-1]
+    if type(value) is Pending:
+        value = _built(vm, value, vm.op_start)
+    _push(vm, value)
 
 
 @handles("MARK")
@@ -1023,9 +1026,21 @@ def _memo_get(vm: VM, index: int) -> None:
         value = vm.memo[index]
     except KeyError:
         raise vm.fail(f"Memo index {index} was never stored", "a GET names a memo slot that no PUT filled") from None
-    if type(value) is Pending and value.result is not None:
-        value = value.result
+    if type(value) is Pending:
+        value = _built(vm, value, vm.op_start)
     _push(vm, value)
+
+
+def _built(vm: VM, pending: Pending, pos: int) -> Any:
+    """The object a memo GET or DUP copies: a Pending's result, once its BUILD ran. Before that, a second
+    reference is refused: it would stay a Pending forever in whatever container took it (CPython's unpickler
+    fills the same object in place; safeload makes a new one at BUILD)."""
+    if pending.result is None:
+        vm.op_start = pos
+        raise vm.fail(f"A second reference to {pending.qualname} before its BUILD",
+                      "safeload builds arrays and dtypes when their state arrives; a reference taken earlier (a "
+                      "self-referencing object array, or a crafted stream) cannot be resolved")
+    return pending.result
 
 
 def _memo_put(vm: VM, index: int) -> None:

@@ -290,3 +290,69 @@ def test_megengine_wrapper(monkeypatch, scratch):
     assert (scratch / "m.pkl").read_bytes()[:2] == b"\x80\x04"
     with pytest.raises(safeload.SafeLoadError):
         mge.load(str(SAMPLES / "megengine" / "whole_module.pkl"))
+
+
+# ---- every alias of the pickle loaders (a child process, as a real program would be) --------------------------------
+
+_ALIASES_CHILD = r"""
+import io, json, os, pickle, sys, _pickle
+from multiprocessing.reduction import ForkingPickler
+from pickle import loads as early_loads  # bound before patch(): an alias patch() must find
+
+class EarlySub(pickle._Unpickler):  # a subclass of the pure-Python unpickler made before patch()
+    pass
+
+import safeload
+data = open(sys.argv[1], "rb").read()
+safeload.patch("pickle")
+calls = {
+    "pickle.load": lambda: pickle.load(io.BytesIO(data)),
+    "pickle.loads": lambda: pickle.loads(data),
+    "pickle.Unpickler": lambda: pickle.Unpickler(io.BytesIO(data)).load(),
+    "pickle._load": lambda: pickle._load(io.BytesIO(data)),
+    "pickle._loads": lambda: pickle._loads(data),
+    "pickle._Unpickler": lambda: pickle._Unpickler(io.BytesIO(data)).load(),
+    "_pickle.load": lambda: _pickle.load(io.BytesIO(data)),
+    "_pickle.loads": lambda: _pickle.loads(data),
+    "_pickle.Unpickler": lambda: _pickle.Unpickler(io.BytesIO(data)).load(),
+    "from pickle import loads": lambda: early_loads(data),
+    "pickle._Unpickler subclass": lambda: EarlySub(io.BytesIO(data)).load(),
+    "ForkingPickler.loads": lambda: ForkingPickler.loads(data),
+}
+out = {}
+for name, call in calls.items():
+    try:
+        call()
+        out[name] = "accepted"
+    except safeload.SafeLoadError:
+        out[name] = "refused"
+    except BaseException as exc:
+        out[name] = type(exc).__name__
+    out[name] += " marker" if os.path.exists(sys.argv[2]) else ""
+safeload.unpatch()
+out["restored"] = pickle.loads is _pickle.loads and early_loads is _pickle.loads and ForkingPickler.loads is _pickle.loads
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("proto", [0, 2, 5])
+def test_patch_covers_every_pickle_alias(proto: int, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    import oracle
+
+    path = tmp_path / "payload.pkl"
+    path.write_bytes(oracle.payload(proto))
+    assert set(oracle.live(path, ("pickle", "pickle_py"))) == {"pickle", "pickle_py"}  # live natively
+    work = tmp_path / "cwd"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _ALIASES_CHILD, str(path), oracle.MARKER], cwd=work,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.pop("restored") is True
+    assert out == dict.fromkeys(out, "refused"), out
+    assert len(out) == 12
+    assert not (work / oracle.MARKER).exists()
