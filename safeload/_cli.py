@@ -320,9 +320,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     report.files.sort(key=lambda f: f.path)
-    formatter = OutputFormat(args.format).to_formatter(quiet=args.quiet, root=args.root)
-    _write_output(formatter.format(report), args.output)
     code = exit_status(report, fail_on)
+    formatter = OutputFormat(args.format).to_formatter(quiet=args.quiet, root=args.root, exit_code=code)
+    _write_output(formatter.format(report), args.output)
     if not args.quiet:
         _summary(report, sys.stderr, code)
     return code

@@ -117,6 +117,29 @@ def test_exit_4_usage(args: tuple[str, ...]) -> None:
     assert run(*args).returncode == 4
 
 
+def test_exit_table_is_one_source_for_help_and_readme() -> None:
+    from safeload._cli import EXIT_TABLE, exit_table_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert exit_table_markdown() in readme
+    help_text = " ".join(run("scan", "--help").stdout.split())
+    for code, meaning in EXIT_TABLE:
+        assert f"{code} {' '.join(meaning.split())}" in help_text
+    assert "--fail-on" in help_text and "unsafe,error,unsupported" in help_text
+
+
+def test_fail_on_chooses_what_fails(files: dict[str, Path]) -> None:
+    both = (files["evil"], files["corrupt"], files["text"])
+    assert run("scan", *both).returncode == 1
+    assert run("scan", "--fail-on", "error", *both).returncode == 2
+    assert run("scan", "--fail-on", "skipped", *both).returncode == 3
+    assert run("scan", "--fail-on", "unsafe", files["corrupt"]).returncode == 0
+    r = run("scan", "--format", "sarif", "--fail-on", "error", *both)
+    assert json.loads(r.stdout)["runs"][0]["invocations"][0]["exitCode"] == r.returncode == 2
+    r = run("scan", "--format", "json", files["text"])
+    assert json.loads(r.stdout)["exit_code"] == r.returncode == 0
+
+
 def test_worst_status_wins(files: dict[str, Path]) -> None:
     r = run("scan", files["clean"], files["corrupt"], files["evil"], files["text"])
     assert r.returncode == 1

@@ -19,7 +19,8 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
     SARIF = "sarif"
 
-    def to_formatter(self, *, quiet: bool = False, root: str | None = None) -> Formatter:
+    def to_formatter(self, *, quiet: bool = False, root: str | None = None,
+                     exit_code: int | None = None) -> Formatter:
         if self is OutputFormat.TEXT:
             from .text import TextFormatter
 
@@ -27,9 +28,9 @@ class OutputFormat(str, enum.Enum):
         if self is OutputFormat.JSON:
             from .json import JsonFormatter
 
-            return JsonFormatter(quiet=quiet)
+            return JsonFormatter(quiet=quiet, exit_code=exit_code)
         if self is OutputFormat.SARIF:
             from .sarif import SarifFormatter
 
-            return SarifFormatter(root=root)
+            return SarifFormatter(root=root, exit_code=exit_code)
         _assert_never(self)  # type: ignore[arg-type]

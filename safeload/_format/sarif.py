@@ -234,8 +234,9 @@ def _notifications(files: list[tuple[FileReport, FileReport]], selected: list[tu
 
 
 class SarifFormatter(Formatter):
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, exit_code: int | None = None) -> None:
         self.root = root
+        self.exit_code = exit_code  # the command's own exit status (``--fail-on``), else the report's
 
     def format(self, report: Report) -> str:
         import json
@@ -266,7 +267,8 @@ class SarifFormatter(Formatter):
                                     "informationUri": INFO_URI, "rules": rules}},
                 "originalUriBaseIds": locator.base(),
                 "results": results,
-                "invocations": [{"executionSuccessful": True, "exitCode": report.exit_code,
+                "invocations": [{"executionSuccessful": True,
+                                 "exitCode": report.exit_code if self.exit_code is None else self.exit_code,
                                  "toolExecutionNotifications": _notifications(files, selected, locator)}],
             }],
         }
