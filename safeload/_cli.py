@@ -111,7 +111,11 @@ def _read_policy_file(path: str) -> list[str]:
         if set(doc) - {"allow"} or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise UsageError(f'policy file {path} must be {{"allow": ["module.Name", ...]}}')
         return names
-    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+    names = [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+    if any(":" in n or n.startswith("- ") for n in names):
+        raise UsageError(f'policy file {path} looks like YAML; write JSON {{"allow": ["module.Name", ...]}} or one '
+                         f"name per line")
+    return names
 
 
 _WORKER: dict[str, Any] = {}
@@ -285,7 +289,17 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str,
     """The files under ``paths`` (and those skipped), after checking ``allow``: bad names and missing paths are usage
     errors before anything is scanned."""
     from ._scan import collect_files, policy_for
+    from .policy import danger_of
 
+    for name in allow:
+        parts = name.split(".")
+        if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+            raise UsageError(f"--allow {name!r} is not a name: give the module and the class, as in "
+                             f"--allow mypkg.config.TrainConfig (a --policy file: JSON or one such name per line)")
+        danger = danger_of(name)
+        if danger is not None:
+            raise UsageError(f"--allow {name}: {danger}; safeload never allows a name known to run code, read "
+                             f"the file with `safeload scan --explain` to see what it would do")
     try:
         policy_for(None, allow)
     except TypeError as exc:
@@ -303,6 +317,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     fail_on = _parse_fail_on(args.fail_on)
+    if args.max_decompressed is not None and args.max_decompressed <= 0:
+        raise UsageError(f"--max-decompressed must be a positive number of bytes, not {args.max_decompressed}")
     if args.root is not None and not os.path.isdir(args.root):
         raise UsageError(f"--root {args.root}: no such folder")
     if args.output is not None:  # an unwritable --output is a usage error before the scan, not after it

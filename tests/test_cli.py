@@ -111,10 +111,13 @@ def test_exit_3_nothing_scanned_only_when_asked(files: dict[str, Path], tmp_path
     ("scan",), ("scan", "--format", "xml", "."), ("scan", "/no/such/path"), ("scan", "--jobs", "0", "."),
     ("scan", "--policy", "/no/such/policy.json", "."), ("frobnicate",), ("info", "/no/such/file"),
     ("scan", "--fail-on", "unsafe,sometimes", "."), ("scan", "--fail-on", "", "."),
-    ("scan", "-o", "/no/such/folder/report.json", "."),
+    ("scan", "-o", "/no/such/folder/report.json", "."), ("scan", "--allow", "subprocess.Popen", "."),
+    ("scan", "--allow", "not a name", "."), ("scan", "--allow", "Config", "."), ("scan", "--allow", "os.system", "."),
+    ("scan", "--max-decompressed", "-5", "."), ("info", "--allow", "builtins.eval", "."),
 ])
 def test_exit_4_usage(args: tuple[str, ...]) -> None:
-    assert run(*args).returncode == 4
+    r = run(*args)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
 
 
 def test_exit_table_is_one_source_for_help_and_readme() -> None:
@@ -155,6 +158,10 @@ def test_allow_and_policy_file(files: dict[str, Path], tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"allow": ["notinstalled_pkg.mod.Config"]}))
     assert run("scan", "--policy", policy, files["custom"]).returncode == 0
+    yaml = tmp_path / "policy.yaml"
+    yaml.write_text("allow:\n  - notinstalled_pkg.mod.Config\n")
+    r = run("scan", "--policy", yaml, files["custom"])
+    assert r.returncode == 4 and "YAML" in r.stderr
     lines = tmp_path / "policy.txt"
     lines.write_text("# trusted\nnotinstalled_pkg.mod.Config\n")
     assert run("scan", "--policy", lines, files["custom"]).returncode == 0
