@@ -697,7 +697,31 @@ def build_mutant(ch: Choices, depth: int = 0) -> bytes:
     """One file built from real files, a live payload and the container tricks of issue 10, as ``ch`` decides:
     pickles (multi-pickle, frames past STOP), zips (case-variant and duplicate names, extra fields, hidden and
     zip64 end records, prepended/appended data and archives), tars, compressed streams (FEXTRA, second streams),
-    joblib desyncs, npy headers, tar-header polyglots and concatenations."""
+    joblib desyncs, npy headers, tar-header polyglots and concatenations; then, sometimes, a few bytes of the
+    result overwritten, inserted, deleted or duplicated (header fields around the payload)."""
+    data = _build(ch, depth)
+    if depth == 0:
+        for _ in range(ch.pick(4) if ch.pick(3) == 0 else 0):
+            data = _edit(ch, data)
+    return data
+
+
+def _edit(ch: Choices, data: bytes) -> bytes:
+    if not data:
+        return data
+    at = ch.pick(min(len(data), 65536))
+    how = ch.pick(4)
+    if how == 0:  # overwrite 1-4 bytes
+        new = ch.blob(4) or b"\x00"
+        return data[:at] + new + data[at + len(new):]
+    if how == 1:
+        return data[:at] + ch.blob(16) + data[at:]
+    if how == 2:
+        return data[:at] + data[at + 1 + ch.pick(16):]
+    return data[:at] + data[at:at + 1 + ch.pick(64)] + data[at:]
+
+
+def _build(ch: Choices, depth: int) -> bytes:
     if depth >= 3:
         return _payload(ch)
     kind = ch.pick(8)

@@ -9,7 +9,10 @@ safeload accepts a mutant.
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,9 @@ import corpus_attacks
 import oracle
 
 STATS: dict[str, int] = {}
+#: SAFELOAD_HYPOTHESIS_EXAMPLES=50000 for a long run outside CI (random, not derandomized); with
+#: SAFELOAD_ORACLE_STATS=path the totals (files, accepted, native loader runs, findings) are written there
+_LONG = os.environ.get("SAFELOAD_HYPOTHESIS_EXAMPLES")
 
 
 class DrawnChoices(corpus_attacks.Choices):
@@ -34,12 +40,14 @@ class DrawnChoices(corpus_attacks.Choices):
 
 
 @pytest.fixture(scope="module")
-def folder() -> Path:
+def folder() -> Iterator[Path]:
     corpus_attacks.materials()
-    return Path(tempfile.mkdtemp(prefix="safeload-fuzz-containers-"))
+    yield Path(tempfile.mkdtemp(prefix="safeload-fuzz-containers-"))
+    if os.environ.get("SAFELOAD_ORACLE_STATS"):
+        Path(os.environ["SAFELOAD_ORACLE_STATS"]).write_text(json.dumps(STATS) + "\n")
 
 
-@settings(max_examples=400, deadline=None, derandomize=True,
+@settings(max_examples=int(_LONG or 400), deadline=None, derandomize=not _LONG,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(st.data())
