@@ -310,6 +310,30 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str,
         raise UsageError(str(exc)) from None
 
 
+def _selected(display: str, include: list[str], exclude: list[str]) -> bool:
+    """``--include`` / ``--exclude``: shell patterns matched against the path as shown and against its file name."""
+    import fnmatch
+
+    name = os.path.basename(display)
+
+    def hit(pattern: str) -> bool:
+        return fnmatch.fnmatchcase(display, pattern) or fnmatch.fnmatchcase(name, pattern)
+
+    return (not include or any(hit(p) for p in include)) and not any(hit(p) for p in exclude)
+
+
+def _scan_stdin(allow: list[str], args: argparse.Namespace) -> Any:
+    """``-``: the bytes of standard input, scanned as one file named ``<stdin>``."""
+    import dataclasses
+
+    from ._scan import scan
+
+    data = sys.stdin.buffer.read()
+    result = scan(data, allow=allow, max_decompressed=args.max_decompressed, explain=args.explain).files[0]
+    renamed = [dataclasses.replace(f, path="<stdin>") for f in result.findings]
+    return dataclasses.replace(result, path="<stdin>", findings=renamed)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from ._format import OutputFormat
     from ._scan import Report
@@ -326,8 +350,16 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     allow = list(args.allow)
     if args.policy:
         allow += _read_policy_file(args.policy)
-    files, skipped = _checked_inputs(allow, args.paths)
+    stdin = args.paths.count("-")
+    if stdin > 1:
+        raise UsageError("'-' (standard input) can be given once")
+    files, skipped = _checked_inputs(allow, [p for p in args.paths if p != "-"]) if len(args.paths) > stdin \
+        else ([], [])
+    files = [f for f in files if _selected(f[1], args.include, args.exclude)]
+    skipped = [f for f in skipped if _selected(f.path, args.include, args.exclude)]
     report = Report(files=list(skipped))
+    if stdin:
+        report.files.append(_scan_stdin(allow, args))
     progress = _Progress(len(files), not args.quiet)
     try:
         for result in _scan_all(files, allow, args):
@@ -469,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser(
-        "scan", help="scan files, folders and Hugging Face caches without running anything",
+        "scan", help="scan files, folders, Hugging Face caches and standard input (-) without running anything",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Scan without running anything. The report goes to stdout, the summary to stderr.\n\n"
                     + exit_table_text())
@@ -489,6 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", default=",".join(DEFAULT_FAIL_ON), metavar="LIST",
                    help=f"comma-separated outcomes that make the exit status non-zero: {', '.join(FAIL_ON)} "
                         f"(default: {','.join(DEFAULT_FAIL_ON)})")
+    p.add_argument("--include", action="append", default=[], metavar="PATTERN",
+                   help="scan only files whose path or name matches this shell pattern (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out files whose path or name matches this shell pattern (repeatable)")
     p.add_argument("--root", default=None, metavar="DIR",
                    help="SARIF: the folder URIs are relative to (default: the git top level of the working "
                         "directory)")

@@ -143,6 +143,24 @@ def test_fail_on_chooses_what_fails(files: dict[str, Path]) -> None:
     assert json.loads(r.stdout)["exit_code"] == r.returncode == 0
 
 
+def test_stdin_include_exclude(files: dict[str, Path], tmp_path: Path) -> None:
+    argv = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "safeload"]
+    for fmt in ("text", "json", "sarif"):
+        r = subprocess.run(argv + ["scan", "--format", fmt, "-"], input=files["evil"].read_bytes(),
+                           capture_output=True, timeout=120)
+        assert r.returncode == 1 and b"<stdin>" in r.stdout + r.stderr and b"os.system" in r.stdout, r.stderr
+    r = subprocess.run(argv + ["scan", "-"], input=files["clean"].read_bytes(), capture_output=True, timeout=120)
+    assert r.returncode == 0
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "evil.bin").write_bytes(files["evil"].read_bytes())
+    (folder / "ok.pt").write_bytes(files["clean"].read_bytes())
+    assert run("scan", folder).returncode == 1
+    assert run("scan", "--exclude", "*.bin", folder).returncode == 0
+    assert run("scan", "--include", "*.pt", folder).returncode == 0
+    assert run("scan", "--include", "*.pt", "--include", f"{folder}/evil*", folder).returncode == 1
+
+
 def test_worst_status_wins(files: dict[str, Path]) -> None:
     r = run("scan", files["clean"], files["corrupt"], files["evil"], files["text"])
     assert r.returncode == 1

@@ -126,6 +126,8 @@ class _Locator:
                               "description": {"text": "The repository root (git top level, or --root)."}}}
 
     def locate(self, path: str) -> tuple[dict[str, Any], str]:
+        if path in ("<stdin>", "<bytes>"):  # `safeload scan -`: no file to point at
+            return {"uri": "stdin", "description": {"text": "standard input"}}, path
         absolute = os.path.abspath(path)
         for base, target in ((self.root, absolute), (self.real_root, os.path.realpath(absolute))):
             rel = os.path.relpath(target, base)
