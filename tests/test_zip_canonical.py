@@ -283,12 +283,21 @@ def test_member_name_differing_only_in_case_runs_under_torch(tmp_path: Path, var
     assert err.member == variant
 
 
-@pytest.mark.parametrize("variant", ["archive//data.pkl", "archive/./data.pkl", "ARCHIVE/data.pkl"])
+@pytest.mark.parametrize("variant", ["archive//data.pkl", "archive/./data.pkl", "./archive/data.pkl"])
 def test_member_names_equal_after_normalisation(tmp_path: Path, variant: str) -> None:
-    """unzip extracts ``a//b`` and ``a/./b`` to ``a/b`` (the later file wins), and a case-insensitive file system
-    folds case: the payload member replaces ``archive/data.pkl`` on disk."""
+    """unzip extracts ``a//b``, ``a/./b`` and ``./a/b`` to ``a/b``, the later member winning: the payload lands on
+    disk as ``archive/data.pkl`` in place of the real one."""
     path = write(tmp_path, "model.pt", add_members(torch_file(), [(variant, oracle.payload(2))]))
-    assert_live(path, ("unzip",))
+    if shutil.which("unzip"):
+        subprocess.run(["unzip", "-o", "-qq", str(path), "-d", str(tmp_path / "x")], check=False, capture_output=True)
+        assert (tmp_path / "x" / "archive" / "data.pkl").read_bytes() == oracle.payload(2)
+        assert_live(path, ("unzip",))
+    err = refused(path, "Duplicate zip member")
+    assert err.member == variant
+
+
+def test_member_name_differing_only_in_case_of_the_prefix(tmp_path: Path) -> None:
+    path = write(tmp_path, "model.pt", add_members(torch_file(), [("ARCHIVE/data.pkl", oracle.payload(2))]))
     refused(path, "Duplicate zip member")
 
 
@@ -607,3 +616,35 @@ def test_zipfile_streamed_members_with_descriptors_load(tmp_path: Path) -> None:
     data = bytes(out.buf)
     assert b"PK\x07\x08" in data
     _same(safeload.load(write(tmp_path, "s.npz", data)), {"x": np.arange(9), "y": np.ones(3)})
+
+
+# ------------------------------------------------------------ differential: accepted mutants read the same natively
+
+def test_accepted_mutants_read_the_same_in_cpython_and_miniz() -> None:
+    """Random byte mutations of real torch and numpy archives (fixed seed): every mutant the reader accepts has the
+    same members with the same bytes in CPython's zipfile, and, for torch archives, in torch's miniz reader."""
+    import random
+
+    seeds = [torch_file(), npz_file(), npz_file(compressed=True)]
+    rng = random.Random(20260)
+    accepted = 0
+    for _ in range(20_000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(data))
+            if rng.random() < 0.7:
+                data[i] = rng.randrange(256)
+            else:
+                del data[i : i + rng.randint(1, 8)]
+        try:
+            zf = ZipArchive(bytes(data))
+            ours = {name: zf.read(name) for name in zf.members}
+        except safeload.SafeLoadError:
+            continue
+        accepted += 1
+        with zipfile.ZipFile(io.BytesIO(bytes(data))) as native:
+            assert {i.filename: native.read(i) for i in native.infolist()} == ours
+        if "archive/data.pkl" in ours:
+            reader = torch._C.PyTorchFileReader(io.BytesIO(bytes(data)))
+            assert {"archive/" + k: bytes(reader.get_record(k)) for k in reader.get_all_records()} == ours
+    assert accepted >= 50, accepted
