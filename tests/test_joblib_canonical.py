@@ -422,3 +422,29 @@ def test_gzip_file_name_longer_than_a_file_system_allows_is_refused():
         else:
             with pytest.raises(safeload.FormatError, match="FNAME"):
                 safeload.load(buf.getvalue())
+
+
+@pytest.mark.parametrize("state", [
+    (4, "<", None, None, None, -1, -1, 0, (None, (b"\xff\xfe", 1, 1, 1))),  # a unit that is not ASCII
+    (3, np.array([1, 2]), None, None, None, -1, -1, 0),  # a byte order that is an array (its == is elementwise)
+    (3, "<", None, None, None, -1, -1, 1 << 40),  # flags past a C int
+    (3, "|", (np.dtype("S2"), (8,)), ("a",), {"a": (np.dtype("S2"), 0)}, 16, 1, 16),  # subarray and fields
+], ids=["unit", "byteorder", "flags", "both"])
+def test_dtype_state_odd_values_are_refusals(state):
+    code = "M8" if len(state) == 9 else ("V16" if state[2] is not None else "i4")
+    blob = pickle.dumps(_Dtype((code, False, True), state), protocol=2)
+    with pytest.raises(safeload.FormatError):
+        safeload.load(blob)
+
+
+def test_joblib_array_of_zero_size_items_is_refused(tmp_path):
+    """joblib.dump cannot write one (it divides by the item size), so a V1 array's dtype is edited to V0."""
+    raw = _dumped(tmp_path, {"v": np.zeros(3, dtype="V1")})
+    raw = _once(raw, b"\x8c\x02V1", b"\x8c\x02V0")
+    raw = _once(raw, b"NNNK\x01K\x01K\x00t", b"NNNK\x00K\x01K\x00t")
+    path = tmp_path / "v0.joblib"
+    path.write_bytes(raw)
+    with pytest.raises(ZeroDivisionError):
+        joblib.load(path)  # joblib itself cannot read it
+    with pytest.raises(safeload.FormatError, match="no bytes"):
+        safeload.load(path)

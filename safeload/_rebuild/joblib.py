@@ -55,13 +55,13 @@ def _wrapper_build(vm: Any, pending: Any, state: Any) -> Any:
         raise vm.fail("NumpyArrayWrapper state has an unknown layout",
                       "joblib writes subclass, shape, order, dtype, allow_mmap and numpy_array_alignment_bytes")
     subclass = state["subclass"]
-    if subclass not in (np.ndarray, np.memmap, np.matrix):
+    if not any(subclass is kind for kind in (np.ndarray, np.memmap, np.matrix)):  # identity: no __eq__ runs
         raise vm.fail(f"NumpyArrayWrapper of a {getattr(subclass, 'qualname', type(subclass).__name__)}",
                       "joblib splices only ndarray, matrix and memmap data; other subclasses would need their "
                       "own code to run")
     shape = _shape(vm, state["shape"])
     order = state["order"]
-    if order not in ("C", "F"):
+    if type(order) is not str or order not in ("C", "F"):
         raise vm.fail(f"NumpyArrayWrapper order {order!r:.20}")
     dtype = state["dtype"]
     if not isinstance(dtype, np.dtype):
@@ -90,6 +90,10 @@ def _raw_array(vm: Any, state: dict[str, Any], shape: tuple[int, ...], order: st
         if pad > align:
             raise vm.fail(f"joblib array padding of {pad} bytes for an alignment of {align}")
         pos += 1 + pad
+    if dtype.itemsize == 0:
+        raise vm.fail(f"joblib array of {dtype}, whose items have no bytes",
+                      "joblib.load divides by the item size and fails on such an array; safeload reads nothing it "
+                      "cannot read")
     count = 1
     for n in shape:
         count *= n

@@ -117,8 +117,8 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
         flags += 128
     if flags < 0:
         raise vm.fail(f"numpy.dtype flags {flags} refused", "numpy refuses negative flags below -128")
-    if byteorder not in ("<", ">", "|", "="):
-        raise vm.fail(f"numpy.dtype byte order {byteorder!r} refused")
+    if type(byteorder) is not str or byteorder not in ("<", ">", "|", "="):
+        raise vm.fail(f"numpy.dtype byte order {byteorder!r:.20} refused")
     if code[0] == "O":
         code = "O"
     if code[0] in "Mm" and code not in ("M8", "m8"):
@@ -163,7 +163,7 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
                           "numpy pickles (unit, count, 1, 1); other divisors and events change the unit")
         unit, num = meta[:2]
         if type(unit) is bytes:
-            unit = unit.decode("ascii")
+            unit = unit.decode("latin-1")  # any byte: what is not a unit name is refused just below
         if unit not in _DATETIME_UNITS or type(num) is not int or num < 1:
             raise vm.fail(f"datetime dtype unit {unit!r} refused")
         dt = _make_dtype(vm, f"{code}[{num}{unit}]" if unit != "generic" else code)
