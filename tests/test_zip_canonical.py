@@ -63,9 +63,10 @@ def append_archive(prefix: bytes, members: list[tuple[str, bytes]]) -> bytes:
     return prefix + buf.getvalue()[len(prefix):]
 
 
-def add_members(base: bytes, members: list[tuple[str, bytes]], **kw: object) -> bytes:
+def add_members(base: bytes, members: list[tuple[str, bytes]]) -> bytes:
+    """``base`` with more members, written by CPython's append mode (its old members' headers kept as they are)."""
     buf = io.BytesIO(base)
-    with zipfile.ZipFile(buf, "a", **kw) as zf:  # type: ignore[arg-type]
+    with zipfile.ZipFile(buf, "a") as zf:
         for name, data in members:
             zf.writestr(name, data)
     return buf.getvalue()
@@ -120,10 +121,14 @@ def refused(path: Path, match: str) -> FormatError:
     return err
 
 
-def assert_live(path: Path, loaders: tuple[str, ...], expected: set[str] | None = None) -> None:
-    hits = set(oracle.live(path, loaders))
-    want = set(expected if expected is not None else (loader for loader in loaders if oracle.available(loader)))
-    assert want and want <= hits, f"payload not live under {sorted(want - hits)} (live under {sorted(hits)})"
+def assert_live(path: Path, loaders: tuple[str, ...]) -> None:
+    """The oracle: every one of ``loaders`` that this machine has runs the payload (creates the marker). With none
+    of them here (no unzip), the refusal is still tested, without the proof."""
+    want = {loader for loader in loaders if oracle.available(loader)}
+    if not want:
+        return
+    hits = set(oracle.live(path, tuple(want)))
+    assert want <= hits, f"payload not live under {sorted(want - hits)} (live under {sorted(hits)})"
 
 
 # ---------------------------------------------------------------------------- rule 1: one end record, at the end
@@ -138,10 +143,11 @@ def hide_in_comment(outer: bytes, members: list[tuple[str, bytes]]) -> bytes:
 
 
 def test_archive_hidden_in_the_comment_of_a_torch_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "model.pt", hide_in_comment(torch_file(), EVIL_TORCH))
+    outer = torch_file()
+    path = write(tmp_path, "model.pt", hide_in_comment(outer, EVIL_TORCH))
     assert_live(path, ("torch", "zipfile", "unzip"))
     err = refused(path, "second zip end-of-central-directory signature after the end record")
-    assert err.offset is not None and err.offset > len(torch_file())
+    assert err.offset is not None and err.offset > len(outer)
 
 
 def test_archive_hidden_in_the_comment_of_an_npz(tmp_path: Path) -> None:
