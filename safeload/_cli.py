@@ -334,6 +334,34 @@ def _scan_stdin(allow: list[str], args: argparse.Namespace) -> Any:
     return dataclasses.replace(result, path="<stdin>", findings=renamed)
 
 
+def _cli_advice(report: Any) -> Any:
+    """The report with the library's advice (``safeload.load(..., allow=[...])``, ``unknown='stub'``,
+    ``with_limits(max_decompressed=...)``) said as command-line options. Other advice is kept as it is."""
+    import dataclasses
+
+    def fix_for(f: Any) -> str:
+        text = f.fix or ""
+        import shlex
+
+        where = shlex.quote(f.path) if f.path not in ("<stdin>", "<bytes>") else "-"
+        if f.rule == "dangerous-global" and "unknown='stub'" in text:
+            return (f"Do not open this file with a loader that runs code; to see what it would do without running it: "
+                    f"`safeload scan --explain {where}`, or `safeload load --unknown stub {where}` (inert stubs)")
+        if f.rule == "unknown-global" and f.qualname and "allow=[" in text:
+            return (f"If {f.qualname} is a class you trust: `safeload scan --allow {f.qualname} {where}` (or list it "
+                    f"in a --policy file); to see what unpickling would do: `safeload scan --explain {where}`; "
+                    f"better, save a state_dict instead of whole objects")
+        if f.rule == "limit-exceeded" and "with_limits(max_decompressed=" in text:
+            return "If the file is trusted and really this large, raise the limit: `--max-decompressed BYTES`"
+        return text
+
+    files = []
+    for file in report.files:
+        findings = [dataclasses.replace(f, fix=fix_for(f)) for f in file.findings]
+        files.append(dataclasses.replace(file, findings=findings))
+    return dataclasses.replace(report, files=files)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from ._format import OutputFormat
     from ._scan import Report
@@ -370,7 +398,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     report.files.sort(key=lambda f: f.path)
     code = exit_status(report, fail_on)
     formatter = OutputFormat(args.format).to_formatter(quiet=args.quiet, root=args.root, exit_code=code)
-    _write_output(formatter.format(report), args.output)
+    _write_output(formatter.format(_cli_advice(report)), args.output)
     if not args.quiet:
         _summary(report, sys.stderr, code)
     return code

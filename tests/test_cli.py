@@ -248,6 +248,17 @@ def test_sarif_schema_and_code_scanning_fields(files: dict[str, Path], tmp_path:
     assert evil["locations"][0]["physicalLocation"]["region"]["byteOffset"] == 0
 
 
+def test_advice_is_in_cli_syntax(files: dict[str, Path]) -> None:
+    for fmt in ("text", "json", "sarif"):
+        r = run("scan", "--format", fmt, files["evil"], files["custom"])
+        out = " ".join(r.stdout.replace("\\n", " ").split())
+        assert "safeload.load(" not in out and "unknown='stub'" not in out, fmt
+        assert f"--allow notinstalled_pkg.mod.Config {files['custom']}" in out, fmt
+        assert f"safeload scan --explain {files['evil']}" in out, fmt
+    r = run("scan", "--max-decompressed", "10", files["evil_gz"])
+    assert r.returncode == 2 and "--max-decompressed BYTES" in r.stdout and "with_limits" not in r.stdout
+
+
 def test_text_report_names_location_and_fix(files: dict[str, Path]) -> None:
     r = run("scan", files["evil_gz"])
     assert "pickle 0 byte" in r.stdout and "Fix:" in r.stdout and "(GLOBAL)" in r.stdout

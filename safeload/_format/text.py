@@ -44,7 +44,9 @@ class TextFormatter(Formatter):
             lines.append(f"  {f.rule}: {f.message} (at {where})")
             for part in (f.why, f"Fix: {f.fix}" if f.fix else ""):
                 if part:
-                    lines.extend(textwrap.wrap(part, 110, initial_indent="    ", subsequent_indent="    "))
+                    # options, paths and names are never cut in the middle (they are meant to be copied)
+                    lines.extend(textwrap.wrap(part, 110, initial_indent="    ", subsequent_indent="    ",
+                                               break_long_words=False, break_on_hyphens=False))
             if f.explanation:
                 lines.append("    what unpickling would do (decompiled by fickling, nothing was run):")
                 lines.extend("      " + line for line in f.explanation.splitlines())
