@@ -27,6 +27,7 @@ __all__ = [
     "Stub",
     "Unpickler",
     "UnsafeGlobalError",
+    "info",
     "load",
     "loads",
     "patch",
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 # Imported on first use, so that ``import safeload`` (and the ``safeload scan`` command) stays quick.
 _LAZY = {
     "Unpickler": "._patch",
+    "info": "._info",
     "patch": "._patch",
     "patched": "._patch",
     "unpatch": "._patch",
@@ -52,6 +54,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from ._info import info
     from ._patch import Unpickler, patch, patched, unpatch
     from ._save import save
     from ._scan import scan

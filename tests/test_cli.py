@@ -328,9 +328,10 @@ def test_info_folder_several_files_and_json(files: dict[str, Path], tmp_path: Pa
 
 
 def test_info_library_call(files: dict[str, Path]) -> None:
-    from safeload._info import FileInfo, info
+    import safeload
+    from safeload._info import FileInfo
 
-    got = info(files["custom"], allow=["notinstalled_pkg.mod.Config"])
+    got = safeload.info(files["custom"], allow=["notinstalled_pkg.mod.Config"])
     assert isinstance(got, FileInfo) and got.status == "clean" and got.exit_code == 0
     assert [(g.qualname, g.verdict) for g in got.globals] == [("notinstalled_pkg.mod.Config", "allowed")]
     assert got.to_dict()["pickles"] == [{"where": "file", "protocol": 2, "why": "PROTO 2 at byte 0"}]

@@ -57,6 +57,7 @@ def test_all_is_sorted_and_pinned():
         "Stub",
         "Unpickler",
         "UnsafeGlobalError",
+        "info",
         "load",
         "loads",
         "patch",
