@@ -30,27 +30,29 @@ def check_extent(shape: Any, itemsize: int, what: str = "Array", *, offset: int 
     """The element count of ``shape``; a FormatError when it is not at most 64 non-negative ints, or when its
     non-zero dimensions times ``itemsize`` reach ``2**63`` bytes (numpy refuses such a shape even with a zero
     dimension; torch overflows)."""
-    if (type(shape) is not tuple or len(shape) > MAX_DIMS
-            or not all(type(n) is int and n >= 0 for n in shape)):
-        raise FormatError(f"{what} shape {shape!r:.80} is not a tuple of at most {MAX_DIMS} non-negative ints",
-                          offset=offset, member=member)
     count = extent = 1
-    for n in shape:
-        count *= n
-        extent *= max(n, 1)
-    if extent * max(itemsize, 1) >= _LIMIT:
-        raise FormatError(f"{what} shape {shape!r:.80} is larger than any array can be", offset=offset, member=member,
-                          why="its non-zero dimensions times the itemsize reach 2**63 bytes, which numpy refuses "
-                              "and torch overflows")
-    return count
+    if type(shape) is tuple and len(shape) <= MAX_DIMS:
+        for n in shape:
+            if type(n) is not int or n < 0:
+                break
+            count *= n
+            extent *= n or 1
+        else:
+            if extent * (itemsize or 1) < _LIMIT:
+                return count
+            raise FormatError(f"{what} shape {shape!r:.80} is larger than any array can be", offset=offset,
+                              member=member, why="its non-zero dimensions times the itemsize reach 2**63 bytes, "
+                              "which numpy refuses and torch overflows")
+    raise FormatError(f"{what} shape {shape!r:.80} is not a tuple of at most {MAX_DIMS} non-negative ints",
+                      offset=offset, member=member)
 
 
 def byte_span(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int, offset: int) -> tuple[int, int] | None:
     """``(lowest, end)``: the first byte the view reads and one past the last, or None when it has no element."""
-    if not all(shape):
-        return None
     lo = hi = offset
     for n, s in zip(shape, strides):
+        if n == 0:
+            return None
         if s < 0:
             lo += (n - 1) * s
         else:
@@ -69,18 +71,19 @@ def _contiguous(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 def _length(buf: Any, torch: Any) -> int:
     """The real number of bytes behind ``buf``, measured on the object itself."""
+    kind = type(buf)
+    if kind is bytes or kind is bytearray:
+        return len(buf)
+    if kind is memoryview:
+        return buf.nbytes
     if torch is not None and isinstance(buf, torch.Tensor):
-        if buf.dim() != 1 or not buf.is_contiguous() or buf.storage_offset() != 0:
-            raise FormatError("Internal: a tensor view base must be a whole 1-D storage",
-                              why="safeload measures the storage a view is made over")
+        # torch.as_strided addresses the whole storage from its start, whatever the base's own shape
         return int(buf.untyped_storage().nbytes())
     if hasattr(buf, "__array_interface__") and hasattr(buf, "flags"):  # a numpy array
         if not buf.flags.c_contiguous:
             raise FormatError("Internal: an array view base must be contiguous")
         return int(buf.nbytes)
-    if isinstance(buf, memoryview):
-        return buf.nbytes
-    return len(buf)  # bytes, bytearray, mmap
+    return len(buf)  # an mmap
 
 
 def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, ...] | None = None,
@@ -92,17 +95,18 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
     ``what``, ``member`` and ``at`` (a file offset) only word the refusal."""
     torch = _torch_of(dtype)
     itemsize = int(dtype.itemsize)
-    check_extent(shape, itemsize, what, offset=at, member=member)
-    if strides is None:
-        strides = _contiguous(shape, itemsize)
-    if (type(strides) is not tuple or len(strides) != len(shape)
-            or not all(type(s) is int and -_LIMIT < s < _LIMIT for s in strides)):
-        raise FormatError(f"{what} strides {strides!r:.80} do not match shape {shape!r:.80}", offset=at, member=member,
-                          why="each dimension needs one stride, a signed 64-bit integer")
+    count = check_extent(shape, itemsize, what, offset=at, member=member)
     if type(offset) is not int or not 0 <= offset < _LIMIT:
         raise FormatError(f"{what} offset {offset!r:.40} is not a non-negative 64-bit int", offset=at, member=member)
+    if strides is None:
+        span = (offset, offset + count * itemsize) if count else None
+    else:
+        if (type(strides) is not tuple or len(strides) != len(shape)
+                or not all(type(s) is int and -_LIMIT < s < _LIMIT for s in strides)):
+            raise FormatError(f"{what} strides {strides!r:.80} do not match shape {shape!r:.80}", offset=at,
+                              member=member, why="each dimension needs one stride, a signed 64-bit integer")
+        span = byte_span(shape, strides, itemsize, offset)
     length = _length(buf, torch)
-    span = byte_span(shape, strides, itemsize, offset)
     if span is None:
         if offset > length:
             raise FormatError(f"{what} starts at byte {offset} of a {length}-byte buffer", offset=at, member=member,
@@ -113,6 +117,13 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
                           "header says, would read memory that is not the file's",
                           fix="The file is damaged or was crafted; get a fresh copy from its source")
     if torch is not None:
+        if strides is None:
+            if not isinstance(buf, torch.Tensor):  # the common case: a record or a tensor's bytes, in order
+                if span is None:
+                    return torch.empty(shape, dtype=dtype)
+                flat = torch.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+                return flat if len(shape) == 1 else flat.view(shape)
+            strides = _contiguous(shape, itemsize)
         return _torch_view(torch, buf, dtype, itemsize, shape, strides, offset, span, what, at, member)
     import numpy as np
 
@@ -125,19 +136,24 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
 
 def _torch_view(torch: Any, buf: Any, dtype: Any, itemsize: int, shape: tuple[int, ...], strides: tuple[int, ...],
                 offset: int, span: tuple[int, int] | None, what: str, at: int | None, member: str | None) -> Any:
-    if any(s < 0 for s in strides) or offset % itemsize or any(s % itemsize for s in strides):
-        raise FormatError(f"{what} strides {strides} or offset {offset} are not whole non-negative {dtype} steps",
-                          offset=at, member=member, why="torch tensors have no negative or fractional strides")
-    elem_strides = tuple(s // itemsize for s in strides)
-    if isinstance(buf, torch.Tensor):
-        if buf.dtype != dtype:
-            raise FormatError(f"Internal: a {buf.dtype} base viewed as {dtype}")
-        return torch.as_strided(buf, shape, elem_strides, offset // itemsize)
-    if span is None:
-        return torch.empty(shape, dtype=dtype)
-    count = (span[1] - offset) // itemsize
-    base = torch.frombuffer(buf, dtype=dtype, count=count, offset=offset)
-    return torch.as_strided(base, shape, elem_strides, 0)
+    elem_strides = []
+    for s in strides:
+        step, rest = divmod(s, itemsize)
+        if step < 0 or rest:
+            break
+        elem_strides.append(step)
+    else:
+        if not offset % itemsize:
+            if isinstance(buf, torch.Tensor):
+                if buf.dtype != dtype:
+                    raise FormatError(f"Internal: a {buf.dtype} base viewed as {dtype}")
+                return torch.as_strided(buf, shape, elem_strides, offset // itemsize)
+            if span is None:
+                return torch.empty(shape, dtype=dtype)
+            base = torch.frombuffer(buf, dtype=dtype, count=(span[1] - offset) // itemsize, offset=offset)
+            return torch.as_strided(base, shape, elem_strides, 0)
+    raise FormatError(f"{what} strides {strides} or offset {offset} are not whole non-negative {dtype} steps",
+                      offset=at, member=member, why="torch tensors have no negative or fractional strides")
 
 
 def whole_storage(torch: Any, untyped: Any, dtype: Any) -> Any:

@@ -52,23 +52,26 @@ class NumpyTensors:
             raise FormatError(f"torch.{dtype} has no numpy equivalent", fix="load with tensors='torch'")
         return np.dtype(getattr(ml_dtypes, name))
 
-    def base(self, storage: Storage, dtype: str) -> Any:
+    def base(self, storage: Storage, dtype: str) -> tuple[Any, Any]:
+        """The record's bytes as a uint8 array (byteswapped when the file's byte order is not the host's), and the
+        numpy dtype its tensors have."""
         key = (storage.key, dtype)
-        arr = self._bases.get(key)
-        if arr is None:
+        cached = self._bases.get(key)
+        if cached is None:
+            import numpy as np
+
             dt = self.np_dtype(dtype)
-            nbytes = storage.nbytes()
-            arr = make_view(storage.buffer, dt, (nbytes // dt.itemsize,), what=f"Storage {storage.key!r}")
+            arr = make_view(storage.buffer, np.dtype(np.uint8), (storage.nbytes(),), what=f"Storage {storage.key!r}")
             if self.byteswap and dt.itemsize > 1:
-                arr = arr.byteswap()
-            self._bases[key] = arr
-        return arr
+                arr = arr.reshape(-1, dt.itemsize)[:, ::-1].reshape(-1)  # a copy, each element's bytes reversed
+            cached = self._bases[key] = (arr, dt)
+        return cached
 
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                requires_grad: bool) -> Any:
-        base = self.base(storage, dtype)
-        itemsize = base.dtype.itemsize
-        return make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
+        base, dt = self.base(storage, dtype)
+        itemsize = dt.itemsize
+        return make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
                          what=f"Tensor over storage {storage.key!r}")
 
     def is_tensor(self, obj: Any) -> bool:

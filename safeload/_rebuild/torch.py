@@ -39,6 +39,7 @@ _STORAGE_CLASSES = {
     "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
     "ComplexDoubleStorage": "complex128",
 }
+_STEP_LIMIT = 1 << 63
 _LOCATION = re.compile(r"cpu|meta|(?:cuda|mps|xpu|hpu|mtia)(?::(?:0|[1-9][0-9]{0,2}))?")
 _QUANTIZED = ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage")
 
@@ -149,20 +150,21 @@ def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...],
 
     The same rule in every tensor mode: torch and numpy tensors are then made by :func:`safeload._views.make_view`,
     which checks the same geometry again against the real length of the buffer."""
-    if len(size) != len(stride) or any(n < 0 for n in size) or any(s < 0 for s in stride):
-        raise FormatError("Tensor size and stride disagree or are negative",
-                          why="torch has no negative sizes or strides; torch.as_strided refuses them")
     if dtype not in TORCH_DTYPES:
         raise FormatError(f"Tensor dtype torch.{dtype} is not supported",
                           why="quantized, sparse and exotic dtypes are refused rather than guessed")
     itemsize = TORCH_DTYPES[dtype][0]
-    if storage.nbytes() % itemsize:
-        raise FormatError(f"Storage {storage.key!r} of {storage.nbytes()} bytes does not hold whole {dtype} elements")
-    numel_elems = storage.nbytes() // itemsize
-    check_extent(size, itemsize, "Tensor view")
-    if any(s * itemsize >= 1 << 63 for s in stride) or offset * itemsize >= 1 << 63:
+    check_extent(size, itemsize, "Tensor view")  # non-negative ints, at most 64, below 2**63 bytes
+    if len(size) != len(stride) or not all(0 <= s < _STEP_LIMIT for s in stride):
+        raise FormatError("Tensor size and stride disagree, or a stride is negative",
+                          why="torch has no negative strides; torch.as_strided refuses them")
+    if offset * itemsize >= 1 << 63 or max(stride, default=0) * itemsize >= 1 << 63:
         raise FormatError("Tensor stride or offset does not fit a signed 64-bit byte count",
                           why="torch and numpy overflow on it")
+    nbytes = storage.nbytes()
+    if nbytes % itemsize:
+        raise FormatError(f"Storage {storage.key!r} of {nbytes} bytes does not hold whole {dtype} elements")
+    numel_elems = nbytes // itemsize
     span = byte_span(size, stride, 1, offset)
     if span is not None:
         if span[1] > numel_elems:
