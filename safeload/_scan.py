@@ -25,6 +25,7 @@ import dataclasses
 import io
 import mmap
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ __all__ = ["Finding", "FileReport", "GlobalRef", "Report", "collect_files", "pol
 #: Containers inside containers, at most this deep.
 MAX_NESTING = 8
 #: Protocol-0 pickles are text: a file is set aside as "text, not a checkpoint" only if the walker saw no global.
-_TEXT_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13}
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x80-\x9f]")  # C0 controls but tab, LF, FF, CR; and C1
 _SEP = "!"  # joins the chain of archive members: outer.zip!inner.tar!model.pt!archive/data.pkl
 
 ALLOWED, UNKNOWN, DANGEROUS = "allowed", "unknown", "dangerous"
@@ -339,6 +340,7 @@ class _Scanner:
         self.pickles = 0
         self.members = 0
         self.skip_reason = ""  # a top-level file of a kind that holds no pickle (safeload/_kinds.py)
+        self._parsed: tuple[Any, Any] | None = None  # (data, ZipArchive) of the checkpoint zip being scanned
         #: ``safeload info``: called with (blob, chain, member, start) for each pickle stream the loader ran
         self.stream_hook: Callable[[Any, tuple[str, ...], str | None, int], None] | None = None
 
@@ -498,8 +500,11 @@ class _Scanner:
         by the loader; any other member that holds something CPython's unpickler would act on is a finding."""
         from ._containers.zip import ZipArchive
 
+        parsed = self._parsed
+        self._parsed = None
         try:
-            zf = ZipArchive(data, self.policy.limits.max_members)
+            zf = parsed[1] if parsed is not None and parsed[0] is data else ZipArchive(data,
+                                                                                        self.policy.limits.max_members)
         except SafeLoadError:
             return  # load's own reader has reported it
         names = [n for n in zf.members if not n.endswith("/")]
@@ -564,7 +569,10 @@ class _Scanner:
             zf = ZipArchive(data, self.policy.limits.max_members)
         except SafeLoadError:
             return True  # let load's own reader report the problem, as load would
-        return any(n.endswith("data.pkl") or n.endswith(".npy") for n in zf.members)
+        checkpoint = any(n.endswith("data.pkl") or n.endswith(".npy") for n in zf.members)
+        if checkpoint:
+            self._parsed = (data, zf)  # reused by _unread_members
+        return checkpoint
 
     @staticmethod
     def _tar_is_checkpoint(data: Any) -> bool:
@@ -716,7 +724,7 @@ def _is_text(data: Any) -> bool:
             text = raw[:-4].decode("utf-8")
         else:
             return False
-    return not any(ord(ch) in _TEXT_CONTROLS or 0x80 <= ord(ch) < 0xA0 for ch in text)
+    return _CONTROL_CHARS.search(text) is None
 
 
 # ---- public entry points ---------------------------------------------------------------------------------------
@@ -839,8 +847,8 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[s
         if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"{raw}: no such file or folder")
         if path.is_dir():
-            for entry in _walk(path, skipped):
-                _add(files, skipped, entry)
+            for entry, real_dir in _walk(path, skipped):
+                _add(files, skipped, entry, real_dir)
         else:
             _add(files, skipped, path)
     ordered = sorted(files.items(), key=lambda kv: kv[1])
@@ -855,7 +863,7 @@ def _not_scanned(display: str, why: str) -> FileReport:
     return report
 
 
-def _walk(folder: Path, skipped: list[FileReport]) -> Iterator[Path]:
+def _walk(folder: Path, skipped: list[FileReport]) -> Iterator[tuple[Path, str]]:
     """Every file below ``folder``, following folder symlinks; each real folder is listed once (no cycles)."""
     seen: set[str] = set()
 
@@ -870,13 +878,14 @@ def _walk(folder: Path, skipped: list[FileReport]) -> Iterator[Path]:
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            yield Path(dirpath) / name, real
 
 
-def _add(files: dict[str, str], skipped: list[FileReport], path: Path) -> None:
+def _add(files: dict[str, str], skipped: list[FileReport], path: Path, real_dir: str | None = None) -> None:
     display = str(path)
     linked = os.path.islink(display)
-    real = os.path.realpath(display)
+    # below a resolved folder, a file that is not a link is its own real path
+    real = os.path.join(real_dir, path.name) if real_dir is not None and not linked else os.path.realpath(display)
     try:
         mode = os.stat(real).st_mode
     except OSError as exc:
