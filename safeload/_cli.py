@@ -261,7 +261,7 @@ def exit_status(report: Any, fail_on: Sequence[str] = DEFAULT_FAIL_ON) -> int:
     return min(codes, default=EXIT_OK)
 
 
-_VERDICT = {0: "nothing --fail-on names was found", 1: "UNSAFE files found", 2: "some files could not be scanned",
+_VERDICT = {0: "nothing unsafe found", 1: "UNSAFE files found", 2: "some files could not be scanned",
             3: "nothing was scanned, or files were skipped"}
 
 

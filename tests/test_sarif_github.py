@@ -177,3 +177,55 @@ def test_the_run_cap_keeps_every_flagged_file_and_the_worst_first() -> None:
     assert len(firsts) == len(files) and set(firsts.values()) == {"dangerous-global"}
     fingerprints = [r["partialFingerprints"]["safeloadFinding/v1"] for r in results]
     assert len(set(fingerprints)) == len(fingerprints)
+
+
+def _copy_real(dest: Path, pattern: str, roots: list[Path]) -> bool:
+    for root in roots:
+        for path in sorted(root.rglob(pattern)):
+            if path.is_file() and 0 < path.stat().st_size < 2 << 20:
+                dest.write_bytes(path.read_bytes())
+                return True
+    return False
+
+
+@needs_schema
+def test_a_realistic_mixed_repository_scans_clean(tmp_path: Path) -> None:
+    """Code, docs, images, a shared library, an LFS pointer and real weights: exit 0 in every format, no SARIF
+    result, a notification (with its reason) for each file not scanned."""
+    import sysconfig
+
+    from samples_path import SAMPLES
+
+    if not (SAMPLES / "pytorch").is_dir():
+        pytest.skip("samples not found")
+    roots = [Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["stdlib"])]
+    repo = tmp_path / "project"
+    for sub in ("src", "docs/img", "lib", "models"):
+        (repo / sub).mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "README.md").write_text("# project\n\nclass Net: see src\n")
+    (repo / "src" / "model.py").write_text("class Net:\n    pass\n")
+    wanted = {"docs/img/a.png": "*.png", "docs/img/b.jpg": "*.jpg", "lib/_ext.so": "*.so"}
+    present = {name for name, pattern in wanted.items() if _copy_real(repo / name, pattern, roots)}
+    for name in ("state_dict.pt", "optimizer_state_dict.pt"):
+        (repo / "models" / name).write_bytes((SAMPLES / "pytorch" / name).read_bytes())
+    (repo / "models" / "weights.safetensors").write_bytes(
+        (SAMPLES / "mindspore" / "dense_with_adam.safetensors").read_bytes())
+    (repo / "models" / "only.weights.h5").write_bytes((SAMPLES / "tensorflow_keras" / "only.weights.h5").read_bytes())
+    (repo / "models" / "big.bin").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 12345\n")
+    for fmt in ("text", "json"):
+        r = run("scan", "--format", fmt, ".", cwd=repo)
+        assert r.returncode == 0, r.stdout + r.stderr
+    log = sarif(".", cwd=repo, code=0)
+    validate(log)
+    assert log["runs"][0]["results"] == []
+    notes = {n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: n["message"]["text"]
+             for n in log["runs"][0]["invocations"][0]["toolExecutionNotifications"] if "locations" in n}
+    expected = {"README.md", "src/model.py", "models/only.weights.h5", "models/big.bin", *present}
+    assert expected <= set(notes), (expected, notes)
+    assert "LFS" in notes["models/big.bin"] and "HDF5" in notes["models/only.weights.h5"]
+    # a Keras model with a Lambda layer holds code: not clean, whatever --fail-on leaves out
+    (repo / "models" / "lambda.h5").write_bytes(
+        (SAMPLES / "tensorflow_keras" / "model_with_lambda_legacy.h5").read_bytes())
+    assert run("scan", ".", cwd=repo).returncode == 2
