@@ -53,8 +53,8 @@ INFO_URI = "https://github.com/safeload/safeload"
 
 _ALLOW_FIX = ("If the class is yours and you trust the file, allow that exact name: `safeload scan --allow "
               "module.Class PATH` (or list it in a `--policy` file). To see what unpickling would do without "
-              "running it: `safeload scan --explain PATH`. Better: save a state_dict (tensors only), or rewrite "
-              "the file with `safeload convert IN OUT.safetensors` once its globals are allowed.")
+              "running it: `safeload scan --explain PATH`. Better: have the code that wrote the file save a "
+              "state_dict (tensors only) or safetensors instead of whole objects.")
 
 #: rule id -> (name, level, security-severity, short description, help)
 RULES: dict[str, tuple[str, str, str, str, str]] = {
