@@ -80,6 +80,9 @@ CASES = {
     "Parameter type over an int tensor (as_subclass)": (
         Reduction(torch._tensor._rebuild_from_type_v2, _u._rebuild_tensor_v2, torch.nn.Parameter,
                   (I64._typed_storage(), 0, (4,), (1,), False, OD()), {}), "cpu", True),
+    "Tensor subclass type that is not Tensor or Parameter": (
+        Reduction(torch._tensor._rebuild_from_type_v2, _u._rebuild_tensor_v2, torch.FloatTensor,
+                  (F32._typed_storage(), 0, (6,), (1,), False, OD()), {}), "cpu", False),
     "offset past the record": (v2(F32, 6, (1,), (1,)), "cpu", False),
     "size past the record": (v2(F32, 0, (7,), (1,)), "cpu", False),
     "stride past the record": (v2(F32, 0, (2, 2), (5, 1)), "cpu", False),
@@ -170,3 +173,30 @@ def test_native_reading_of_the_cases():
     assert not native(CASES["negative stride"][0])
     assert not native(CASES["location that is code"][0], "os.system('x')")
     assert not native(CASES["cpu with an index"][0], "cpu:0")
+
+
+def test_big_endian_records_swap_by_the_storage_dtype(tmp_path):
+    """A record written big-endian is byteswapped by its storage's dtype (as torch.load does), then viewed: a
+    float64 view over a float32 storage has the same bytes in both modes as under torch.load."""
+    buf = io.BytesIO()
+    torch.save({"f64": v3(F32, 0, (3,), (1,), torch.float64), "f32": v2(F32, 0, (6,), (1,))}, buf,
+               pickle_module=_MODULE)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename.endswith("/byteorder"):
+                content = b"big"
+            elif "/data/" in info.filename:
+                content = np.frombuffer(content, "<f4").astype(">f4").tobytes()
+            dst.writestr(info.filename, content)
+    path = tmp_path / "big.pt"
+    path.write_bytes(out.getvalue())
+    native = torch.load(path, weights_only=False)
+    as_torch = safeload.load(path, tensors="torch")
+    as_numpy = safeload.load(path, tensors="numpy")
+    for name in ("f64", "f32"):
+        expected = native[name].numpy().tobytes()
+        assert as_torch[name].numpy().tobytes() == expected, name
+        assert np.ascontiguousarray(as_numpy[name]).tobytes() == expected, name
+    assert safeload.scan(path).exit_code == 0

@@ -62,8 +62,9 @@ class NumpyTensors:
 
             dt = self.np_dtype(dtype)
             arr = make_view(storage.buffer, np.dtype(np.uint8), (storage.nbytes(),), what=f"Storage {storage.key!r}")
-            if self.byteswap and dt.itemsize > 1:
-                arr = arr.reshape(-1, dt.itemsize)[:, ::-1].reshape(-1)  # a copy, each element's bytes reversed
+            width = TORCH_DTYPES[storage.dtype][0]  # torch.load byteswaps by the storage's dtype, not the view's
+            if self.byteswap and width > 1:
+                arr = arr.reshape(-1, width)[:, ::-1].reshape(-1)  # a copy, each element's bytes reversed
             cached = self._bases[key] = (arr, dt)
         return cached
 

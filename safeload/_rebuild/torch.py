@@ -288,7 +288,8 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
         name = entry.qualname if entry is not None else type(func).__name__
         raise UnsafeGlobalError("torch._tensor", "_rebuild_from_type_v2", offset=vm.op_start,
                                 why=f"it would call {name}; only torch's tensor rebuild functions may be passed to it")
-    if type(new_type) is not TensorType:
+    if type(new_type) is not TensorType or new_type.name not in ("Tensor", "Parameter"):
+        # torch.FloatTensor & co. are values for the tar format only; as_subclass raises TypeError on them
         raise vm.fail("_rebuild_from_type_v2 with a type other than torch.Tensor or Parameter")
     _empty_hooks(vm, state, "extra tensor state")
     tensor = vm.call(func, fargs)
