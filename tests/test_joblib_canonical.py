@@ -448,3 +448,29 @@ def test_joblib_array_of_zero_size_items_is_refused(tmp_path):
         joblib.load(path)  # joblib itself cannot read it
     with pytest.raises(safeload.FormatError, match="no bytes"):
         safeload.load(path)
+
+
+def test_dtype_state_property_against_numpy():
+    """Random states on every type code: what safeload accepts, numpy's own unpickling makes with the same item
+    size, object-ness and byte order (numpy only ever sees states safeload accepted)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    codes = st.sampled_from(["S0", "S5", "U0", "U3", "V0", "V8", "i4", "u2", "f8", "c16", "b1", "O8", "M8", "m8"])
+    ints = st.one_of(st.integers(-130, 70), st.sampled_from([-1 << 31, (1 << 31) - 1, 255, 256]))
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(codes, st.sampled_from(["<", ">", "|", "="]), ints, ints, ints)
+    def check(code, byteorder, elsize, alignment, flags):
+        meta = [(None, (b"s", 1, 1, 1))] if code[0] in "Mm" else []
+        state = (4 if meta else 3, byteorder, None, None, None, elsize, alignment, flags, *meta)
+        blob = pickle.dumps(_Dtype((code, False, True), state), protocol=2)
+        try:
+            ours = safeload.load(blob)
+        except safeload.FormatError:
+            return
+        theirs = pickle.loads(blob)
+        assert (ours.itemsize, ours.hasobject, ours.kind) == (theirs.itemsize, theirs.hasobject, theirs.kind)
+        assert ours.isnative == theirs.isnative or ours.itemsize <= 1
+
+    check()

@@ -180,7 +180,11 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
                       "numpy takes 'holds Python objects' from the flags in the state, so numpy and its readers "
                       "(joblib reads a nested pickle for object arrays and raw bytes otherwise) would read the array "
                       "another way than its type says")
-    if byteorder in ("<", ">") and dt.itemsize > 1 and dt.byteorder != "|":
+    if byteorder in ("<", ">") and dt.byteorder == "|":
+        raise vm.fail(f"numpy.dtype {dt} with byte order {byteorder!r}",
+                      "numpy pickles '|' for types without a byte order, and would otherwise mark the dtype (and "
+                      "an object array's pointers) as byte-swapped")
+    if byteorder in ("<", ">"):
         dt = dt.newbyteorder(byteorder)
     return dt
 
