@@ -51,7 +51,7 @@ def geometries(draw, torch_like=False):
     return buf, dtype, shape, strides, offset
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometries())
 def test_numpy_view_never_reaches_outside(geometry):
     buf, dtype, shape, strides, offset = geometry
@@ -74,7 +74,7 @@ def test_numpy_view_never_reaches_outside(geometry):
         assert base <= lo and hi <= base + len(buf)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometries(), st.integers(0, 40))
 def test_view_over_a_shorter_array_base_is_bounded_by_the_base(geometry, cut):
     """A base array sliced out of a larger buffer: the view may not reach the bytes after the slice."""
@@ -91,7 +91,7 @@ def test_view_over_a_shorter_array_base_is_bounded_by_the_base(geometry, cut):
 
 
 @pytest.mark.skipif(torch is None, reason="torch is not installed")
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometries(torch_like=True), st.booleans())
 def test_torch_view_never_reaches_outside(geometry, over_tensor):
     buf, dtype, shape, strides, offset = geometry
