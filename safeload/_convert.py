@@ -103,7 +103,8 @@ def _safetensors_metadata(src: Any) -> dict[str, str] | None:
     with open(src, "rb") as fh:
         if os.fstat(fh.fileno()).st_size < 10:
             return None
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            data: Any = mapped  # the parsers read any buffer
             if not is_safetensors(data):
                 return None
             try:
@@ -258,7 +259,7 @@ def _flatten(obj: Any) -> tuple[list[tuple[str, Any]], dict[str, str], Any]:
             continue
         if isinstance(item, (dict, list, tuple)) and _has_array(item):
             is_dict = isinstance(item, dict)
-            pairs = list(item.items() if is_dict else enumerate(item))
+            pairs = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
             nodes: list[Any] = [None] * len(pairs)
             slot[index] = ("dict" if is_dict else "list" if isinstance(item, list) else "tuple",
                            [[k, None] for k, _v in pairs] if is_dict else nodes)

@@ -156,7 +156,8 @@ def _is_onnx(data: Any) -> bool:
     if len(data) < 16 or data[0:1] != b"\x08":
         return False
     total = len(data)
-    pos, seen = 0, []
+    pos = 0
+    seen: list[int] = []
     try:
         while pos < total and len(seen) < 16:
             window = bytes(data[pos:pos + 20])  # a key and a length: at most 10 bytes each

@@ -33,4 +33,4 @@ class OutputFormat(str, enum.Enum):
             from .sarif import SarifFormatter
 
             return SarifFormatter(root=root, exit_code=exit_code)
-        _assert_never(self)  # type: ignore[arg-type]
+        _assert_never(self)

@@ -46,7 +46,7 @@ def decompile(data: Any, member: str | None, start: int) -> str | None:
     if not raw:
         return None
     try:
-        from fickling.fickle import Pickled
+        from fickling.fickle import Pickled  # type: ignore[import-untyped]
     except ImportError:
         return "(install fickling to see a decompilation)"
     sink = io.StringIO()
