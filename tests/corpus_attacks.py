@@ -412,6 +412,34 @@ def _npz_key_twice() -> bytes:
     return make_zip(entries(npz_members(x=__import__("numpy").arange(3)) + [("x", npy_object(oracle.payload(2)))]))
 
 
+def safetensors_pickle() -> bytes:
+    """A valid safetensors file that is also a pickle from byte 0. The header length's first byte is BINBYTES,
+    whose 4-byte length swallows the start of the JSON; then a chain of SHORT_BINSTRINGs (``U`` and a printable
+    length, all legal JSON string characters inside ``__metadata__``) walks over the rest of the header; the
+    payload is the bytes of a U8 tensor. ``pickle.load``, ``numpy.load(allow_pickle=True)`` and ``joblib.load``
+    run it; a safetensors reader sees one tensor."""
+    import json
+
+    payload = oracle.payload(2)
+    swallow = 25  # BINBYTES length: 3 zero bytes of the header length, then '{"__metadata__":{"p":"'
+    size = 0x42 + 256 * swallow  # the u64 header length, whose bytes are 'B', the BINBYTES length and 3 zeros
+    head = '{"__metadata__":{"p":"'
+    tail = '"},"t":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (len(payload), len(payload))
+    last = 100  # the final SHORT_BINSTRING swallows the closing of the JSON, padded with spaces
+    tail += " " * (last - len(tail))
+    need, steps = size - len(head) - 2 - last, ""
+    while need > 0:
+        n = min(126, need - 2)
+        if need - (n + 2) in (1, 2, 3):
+            n -= 4
+        n -= n in (34, 92)  # '"' and '\\' would end or escape the JSON string
+        steps += "U" + chr(n) + "a" * n
+        need -= n + 2
+    header = head + steps + "U" + chr(last) + tail
+    assert len(header) == size and json.loads(header)
+    return b"B" + struct.pack("<L", swallow) + b"\x00" * 3 + header.encode() + payload
+
+
 def _gzip_members() -> bytes:
     return gzip.compress(pickle.dumps({"a": 1}, protocol=2)) + gzip.compress(oracle.payload(2))
 
@@ -473,6 +501,8 @@ def build() -> list[Attack]:
                _file("model.pt", lambda: oracle.payload(2) + make_zip(entries(torch_members()),
                                                                      base=len(oracle.payload(2)))),
                ("pickle", "torch")),
+        Attack("safetensors-and-pickle", 4, _file("model.safetensors", safetensors_pickle),
+               ("pickle", "numpy", "joblib")),
         # 5. joblib desyncs
         Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
         Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
@@ -485,6 +515,8 @@ def build() -> list[Attack]:
         Attack("text-long-line", 6, _file("model.pkl", long_line), ("pickle",)),
         Attack("text-hex-int", 6, _file("model.pkl", hexint), ("pickle",)),
         Attack("text-mark-flood", 6, _file("model.pkl", marks), ("pickle",)),
+        Attack("text-octal-int-c-only", 6, _file("model.pkl", b"I010\n0" + TEXT_PAYLOAD), ("pickle",)),
+        Attack("text-float-crlf-python-only", 6, _file("model.pkl", b"F1\r\n0" + TEXT_PAYLOAD), ("pickle_py",)),
         Attack("text-hex-int-gzip", 6, _file("model.pkl.gz", lambda: gzip.compress(hexint)), ("decompress",)),
         Attack("text-long-line-gzip", 6, _file("model.pkl.gz", lambda: gzip.compress(long_line)), ("decompress",)),
         Attack("text-hex-int-folder", 6, _text_folder, ("pickle",)),
@@ -738,7 +770,7 @@ def _build(ch: Choices, depth: int) -> bytes:
     if kind == 5:
         return _npy(ch)
     if kind == 6:
-        return pickle_with_tar_header()
+        return [pickle_with_tar_header, safetensors_pickle][ch.pick(2)]()
     return build_mutant(ch, depth + 1) + build_mutant(ch, depth + 1)
 
 
