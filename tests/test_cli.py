@@ -60,7 +60,10 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 
 def schema(name: str) -> dict:
-    return json.loads((DATA / name).read_text())
+    """A schema shipped in the package (``safeload/_format/report.schema.json``)."""
+    from importlib.resources import files
+
+    return json.loads((files("safeload._format") / name).read_text())
 
 
 # ---- exit codes ----------------------------------------------------------------------------------------------------
@@ -224,6 +227,10 @@ def test_json_schema(files: dict[str, Path]) -> None:
     statuses = {Path(f["path"]).name: f["status"] for f in doc["files"]}
     assert statuses == {"model.pt": "clean", "weights.bin": "unsafe", "archive.json": "unsafe",
                         "broken.pkl": "error", "README.md": "skipped", "custom.pkl": "unsafe"}
+    quiet = json.loads(run("scan", "-q", "--format", "json", *(p.parent for p in files.values())).stdout)
+    jsonschema.validate(quiet, schema("report.schema.json"))
+    assert {Path(f["path"]).name for f in quiet["files"]} == {"weights.bin", "archive.json", "broken.pkl", "custom.pkl"}
+    assert quiet["summary"] == doc["summary"]  # -q lists fewer files, and counts them all
 
 
 def test_sarif_schema_and_code_scanning_fields(files: dict[str, Path], tmp_path: Path) -> None:

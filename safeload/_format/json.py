@@ -1,5 +1,6 @@
-"""The JSON report: ``Report.to_dict()``, stable keys, validated by tests/data/report.schema.json. Strings from the
-file are escaped (``escape.py``), so the text is valid UTF-8 JSON without control characters or lone surrogates."""
+"""The JSON report: ``Report.to_dict()``, stable keys, described by the JSON Schema shipped beside this module
+(``importlib.resources.files("safeload._format") / "report.schema.json"``). Strings from the file are escaped
+(``escape.py``), so the text is valid UTF-8 JSON without control characters or lone surrogates."""
 
 from __future__ import annotations
 
