@@ -211,7 +211,10 @@ class _Fail(Exception):
 
 
 def importable(module: str) -> bool:
-    """Whether ``__import__(module)`` could find a module: a dotted name of Python identifiers."""
+    """Whether ``__import__(module)`` could find a module: a dotted name of Python identifiers. Surrounding
+    whitespace is ignored, to be safe: ``os\r`` imports nothing in Python 3, but a reader that opens the file in
+    text mode on Windows (Python 2's ``pickle``) reads ``\r\n`` as ``\n``."""
+    module = module.strip()
     return bool(module) and all(part.isidentifier() for part in module.split("."))
 
 

@@ -231,3 +231,13 @@ def test_files_that_hold_no_pickle_are_named_by_the_registry(tmp_path: Path) -> 
     for name in ("model_with_lambda.keras", "model_with_lambda_legacy.h5"):
         if (samples / name).is_file():
             assert scan(samples / name).exit_code == 2
+
+
+def test_crlf_module_name_is_not_text(tmp_path: Path) -> None:
+    """``cos\\r\\n``: Python 3 cannot import ``os\\r`` (the oracle finds it inert), but a reader that opens the file
+    in text mode reads ``\\r\\n`` as ``\\n``; surrounding whitespace is ignored, to be safe, so it is no text."""
+    data = b"cos\r\nsystem\r\n(S'touch x'\ntR."
+    path = tmp_path / "notes.txt"
+    path.write_bytes(data)
+    assert oracle.live(path, ("pickle",)) == []
+    assert cpython_reach(data) and scan(path).exit_code == 1
