@@ -510,6 +510,50 @@ def test_directory_attribute_on_a_file(tmp_path: Path) -> None:
     refused(write(tmp_path, "m.pt", put(data, cen + 38, "<I", 0x10)), "directory")
 
 
+def _unzip(path: Path, out: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["unzip", "-o", "-qq", str(path), "-d", str(out)], check=False, capture_output=True)
+
+
+def test_symbolic_link_member(tmp_path: Path) -> None:
+    """A Unix symlink mode in the external attributes: unzip creates a link whose target is the member's data
+    (here a path outside the folder), CPython and miniz read the same bytes as the member's content."""
+    data = torch_file()
+    cen = central_at(data, b"archive/version")
+    data = put(data, cen + 4, "<H", 0x031E)  # made by Unix
+    data = put(data, cen + 38, "<I", 0o120777 << 16)
+    path = write(tmp_path, "m.pt", data)
+    if shutil.which("unzip"):
+        _unzip(path, tmp_path / "x")
+        assert (tmp_path / "x" / "archive" / "version").is_symlink()
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("archive/version") == b"3\n"
+    err = refused(path, "not a plain file")
+    assert err.member == "archive/version"
+
+
+def test_volume_label_member(tmp_path: Path) -> None:
+    """The DOS volume-label attribute: unzip skips the member, CPython and miniz read it."""
+    data = torch_file()
+    cen = central_at(data, b"archive/data.pkl")
+    path = write(tmp_path, "m.pt", put(data, cen + 38, "<I", 0x08))
+    if shutil.which("unzip"):
+        _unzip(path, tmp_path / "x")
+        assert not (tmp_path / "x" / "archive" / "data.pkl").exists()
+        assert (tmp_path / "x" / "archive" / "version").exists()
+    refused(path, "not a plain file")
+
+
+def test_member_needing_a_later_zip_version(tmp_path: Path) -> None:
+    """unzip 6.0 skips a member that needs version 4.7 or later; CPython (up to 6.3) and miniz read it."""
+    data = npz_file()
+    path = write(tmp_path, "a.npz", put(data, central_at(data, b"y.npy") + 6, "<H", 47))
+    if shutil.which("unzip"):
+        assert _unzip(path, tmp_path / "x").returncode != 0
+        assert not (tmp_path / "x" / "y.npy").exists()
+    assert sorted(np.load(path).files) == ["x", "y"]
+    refused(path, "needs zip version 4.7")
+
+
 # ------------------------------------------------------------------------ rule 6: directory by size and count
 
 def test_directory_walked_by_size_and_by_count(tmp_path: Path) -> None:

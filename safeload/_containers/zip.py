@@ -19,7 +19,8 @@ closes one difference, and SECURITY.md ("Zip archives: one reading") states the 
 * extra fields an exact chain of known ids (zip64, UT, ux, NTFS, torch's FB padding with its fixed content);
 * stored members whose compressed size equals their size; deflated members that inflate to exactly their size
   and end exactly at their compressed size; CRC-32 verified when a member is read (deferred when the caller maps
-  records without reading them); no encryption, no directory entry with data; at most ``max_members`` members.
+  records without reading them); no encryption, no directory entry with data, no symbolic link or volume label;
+  at most ``max_members`` members.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ _U32 = 0xFFFFFFFF
 #: flag bits that must be the same in a local header and its central entry: encrypted, data descriptor,
 #: compressed patch, strong encryption, UTF-8 name, masked local header
 _FLAG_BITS = 0x1 | 0x8 | 0x20 | 0x40 | 0x800 | 0x2000
-#: CPython's zipfile refuses members that need a later version to extract (MAX_EXTRACT_VERSION)
-_MAX_EXTRACT_VERSION = 63
+#: Info-ZIP unzip 6.0 skips members that need a version above 4.6 to extract; CPython refuses those above 6.3
+_MAX_EXTRACT_VERSION = 46
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 _ZIP64 = 0x0001
 _NTFS = 0x000A
@@ -214,7 +216,13 @@ class ZipArchive:
                            why="CPython and miniz refuse it")
             if need > _MAX_EXTRACT_VERSION:
                 raise _bad(f"Zip member {name!r} needs zip version {need / 10:.1f} to extract", hoff, member=name,
-                           why="CPython refuses it while other readers read it")
+                           why="unzip skips it while CPython and miniz read it")
+            kind = (eattr >> 16) & _S_IFMT
+            if eattr & 0x08 or kind not in (0, _S_IFREG, _S_IFDIR) or (kind == _S_IFDIR and not name.endswith("/")):
+                raise _bad(f"Zip member {name!r} is not a plain file (external attributes 0x{eattr:08x})", hoff,
+                           member=name,
+                           why="unzip skips a volume label and extracts a symbolic link (its data is the target) or "
+                               "a directory, while CPython and miniz read the data as the member's content")
             if disk_start != 0:
                 raise _bad(f"Zip member {name!r} starts on disk {disk_start}", hoff, member=name,
                            why="multi-disk archives are not supported")
