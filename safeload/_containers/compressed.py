@@ -119,7 +119,7 @@ class _Output:
         return out
 
 
-def _incremental(kind: str, dec: Any, data: bytes, limit: int) -> bytes:
+def _incremental(kind: str, dec: Any, data: Any, limit: int) -> bytes:
     """Drive a bz2/lzma/lz4 decompressor (``decompress(data, max_length)``, ``eof``, ``needs_input``)."""
     out = _Output(kind, limit)
     out.add(dec.decompress(data, out.room()))
@@ -153,7 +153,7 @@ def _gzip_header(data: Any) -> None:
                           fix="If the file is trusted, decompress it and compress it again with gzip or joblib")
 
 
-def _zlib(data: bytes, limit: int, wbits: int, kind: str) -> bytes:
+def _zlib(data: Any, limit: int, wbits: int, kind: str) -> bytes:
     import zlib
 
     if wbits == 31:
@@ -174,7 +174,7 @@ def _zlib(data: bytes, limit: int, wbits: int, kind: str) -> bytes:
     return out.value()
 
 
-def _zfile(data: bytes, limit: int) -> bytes:
+def _zfile(data: Any, limit: int) -> bytes:
     match = _ZF_HEADER.fullmatch(bytes(data[:_ZF_LEN]))
     if match is None:
         raise FormatError("Malformed joblib zfile header", offset=2,
@@ -215,8 +215,8 @@ def _library_errors(kind: str) -> tuple[type[BaseException], ...]:
     return ()
 
 
-def decompress(kind: str, data: bytes, limit: int) -> bytes:
-    """The content of one compressed stream, at most ``limit`` bytes.
+def decompress(kind: str, data: Any, limit: int) -> bytes:
+    """The content of one compressed stream (bytes, a memoryview or a mapped file), at most ``limit`` bytes.
 
     This is the one boundary for the decompression libraries: what they raise on bad input becomes a FormatError
     here; any other exception is left to the caller (a bug, not bad input)."""
@@ -227,7 +227,7 @@ def decompress(kind: str, data: bytes, limit: int) -> bytes:
                           fix="The file is damaged or was crafted; get a fresh copy from its source") from None
 
 
-def _decompress(kind: str, data: bytes, limit: int) -> bytes:
+def _decompress(kind: str, data: Any, limit: int) -> bytes:
     if kind == "zlib":
         return _zlib(data, limit, 15, "zlib")
     if kind == "gzip":
@@ -247,7 +247,7 @@ def _decompress(kind: str, data: bytes, limit: int) -> bytes:
         return _incremental(kind, lzma.LZMADecompressor(fmt, memlimit=_LZMA_MEMLIMIT), data, limit)
     if kind == "lz4":
         try:
-            import lz4.frame
+            import lz4.frame  # type: ignore[import-untyped]
         except ImportError:
             raise FormatError("lz4-compressed file, but the lz4 package is not installed", offset=0,
                               why="safeload decompresses lz4 with the lz4 package, as joblib does",

@@ -47,7 +47,7 @@ def _shape(vm: Any, shape: Any) -> tuple[int, ...]:
         raise vm.fail(f"Array shape {shape!r:.80} is not a tuple of non-negative ints")
     if len(shape) > 64:
         raise vm.fail(f"Array of {len(shape)} dimensions", "numpy allows at most 64")
-    return shape  # type: ignore[no-any-return]
+    return shape
 
 
 def _count(shape: tuple[int, ...]) -> int:
