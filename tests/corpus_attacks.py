@@ -440,6 +440,39 @@ def safetensors_pickle() -> bytes:
     return b"B" + struct.pack("<L", swallow) + b"\x00" * 3 + header.encode() + payload
 
 
+def lzma_alone(data: bytes, props: int, dict_size: int) -> bytes:
+    """An lzma-alone (.lzma) stream with the header bytes chosen: properties byte and dictionary size. liblzma's
+    automatic format detection (``lzma.decompress``, ``lzma.open``) takes any properties byte below 225 and any
+    dictionary size of the form 2**n or 2**n + 2**(n-1): the format has no magic number."""
+    import lzma
+
+    filters = [{"id": lzma.FILTER_LZMA1, "dict_size": max(dict_size, 4096), "lc": props % 9,
+                "lp": (props % 45) // 9, "pb": props // 45}]
+    raw = lzma.compress(data, format=lzma.FORMAT_ALONE, filters=filters)
+    return raw[:1] + struct.pack("<L", dict_size) + raw[5:]
+
+
+def _with_clean_model(name: str, data: Callable[[], bytes]) -> Callable[[Path], tuple[Path, Path]]:
+    """The file next to a clean torch checkpoint in a folder; the folder is what is scanned."""
+    def build(folder: Path) -> tuple[Path, Path]:
+        import torch
+
+        repo = folder / "repo"
+        repo.mkdir()
+        torch.save({"w": torch.ones(2)}, repo / "model.pt")
+        p = repo / name
+        p.write_bytes(data())
+        return p, repo
+
+    return build
+
+
+def _hdf5_user_block() -> bytes:
+    """An lzma-alone stream of the payload in the 512-byte user block of an HDF5 file (the superblock at 512)."""
+    stream = lzma_alone(oracle.payload(2), 0x01, 1 << 16)
+    return stream + b"\x00" * (512 - len(stream)) + b"\x89HDF\r\n\x1a\n" + b"\x00" * 504
+
+
 def _gzip_members() -> bytes:
     return gzip.compress(pickle.dumps({"a": 1}, protocol=2)) + gzip.compress(oracle.payload(2))
 
@@ -503,6 +536,10 @@ def build() -> list[Attack]:
                ("pickle", "torch")),
         Attack("safetensors-and-pickle", 4, _file("model.safetensors", safetensors_pickle),
                ("pickle", "numpy", "joblib")),
+        Attack("lzma-alone-spelling-ttf-magic", 4,
+               _with_clean_model("font.ttf", lambda: lzma_alone(oracle.payload(2), 0x00, 1)), ("decompress",)),
+        Attack("lzma-alone-in-hdf5-user-block", 4, _with_clean_model("weights.h5", _hdf5_user_block),
+               ("decompress",)),
         # 5. joblib desyncs
         Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
         Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
@@ -511,6 +548,9 @@ def build() -> list[Attack]:
                _file("model.joblib.z", lambda: zlib.compress(joblib_elsize("S1", 1, 64))), ("joblib",)),
         Attack("joblib-nested-frame-gzip", 5,
                _file("model.joblib.gz", lambda: gzip.compress(joblib_frame_past_stop())), ("joblib",)),
+        Attack("lzma-alone-joblib-2-byte-prefix", 5,
+               _file("model.joblib.lzma", lambda: lzma_alone(oracle.payload(2), 0x5D, 256)),
+               ("joblib", "decompress")),
         # 6. the text skip
         Attack("text-long-line", 6, _file("model.pkl", long_line), ("pickle",)),
         Attack("text-hex-int", 6, _file("model.pkl", hexint), ("pickle",)),
@@ -679,9 +719,12 @@ def _compressed(ch: Choices, depth: int) -> bytes:
     import lzma
 
     inner = build_mutant(ch, depth + 1)
-    kind = ch.pick(6)
+    kind = ch.pick(7)
     if kind == 0:
         return gzip_with_tar_extra(inner)
+    if kind == 6:  # lzma-alone: no magic number, the header bytes are free within liblzma's rules
+        props = [0x5D, 0x00, 0x01, _props(ch)][ch.pick(4)]
+        return lzma_alone(inner, props, [1, 256, 1 << 16, 1 << 23, 3 << 12][ch.pick(5)])
     if kind == 1:
         out = gzip.compress(inner)
     elif kind == 2:
@@ -770,8 +813,32 @@ def _build(ch: Choices, depth: int) -> bytes:
     if kind == 5:
         return _npy(ch)
     if kind == 6:
-        return [pickle_with_tar_header, safetensors_pickle][ch.pick(2)]()
+        return _polyglot(ch, depth)
     return build_mutant(ch, depth + 1) + build_mutant(ch, depth + 1)
+
+
+def _props(ch: Choices) -> int:
+    """An lzma properties byte liblzma's encoder takes (lc + lp <= 4)."""
+    lc = ch.pick(5)
+    return ch.pick(5) * 45 + ch.pick(5 - lc) * 9 + lc
+
+
+def _polyglot(ch: Choices, depth: int) -> bytes:
+    """Files that are two formats at once: a pickle with a tar header, safetensors that is a pickle, an lzma-alone
+    stream that spells a font's magic, a payload (or an lzma stream of one) in an HDF5 user block."""
+    how = ch.pick(4)
+    if how == 0:
+        return pickle_with_tar_header()
+    if how == 1:
+        return safetensors_pickle()
+    inner = build_mutant(ch, depth + 1)
+    if how == 2:
+        return lzma_alone(inner, 0x00, 1)
+    block = lzma_alone(inner, _props(ch), 1 << 16) if ch.pick(2) else inner
+    size = next((n for n in (512, 1024, 2048) if n >= len(block)), None)
+    if size is None:
+        return block
+    return block + b"\x00" * (size - len(block)) + b"\x89HDF\r\n\x1a\n" + b"\x00" * 504
 
 
 def loaders_for(data: bytes) -> tuple[str, ...]:
@@ -789,16 +856,32 @@ def loaders_for(data: bytes) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+#: per kind of accepted file (the format scan reports, the load verdict): [native runs so far, the violation found
+#: or ""]. A kind already found is reported again without running the natives; one judged MAX_JUDGED times without
+#: a finding is not run again. This bounds a long run's time and keeps the answer for one kind the same.
+_JUDGED: dict[tuple[str, bool], list] = {}
+MAX_JUDGED = 200
+
+
 def verdict(data: bytes) -> tuple[int, bool]:
-    """(scan exit code, load accepted) for bytes. Anything but a SafeLoadError propagates (a contract breach)."""
+    """(scan exit code, load accepted) for bytes; a skipped file counts as exit 0, as it does in a folder scan.
+    Anything but a SafeLoadError propagates (a contract breach)."""
+    code, accepted, _kind = _verdict(data)
+    return code, accepted
+
+
+def _verdict(data: bytes) -> tuple[int, bool, str]:
     import safeload
 
-    code = safeload.scan(data).exit_code
+    report = safeload.scan(data)
+    code, kind = report.exit_code, str(report.files[0].format if report.files else None)
+    if code == 3:  # nothing scanned (a skipped file): in a folder scan it leaves the exit status at 0
+        code = 0
     try:
         safeload.load(data, tensors="numpy")
     except safeload.SafeLoadError:
-        return code, False
-    return code, True
+        return code, False, kind
+    return code, True, kind
 
 
 def judge(data: bytes, folder: Path, stats: dict[str, int] | None = None) -> list[str]:
@@ -806,10 +889,18 @@ def judge(data: bytes, folder: Path, stats: dict[str, int] | None = None) -> lis
     accepts (scan exit 0 or load returns). Returns the violations."""
     stats = {} if stats is None else stats
     stats["files"] = stats.get("files", 0) + 1
-    code, accepted = verdict(data)
+    code, accepted, kind = _verdict(data)
     if code != 0 and not accepted:
         return []
     stats["accepted"] = stats.get("accepted", 0) + 1
+    seen = _JUDGED.setdefault((kind, accepted), [0, ""])
+    if seen[1]:
+        stats["known_findings"] = stats.get("known_findings", 0) + 1
+        return [seen[1]]
+    if seen[0] >= MAX_JUDGED:
+        stats["not_judged"] = stats.get("not_judged", 0) + 1
+        return []
+    seen[0] += 1
     path = folder / "mutant.bin"
     path.write_bytes(data)
     loaders = loaders_for(data)
@@ -817,5 +908,6 @@ def judge(data: bytes, folder: Path, stats: dict[str, int] | None = None) -> lis
     hits = oracle.live(path, loaders)
     if not hits:
         return []
+    seen[1] = f"{kind}: scan exit {code}, load accepts={accepted}, but {', '.join(hits)} run(s) the payload"
     stats["findings"] = stats.get("findings", 0) + 1
-    return [f"scan exit {code}, load accepts={accepted}, but {', '.join(hits)} run(s) the payload"]
+    return [seen[1]]
