@@ -438,9 +438,11 @@ class VM:
             own = _raised_here(exc)
             if start >= self.end and own:
                 what, why, op = "Truncated pickle: no STOP opcode", "the stream ends before STOP", "end of stream"
-            elif start >= self.end or not own:
-                raise InternalError.wrap(exc, where=f"while running the pickle stream",
-                                         offset=start) from exc
+            elif start >= self.end:
+                raise InternalError.wrap(exc, where="after the end of the pickle stream", offset=start) from exc
+            elif not own:
+                op = opcode_name(self.data[start])
+                raise InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op) from exc
             else:
                 op = opcode_name(self.data[start])
                 spec = by_code[self.data[start]]
