@@ -387,7 +387,12 @@ class ZipArchive:
 
 
 def _decode_name(raw: bytes, flags: int, offset: int) -> str:
-    """A member name: UTF-8 when flag bit 11 says so, else cp437. Invalid UTF-8 is a FormatError."""
+    """A member name: UTF-8 when flag bit 11 says so, else ASCII. Invalid UTF-8 is a FormatError, and so is a
+    non-ASCII name without the flag: CPython decodes it as cp437, miniz compares its raw bytes and unzip converts it
+    from the writer's code page (cp437 to Latin-1 for DOS hosts), so two readers can see two names."""
+    if not flags & 0x800 and not raw.isascii():
+        raise _bad(f"Zip member name {raw!r} is neither ASCII nor flagged UTF-8", offset,
+                   why="readers decode such a name with different code pages, and two names can become one")
     try:
         return raw.decode("utf-8" if flags & 0x800 else "cp437")
     except UnicodeDecodeError:
