@@ -474,3 +474,18 @@ def test_dtype_state_property_against_numpy():
         assert ours.isnative == theirs.isnative or ours.itemsize <= 1
 
     check()
+
+
+def test_zstd_skippable_frame_that_is_also_a_pickle(tmp_path):
+    """Skippable-frame magic 0x184D2A55 starts with 'U' (SHORT_BINSTRING of 0x2A bytes): pickle.load reads the
+    frame header as a string and runs the pickle hidden in the frame's content; zstd -d skips the frame."""
+    zstandard = pytest.importorskip("zstandard")
+    content = b"x" * 36 + b"0" + PAYLOAD[2:]  # the rest of the 42-byte string, POP, the payload without PROTO
+    blob = b"U\x2a\x4d\x18" + struct.pack("<I", len(content)) + content
+    blob += zstandard.ZstdCompressor().compress(pickle.dumps({"a": 1}))
+    path = tmp_path / "model.zst"
+    path.write_bytes(blob)
+    assert zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob), read_across_frames=True).read() \
+        == pickle.dumps({"a": 1})
+    _assert_live(path, ("pickle",))
+    _assert_refused_and_flagged(path)
