@@ -21,6 +21,8 @@ mkdir -p fuzz/logs fuzz/.crashes
 status=0
 for stage in "${STAGES[@]}"; do
     mkdir -p "fuzz/.corpus/$stage" "fuzz/.seeds/$stage"
+    timeout=30
+    [[ $stage == containers ]] && timeout=300  # an input safeload accepts runs up to 9 native loaders in children
     case $stage in
         containers) maxlen=4096 ;;  # a stream of choices, not a file (fuzz_containers.py builds the file)
         vm|detect|scan) maxlen=65536 ;;
@@ -29,7 +31,7 @@ for stage in "${STAGES[@]}"; do
     log="fuzz/logs/$stage.log"
     start=$(date +%s)
     "$PY" "fuzz/fuzz_$stage.py" "fuzz/.corpus/$stage" "fuzz/.seeds/$stage" \
-        -max_total_time="$SECONDS_EACH" -max_len="$maxlen" -timeout=30 -rss_limit_mb=4096 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
+        -max_total_time="$SECONDS_EACH" -max_len="$maxlen" -timeout="$timeout" -rss_limit_mb=4096 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
         -artifact_prefix="fuzz/.crashes/$stage-" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))

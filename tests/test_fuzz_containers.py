@@ -24,8 +24,16 @@ import oracle
 
 STATS: dict[str, int] = {}
 #: SAFELOAD_HYPOTHESIS_EXAMPLES=50000 for a long run outside CI (random, not derandomized); with
-#: SAFELOAD_ORACLE_STATS=path the totals (files, accepted, native loader runs, findings) are written there
+#: SAFELOAD_ORACLE_STATS=path the totals (files, accepted, native loader runs, findings) are written there as the
+#: run goes; with SAFELOAD_ORACLE_COLLECT=1 a violation is kept (its file next to the stats) and the run goes on
 _LONG = os.environ.get("SAFELOAD_HYPOTHESIS_EXAMPLES")
+_STATS_PATH = os.environ.get("SAFELOAD_ORACLE_STATS")
+_COLLECT = os.environ.get("SAFELOAD_ORACLE_COLLECT") == "1"
+
+
+def _write_stats() -> None:
+    if _STATS_PATH:
+        Path(_STATS_PATH).write_text(json.dumps(STATS) + "\n")
 
 
 class DrawnChoices(corpus_attacks.Choices):
@@ -43,8 +51,7 @@ class DrawnChoices(corpus_attacks.Choices):
 def folder() -> Iterator[Path]:
     corpus_attacks.materials()
     yield Path(tempfile.mkdtemp(prefix="safeload-fuzz-containers-"))
-    if os.environ.get("SAFELOAD_ORACLE_STATS"):
-        Path(os.environ["SAFELOAD_ORACLE_STATS"]).write_text(json.dumps(STATS) + "\n")
+    _write_stats()
 
 
 @settings(max_examples=int(_LONG or 400), deadline=None, derandomize=not _LONG,
@@ -54,7 +61,18 @@ def folder() -> Iterator[Path]:
 @given(st.data())
 def test_mutants_obey_the_oracle(folder: Path, data: st.DataObject) -> None:
     mutant = corpus_attacks.build_mutant(DrawnChoices(data))
-    assert corpus_attacks.judge(mutant, folder, STATS) == []
+    problems = corpus_attacks.judge(mutant, folder, STATS)
+    if STATS["files"] % 500 == 0 or problems:
+        _write_stats()
+    if problems and _COLLECT and _STATS_PATH:
+        import hashlib
+
+        keep = Path(_STATS_PATH).with_suffix(".findings")
+        keep.mkdir(exist_ok=True)
+        (keep / hashlib.sha1(mutant).hexdigest()[:16]).write_bytes(mutant)
+        (keep / "violations.txt").open("a").write(problems[0] + "\n")
+        return
+    assert problems == []
 
 
 def test_the_judge_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
