@@ -469,8 +469,21 @@ def _with_clean_model(name: str, data: Callable[[], bytes]) -> Callable[[Path], 
 
 def _hdf5_user_block() -> bytes:
     """An lzma-alone stream of the payload in the 512-byte user block of an HDF5 file (the superblock at 512)."""
-    stream = lzma_alone(oracle.payload(2), 0x01, 1 << 16)
-    return stream + b"\x00" * (512 - len(stream)) + b"\x89HDF\r\n\x1a\n" + b"\x00" * 504
+    return in_hdf5_user_block(lzma_alone(oracle.payload(2), 0x01, 1 << 16))
+
+
+def zfile(data: bytes, header: str = "0x%x") -> bytes:
+    """joblib's old ``ZF`` format: b"ZF", the content length in 19 characters that joblib reads with
+    ``int(text, 16)`` (so spaces, tabs, ``0X`` and underscores are accepted), then a zlib stream."""
+    text = (header % len(data)).ljust(19).encode()
+    assert len(text) == 19
+    return b"ZF" + text + zlib.compress(data)
+
+
+def in_hdf5_user_block(head: bytes) -> bytes:
+    """``head`` in the user block of an HDF5 file: the superblock signature at 512, 1024 or 2048."""
+    size = next(n for n in (512, 1024, 2048) if n >= len(head))
+    return head + b"\x00" * (size - len(head)) + b"\x89HDF\r\n\x1a\n" + b"\x00" * 504
 
 
 def _gzip_members() -> bytes:
@@ -522,6 +535,12 @@ def build() -> list[Attack]:
                _file("arrays.npz", lambda: make_zip(entries(npz_members(a=np.arange(3))
                                                             + [("config", npy_object(oracle.payload(2)))]))),
                ("numpy",)),
+        Attack("zip-bundle-directory-member-with-data", 3,
+               _file("bundle.zip", lambda: make_zip([Entry(b"README.txt", b"hello\n"),
+                                                     Entry(b"x/", oracle.payload(2))])), ("zipfile",)),
+        Attack("npz-directory-member-npy", 3,
+               _file("arrays.npz", lambda: make_zip(entries(npz_members(a=np.arange(3)))
+                                                    + [Entry(b"x/", npy_object(oracle.payload(2)))])), ("numpy",)),
         # 4. polyglots
         Attack("tar-header-in-zip-extra", 4,
                _file("model.pt", lambda: zip_with_tar_extra(entries(torch_payload_members()))), ("torch",)),
@@ -540,6 +559,9 @@ def build() -> list[Attack]:
                _with_clean_model("font.ttf", lambda: lzma_alone(oracle.payload(2), 0x00, 1)), ("decompress",)),
         Attack("lzma-alone-in-hdf5-user-block", 4, _with_clean_model("weights.h5", _hdf5_user_block),
                ("decompress",)),
+        Attack("lzma-alone-joblib-prefix-in-hdf5", 4,
+               _with_clean_model("weights.h5", lambda: in_hdf5_user_block(lzma_alone(oracle.payload(2), 0x5D, 256))),
+               ("joblib", "decompress")),
         # 5. joblib desyncs
         Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
         Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
@@ -551,6 +573,11 @@ def build() -> list[Attack]:
         Attack("lzma-alone-joblib-2-byte-prefix", 5,
                _file("model.joblib.lzma", lambda: lzma_alone(oracle.payload(2), 0x5D, 256)),
                ("joblib", "decompress")),
+        Attack("joblib-zfile-lenient-header", 5, _file("model.pkl.z", lambda: zfile(oracle.payload(2), " 0X%x")),
+               ("joblib",)),
+        Attack("joblib-zfile-lenient-header-in-hdf5", 5,
+               _with_clean_model("weights.h5", lambda: in_hdf5_user_block(zfile(oracle.payload(2), "\t0x0_%x"))),
+               ("joblib",)),
         # 6. the text skip
         Attack("text-long-line", 6, _file("model.pkl", long_line), ("pickle",)),
         Attack("text-hex-int", 6, _file("model.pkl", hexint), ("pickle",)),
@@ -719,7 +746,9 @@ def _compressed(ch: Choices, depth: int) -> bytes:
     import lzma
 
     inner = build_mutant(ch, depth + 1)
-    kind = ch.pick(7)
+    kind = ch.pick(8)
+    if kind == 7:  # joblib's ZF with the length as joblib's int(text, 16) reads it
+        return zfile(inner, ["0x%x", " 0x%x", "0X%x", "%x", "\t%x", "0x0_%x", "+0x%x"][ch.pick(7)])
     if kind == 0:
         return gzip_with_tar_extra(inner)
     if kind == 6:  # lzma-alone: no magic number, the header bytes are free within liblzma's rules
@@ -835,10 +864,7 @@ def _polyglot(ch: Choices, depth: int) -> bytes:
     if how == 2:
         return lzma_alone(inner, 0x00, 1)
     block = lzma_alone(inner, _props(ch), 1 << 16) if ch.pick(2) else inner
-    size = next((n for n in (512, 1024, 2048) if n >= len(block)), None)
-    if size is None:
-        return block
-    return block + b"\x00" * (size - len(block)) + b"\x89HDF\r\n\x1a\n" + b"\x00" * 504
+    return in_hdf5_user_block(block) if len(block) <= 2048 else block
 
 
 def loaders_for(data: bytes) -> tuple[str, ...]:
