@@ -258,6 +258,10 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
     meta: list[list[Any]] = []
     memo: dict[int, Any] = {}
     pos = start
+    from . import _budget
+
+    budget = _budget.current()  # the walk is work like the VM's: charged per opcode (safeload/_budget.py)
+    steps = 0
 
     def line(at: int, nonempty: bool = True) -> tuple[bytes, int]:
         nl = data.find(b"\n", at, end)
@@ -292,6 +296,9 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
         spec = _OPS.get(op)
         if spec is None:
             break
+        steps += 1
+        if steps & 0xFFFF == 0:  # 2 units an opcode: this walk costs about twice the VM's inline opcodes
+            budget.charge("opcodes", 0x20000, pos)
         name, arg = spec
         at = pos
         pos += 1

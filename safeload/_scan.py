@@ -794,7 +794,10 @@ def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | Non
     scanner.stream_hook = stream_hook
     if len(data) == 0:
         return FileReport(name, SKIPPED, "empty", reason="empty file")
-    kind = scanner.blob(data, ())
+    from ._budget import budget_for
+
+    with budget_for(len(data), policy.limits):  # one work budget per scanned file, by its size on disk
+        kind = scanner.blob(data, ())
     report = FileReport(name, format=kind, findings=scanner.findings, globals=scanner.globals,
                         pickles=scanner.pickles, notes=scanner.notes)
     if any(f.severity == UNSAFE for f in scanner.findings):
@@ -819,6 +822,11 @@ def scan(path_or_bytes: Any, policy: Policy | None = None, *, allow: Iterable[st
         return Report([_scan_data(bytes(path_or_bytes), "<bytes>", pol, max_decompressed, explain)])
     if not isinstance(path_or_bytes, (str, os.PathLike)):
         raise TypeError(f"safeload.scan expects a path or bytes, not {type(path_or_bytes).__name__}")
+    if isinstance(path_or_bytes, str) and "://" in path_or_bytes:  # an fsspec URL: safeload/_remote.py
+        from ._remote import iter_remote, scan_url
+
+        return Report([scan_url(url, pol, max_decompressed=max_decompressed, explain=explain, display=shown)
+                       for url, shown in sorted(iter_remote(path_or_bytes), key=lambda item: item[1])])
     report = Report()
     files, skipped = collect_files([path_or_bytes])
     report.files.extend(skipped)
