@@ -591,7 +591,8 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
             raise FormatError(f"Torch tar tensor {key} has a negative offset", member="tensors")
         with error_context(member="tensors"):
             check_view(storage, storage.dtype, offset, size, stride)
-        tensors[key] = builder.tensor(storage, storage.dtype, offset, size, stride, False)
+        tensors[key] = builder.rebuilt.add(builder.tensor(storage, storage.dtype, offset, size, stride, False),
+                                           storage.dtype)  # a tensor this checkpoint rebuilt, as in the zip format
     if pos != len(raw):
         raise FormatError("Data follows the last torch tar tensor", member="tensors", offset=pos)
 
