@@ -886,7 +886,7 @@ def loaders_for(data: bytes) -> tuple[str, ...]:
 #: or ""]. A kind already found is reported again without running the natives; one judged MAX_JUDGED times without
 #: a finding is not run again. This bounds a long run's time and keeps the answer for one kind the same.
 _JUDGED: dict[tuple[str, bool], list] = {}
-MAX_JUDGED = 200
+MAX_JUDGED = 40
 
 
 def verdict(data: bytes) -> tuple[int, bool]:
