@@ -118,35 +118,39 @@ def _read_policy_file(path: str) -> list[str]:
     return names
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(allow: list[str], max_decompressed: int | None, explain: bool) -> None:
-    from ._scan import policy_for
-
-    _WORKER.update(policy=policy_for(None, allow), max_decompressed=max_decompressed, explain=explain)
-
-
-def _worker_scan(item: tuple[str, str]) -> Any:
-    from ._scan import scan_file
-
-    path, display = item
-    return scan_file(path, _WORKER["policy"], max_decompressed=_WORKER["max_decompressed"],
-                     explain=_WORKER["explain"], display=display)
-
-
 def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Namespace) -> Iterator[Any]:
-    if args.jobs > 1 and len(files) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    """Each file's report: here, on a process pool (--jobs), or on a Dask cluster (--scheduler); files already in
+    the --results file are not scanned again (safeload/_distributed.py)."""
+    from ._distributed import ResultsFile, pool_scan, scan_items, scan_one
 
-        chunk = max(1, len(files) // (args.jobs * 8))
-        with ProcessPoolExecutor(args.jobs, initializer=_worker_init,
-                                 initargs=(allow, args.max_decompressed, args.explain)) as pool:
-            yield from pool.map(_worker_scan, files, chunksize=chunk)
-        return
-    _worker_init(allow, args.max_decompressed, args.explain)
-    for item in files:
-        yield _worker_scan(item)
+    state = ResultsFile(args.results)
+    try:
+        todo = []
+        for item in files:
+            if item[1] in state.done:
+                yield state.done[item[1]]
+            else:
+                todo.append(item)
+        if args.scheduler:
+            try:
+                from distributed import Client
+            except ImportError:
+                raise UsageError("--scheduler needs dask.distributed: pip install 'safeload[dask]'") from None
+            with Client(args.scheduler, timeout="30s") as client:
+                results: Iterator[Any] = scan_items(client, todo, allow, args.max_decompressed, args.explain)
+                for result in results:
+                    state.write([result])
+                    yield result
+            return
+        if args.jobs > 1 and len(todo) > 1:
+            results = pool_scan(todo, args.jobs, allow, args.max_decompressed, args.explain)
+        else:
+            results = (scan_one(item, tuple(allow), args.max_decompressed, args.explain) for item in todo)
+        for result in results:
+            state.write([result])
+            yield result
+    finally:
+        state.close()
 
 
 def _columns() -> int:
@@ -288,7 +292,7 @@ def _parse_fail_on(text: str) -> tuple[str, ...]:
 def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str, str]], list[Any]]:
     """The files under ``paths`` (and those skipped), after checking ``allow``: bad names and missing paths are usage
     errors before anything is scanned."""
-    from ._scan import collect_files, policy_for
+    from ._scan import policy_for
     from .policy import danger_of
 
     for name in allow:
@@ -305,7 +309,9 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str,
     except TypeError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return collect_files(paths)
+        from ._remote import collect_any  # paths, and fsspec URLs (s3://, https://, ...)
+
+        return collect_any(paths)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
 
@@ -541,6 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", metavar="FILE",
                    help='names to allow: JSON {"allow": ["module.Name", ...]} or one name per line')
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="scan N files at a time (processes)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="scan on a Dask cluster, e.g. tcp://HOST:8786 (needs safeload[dask])")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help="append each file's report to FILE (JSON lines); files already in it are not scanned again")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary or progress; only files with findings")
     p.add_argument("--explain", action="store_true",
                    help="decompile each flagged pickle with fickling (nothing is run)")

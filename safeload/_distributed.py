@@ -1,0 +1,268 @@
+"""Scans that outgrow one process: batches on a local process pool (``--jobs N``) or on a Dask cluster
+(``--scheduler tcp://HOST:PORT``, :func:`scan_distributed`), and a results file to resume an interrupted run.
+
+Every file is scanned by the code a local scan runs (:func:`safeload._scan.scan_file`, or
+:func:`safeload._remote.scan_url` for a URL), in a worker, and the reports are merged into one
+:class:`safeload._scan.Report`, sorted by path as a local scan's is. So the JSON and SARIF of a distributed scan
+and its exit status are those of a local scan of the same files.
+
+A worker that dies while it scans (killed, out of memory, a crash in a native library) takes its batch with it:
+the batch is resubmitted split into single files, and a single file whose worker dies again (after Dask's own
+``distributed.scheduler.allowed-failures`` reruns) becomes an ``error`` entry, "could not be scanned". No other file
+is lost.
+
+The results file (``--results FILE``) holds one JSON object per line, a file's report as ``to_dict`` gives it,
+written as each batch finishes. A run given a results file first reads it: files already in it are not scanned
+again, and their reports join the merged report. A last line cut short by the interruption is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = ["ResultsFile", "scan_batch", "scan_distributed", "scan_items", "pool_scan", "report_from_dict"]
+
+#: files per task: enough that task overhead (~1 ms on Dask, a pickle round trip on a pool) is small next to
+#: the scans, few enough that a lost batch costs little
+BATCH = 64
+
+
+def report_from_dict(d: dict[str, Any]) -> Any:
+    """A :class:`FileReport` back from its ``to_dict``."""
+    from ._scan import FileReport, Finding, GlobalRef
+
+    d = dict(d)
+    d["findings"] = [Finding(**f) for f in d.get("findings", [])]
+    d["globals"] = [GlobalRef(**g) for g in d.get("globals", [])]
+    return FileReport(**d)
+
+
+def could_not_scan(display: str, why: str) -> Any:
+    from ._scan import ERROR, FileReport, Finding
+
+    report = FileReport(display, ERROR)
+    report.findings.append(Finding(display, "unreadable", ERROR, f"{display} could not be scanned: {why}",
+                                   why="a file the scanner cannot read could be a model; it is never called clean",
+                                   fix="Scan the file alone on a machine with more memory (`safeload scan FILE`); "
+                                       "do not load it until it scans clean"))
+    return report
+
+
+class ResultsFile:
+    """Reports already written (read at start) and the writer for new ones (one JSON line each, flushed)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.done: dict[str, Any] = {}
+        self._out: Any = None
+        if path is None:
+            return
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        d = json.loads(line)
+                        self.done[d["path"]] = report_from_dict(d)
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut short by an interruption: that file is scanned again
+        self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def write(self, reports: Iterable[Any]) -> None:
+        if self._out is None:
+            return
+        for report in reports:
+            self._out.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+# ---- the work of one task ----------------------------------------------------------------------------------------
+
+_POLICIES: dict[tuple[str, ...], Any] = {}
+
+
+def _policy(allow: tuple[str, ...], policy: Any) -> Any:
+    if policy is not None:
+        return policy
+    if allow not in _POLICIES:
+        from ._scan import policy_for
+
+        _POLICIES[allow] = policy_for(None, allow)
+    return _POLICIES[allow]
+
+
+def scan_one(item: tuple[str, str], allow: tuple[str, ...] = (), max_decompressed: int | None = None,
+             explain: bool = False, policy: Any = None) -> Any:
+    """One file or URL, as a local scan scans it."""
+    from . import _scan
+
+    target, display = item
+    pol = _policy(tuple(allow), policy)
+    from ._remote import is_url
+
+    if is_url(target):
+        from ._remote import scan_url
+
+        return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
+    return _scan.scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
+
+
+def scan_batch(items: list[tuple[str, str]], allow: tuple[str, ...] = (), max_decompressed: int | None = None,
+               explain: bool = False, policy: Any = None) -> list[Any]:
+    """A task: the reports of ``items``, in order."""
+    return [scan_one(item, allow, max_decompressed, explain, policy) for item in items]
+
+
+def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---- a local process pool ----------------------------------------------------------------------------------------
+
+def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = (), max_decompressed: int | None = None,
+              explain: bool = False) -> Iterator[Any]:
+    """``--jobs N``: batches on N processes started with ``forkserver`` (or ``spawn``), which import only what a
+    scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files and at
+    least 1, and there are about 4 per worker so that a slow file does not leave the others idle."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    allow = tuple(allow)
+    size = max(1, min(BATCH, len(items) // (jobs * 4) or 1))
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    pending = list(_batches(items, size))
+    while pending:
+        retry: list[list[tuple[str, str]]] = []
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(scan_batch, b, allow, max_decompressed, explain): b for b in pending}
+            for fut in as_completed(futures):
+                batch = futures[fut]
+                try:
+                    yield from fut.result()
+                except BrokenProcessPool:
+                    if len(batch) == 1:
+                        yield could_not_scan(batch[0][1], "the worker process scanning it died (out of memory or "
+                                                          "a crash)")
+                    else:
+                        retry.extend([item] for item in batch)
+        pending = retry
+
+
+# ---- Dask ---------------------------------------------------------------------------------------------------------
+
+def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[str] = (),
+               max_decompressed: int | None = None, explain: bool = False, policy: Any = None,
+               batch_size: int = BATCH, retries: int = 1, max_in_flight: int | None = None) -> Iterator[Any]:
+    """The reports of ``items`` (an iterable, consumed lazily) scanned on ``client``'s workers, as they finish.
+
+    ``retries`` reruns a task that raised (Dask's ``retries``); a worker's death is handled by the scheduler
+    (``allowed-failures``) and then here: the batch is split into single files, and a single file that still
+    kills its worker is reported as could not be scanned."""
+    from distributed import as_completed
+
+    allow = tuple(allow)
+    if max_in_flight is None:
+        try:
+            cores = sum(client.nthreads().values())
+        except Exception:  # noqa: BLE001 - a client without workers yet
+            cores = 1
+        max_in_flight = max(4, 4 * cores)
+
+    def submit(batch: list[tuple[str, str]]) -> Any:
+        return client.submit(scan_batch, batch, allow, max_decompressed, explain, policy, pure=False,
+                             retries=retries, key=f"safeload-scan-{next(counter)}")
+
+    import itertools
+
+    counter = itertools.count()
+    source = _batches(items, batch_size)
+    batch_of: dict[Any, list[tuple[str, str]]] = {}
+    queue = as_completed()
+    for batch in itertools.islice(source, max_in_flight):
+        fut = submit(batch)
+        batch_of[fut] = batch
+        queue.add(fut)
+    for fut in queue:
+        batch = batch_of.pop(fut)
+        try:
+            reports = fut.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, or an exception the task raised after retries
+            reports = None
+            if len(batch) > 1:
+                for item in batch:
+                    single = submit([item])
+                    batch_of[single] = [item]
+                    queue.add(single)
+            else:
+                killed = type(exc).__name__ == "KilledWorker"
+                reports = [could_not_scan(batch[0][1], "the worker scanning it died (out of memory or a crash), "
+                                          "every time it was tried" if killed else
+                                          f"the task failed ({type(exc).__name__})")]
+        fut.release()
+        if reports is not None:
+            yield from reports
+        nxt = next(source, None)
+        if nxt is not None:
+            new = submit(nxt)
+            batch_of[new] = nxt
+            queue.add(new)
+
+
+def scan_distributed(client: Any, paths: Iterable[Any], policy: Any = None, *, allow: Iterable[str] = (),
+                     max_decompressed: int | None = None, explain: bool = False, results: str | None = None,
+                     batch_size: int = BATCH, retries: int = 1) -> Any:
+    """Scan files, folders and URLs on a Dask cluster (``distributed.Client``); return the one
+    :class:`safeload._scan.Report` a local scan of the same paths returns. ``results``: a JSON-lines file to resume
+    from and to append to."""
+    from ._remote import is_url, iter_remote
+    from ._scan import Report, collect_files
+
+    paths = list(paths)
+    local = [p for p in paths if not is_url(p)]
+    files, skipped = collect_files(local) if local else ([], [])
+    state = ResultsFile(results)
+
+    def listing() -> Iterator[tuple[str, str]]:
+        seen = set()
+        for item in files:
+            seen.add(item[1])
+            yield item
+        for url in (p for p in paths if is_url(p)):
+            for item in iter_remote(url):
+                if item[1] not in seen:
+                    seen.add(item[1])
+                    yield item
+
+    report = Report(files=list(skipped))
+
+    def todo() -> Iterator[tuple[str, str]]:
+        for item in listing():
+            if item[1] in state.done:
+                report.files.append(state.done[item[1]])
+            else:
+                yield item
+
+    try:
+        for result in scan_items(client, todo(), allow, max_decompressed, explain, policy, batch_size, retries):
+            state.write([result])
+            report.files.append(result)
+    finally:
+        state.close()
+    report.files.sort(key=lambda f: f.path)
+    return report
