@@ -28,6 +28,9 @@ safeload = pytest.importorskip("safeload")
 from safeload import FormatError  # noqa: E402
 from safeload._containers.zip import ZipArchive  # noqa: E402
 
+# the attacks write duplicate names on purpose; CPython's writer warns about each
+pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
+
 
 # ---------------------------------------------------------------------------------------------------- builders
 
@@ -710,3 +713,79 @@ def test_accepted_mutants_read_the_same_in_cpython_and_miniz() -> None:
             reader = torch._C.PyTorchFileReader(io.BytesIO(bytes(data)))
             assert {"archive/" + k: bytes(reader.get_record(k)) for k in reader.get_all_records()} == ours
     assert accepted >= 50, accepted
+
+
+def _native_members(data: bytes) -> dict[str, bytes] | str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as native:
+            return {i.filename: native.read(i) for i in native.infolist()}
+    except Exception as exc:  # noqa: BLE001 - any refusal is a disagreement with an accepted archive
+        return repr(exc)
+
+
+def _miniz_members(data: bytes, prefix: str) -> dict[str, bytes] | str:
+    try:
+        reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+        return {prefix + k: bytes(reader.get_record(k)) for k in reader.get_all_records()}
+    except Exception as exc:  # noqa: BLE001
+        return repr(exc)
+
+
+def test_accepted_structural_mutants_read_the_same_in_cpython_and_miniz() -> None:
+    """The attacks above as random operators, combined (fixed seed): archives hidden in comments or appended,
+    name variants, external attributes, counts, prepended and appended bytes, flag bits, extra fields, comments.
+    Whatever the reader accepts, CPython's zipfile and torch's miniz read with the same members and bytes."""
+    import random
+
+    rng = random.Random(7)
+    pay = oracle.payload(2)
+
+    def variant(d: bytes) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(d)) as zf:
+            name = rng.choice(zf.namelist())
+        new = rng.choice([name.upper(), name.swapcase(), name.replace("/", "//", 1), "./" + name, name + "/"])
+        return add_members(d, [(new, pay)])
+
+    def extra(d: bytes) -> bytes:
+        info = zipfile.ZipInfo("archive/extra")
+        body = bytes(rng.choice([0, 1, 5, 8, 11, 16, 32]))
+        info.extra = struct.pack("<HH", rng.choice([0x5455, 0x7875, 0x000A, 0x0001, 0x7075, 0x4246, 0xCAFE]),
+                                 len(body)) + body
+        return add_members(d, [(info, pay)])  # type: ignore[list-item]
+
+    def last_entry(d: bytes) -> int:
+        return d.rfind(b"PK\x01\x02")
+
+    ops = [
+        lambda d: hide_in_comment(d, EVIL_TORCH),
+        lambda d: append_archive(d, [("x.npy", evil_npy())]),
+        variant,
+        extra,
+        lambda d: put(d, last_entry(d) + 38, "<I", rng.choice([0x10, 0x08, 0o120777 << 16, 0o40755 << 16, 0x21])),
+        lambda d: put(d, last_entry(d) + 8, "<H", struct.unpack_from("<H", d, last_entry(d) + 8)[0]
+                      ^ rng.choice([0x1, 0x8, 0x20, 0x800])),
+        lambda d: put(d, eocd_at(d) + 8, "<HH", *[struct.unpack_from("<H", d, eocd_at(d) + 10)[0]
+                                                  + rng.choice([-1, 1])] * 2),
+        lambda d: rng.choice([b"\0" * 7, pay, b"PK00"]) + d,
+        lambda d: d + rng.choice([b"\0", pay, b"PK\x05\x06" + bytes(18)]),
+        lambda d: put(d, eocd_at(d) + 20, "<H", len(pay)) + pay,
+    ]
+    seeds = [torch_file(), npz_file(), npz_file(compressed=True)]
+    accepted = 0
+    for _ in range(6000):
+        data = rng.choice(seeds)
+        for _ in range(rng.randint(1, 2)):
+            try:
+                data = rng.choice(ops)(data)
+            except (struct.error, ValueError, IndexError, AssertionError, zipfile.BadZipFile):
+                pass  # the operator does not apply to this archive
+        try:
+            zf = ZipArchive(data)
+            ours = {name: zf.read(name) for name in zf.members}
+        except safeload.SafeLoadError:
+            continue
+        accepted += 1
+        assert _native_members(data) == ours
+        if "archive/data.pkl" in ours:
+            assert _miniz_members(data, "archive/") == ours
+    assert accepted >= 200, accepted
