@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["ResultsFile", "scan_batch", "scan_distributed", "scan_items", "pool_scan", "report_from_dict"]
@@ -69,6 +69,11 @@ class ResultsFile:
                     except (ValueError, KeyError, TypeError):
                         continue  # a line cut short by an interruption: that file is scanned again
         self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        if self._out.tell() > 0:
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    self._out.write("\n")  # after a line cut short, new lines start on their own
 
     def write(self, reports: Iterable[Any]) -> None:
         if self._out is None:
@@ -134,34 +139,44 @@ def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple
 # ---- a local process pool ----------------------------------------------------------------------------------------
 
 def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = (), max_decompressed: int | None = None,
-              explain: bool = False) -> Iterator[Any]:
+              explain: bool = False, *, start_method: str | None = None,
+              initializer: Callable[[], None] | None = None) -> Iterator[Any]:
     """``--jobs N``: batches on N processes started with ``forkserver`` (or ``spawn``), which import only what a
-    scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files and at
-    least 1, and there are about 4 per worker so that a slow file does not leave the others idle."""
+    scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files, about 4 per
+    worker, so that a slow file does not leave the others idle.
+
+    A worker that dies breaks the pool, and every batch not finished then becomes a suspect: the suspects are
+    scanned again one file at a time on a pool of one worker, where the file that kills it is the one it was
+    scanning. That file is reported as could not be scanned; no other file is lost."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     allow = tuple(allow)
     size = max(1, min(BATCH, len(items) // (jobs * 4) or 1))
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    method = start_method or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     ctx = multiprocessing.get_context(method)
-    pending = list(_batches(items, size))
-    while pending:
-        retry: list[list[tuple[str, str]]] = []
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(scan_batch, b, allow, max_decompressed, explain): b for b in pending}
-            for fut in as_completed(futures):
-                batch = futures[fut]
+    suspects: list[tuple[str, str]] = []
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=initializer) as pool:
+        futures = {pool.submit(scan_batch, b, allow, max_decompressed, explain): b for b in _batches(items, size)}
+        for fut in as_completed(futures):
+            try:
+                yield from fut.result()
+            except BrokenProcessPool:
+                suspects.extend(futures[fut])
+    while suspects:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=initializer) as pool:
+            singles = [pool.submit(scan_one, item, allow, max_decompressed, explain) for item in suspects]
+            left: list[tuple[str, str]] = []
+            for i, fut in enumerate(singles):
                 try:
-                    yield from fut.result()
+                    yield fut.result()
                 except BrokenProcessPool:
-                    if len(batch) == 1:
-                        yield could_not_scan(batch[0][1], "the worker process scanning it died (out of memory or "
-                                                          "a crash)")
-                    else:
-                        retry.extend([item] for item in batch)
-        pending = retry
+                    yield could_not_scan(suspects[i][1], "the worker process scanning it died (out of memory or a "
+                                                         "crash)")
+                    left = suspects[i + 1 :]
+                    break
+        suspects = left
 
 
 # ---- Dask ---------------------------------------------------------------------------------------------------------
