@@ -310,6 +310,17 @@ def test_member_name_differing_only_in_case_of_the_prefix(tmp_path: Path) -> Non
     refused(path, "Duplicate zip member")
 
 
+def test_npz_keys_differing_only_in_case_are_refused_with_a_fix(tmp_path: Path) -> None:
+    """The price of the rule: a real ``np.savez`` with keys ``w`` and ``W`` (two members to CPython, one path on a
+    case-insensitive file system, one name to miniz) is refused, and the error says how to save it again."""
+    buf = io.BytesIO()
+    np.savez(buf, w=np.ones(2), W=np.zeros(2))
+    path = write(tmp_path, "a.npz", buf.getvalue())
+    assert sorted(np.load(path).files) == ["W", "w"]
+    err = refused(path, "Duplicate zip member 'W.npy' \\(same as 'w.npy'\\)")
+    assert "differ in more than case" in err.fix
+
+
 def _rename_raw(data: bytes, old: bytes, new: bytes, utf8: bool | None = None) -> bytes:
     """Replace a member's raw name bytes (same length) in its local header and central entry."""
     assert len(old) == len(new)

@@ -249,7 +249,9 @@ class ZipArchive:
                 raise _bad(f"Duplicate zip member {name!r}" + ("" if other == name else f" (same as {other!r})"),
                            hoff, member=name,
                            why="two members that one name reaches are read differently by different tools: miniz "
-                               "(torch.load) compares names without case, CPython decoded, unzip as paths")
+                               "(torch.load) compares names without case, CPython decoded, unzip as paths",
+                           fix="If the archive is yours, give its members (an .npz's keys) names that differ in more "
+                               "than case or path spelling and save it again; otherwise discard it")
             raw_keys[raw_key] = name
             text_keys[text_key] = name
             member = self._local(name, name_raw, flags, method, crc, csize, usize, hoff)
