@@ -75,11 +75,6 @@ class NumpyTensors:
         return make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
                          what=f"Tensor over storage {storage.key!r}")
 
-    def is_tensor(self, obj: Any) -> bool:
-        import numpy as np
-
-        return type(obj) is np.ndarray
-
     def is_parameter(self, obj: Any) -> bool:
         return True
 
@@ -191,9 +186,6 @@ class TorchTensors:
         if type(obj) is TorchDType:
             return getattr(self.torch, obj.name)
         return obj
-
-    def is_tensor(self, obj: Any) -> bool:
-        return isinstance(obj, self.torch.Tensor)
 
     def is_parameter(self, obj: Any) -> bool:
         return isinstance(obj, self.torch.nn.Parameter)
@@ -443,9 +435,6 @@ class _NullTensors:
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                requires_grad: bool) -> Any:
         return TensorPlaceholder(storage.key, dtype, offset, size, stride)
-
-    def is_tensor(self, obj: Any) -> bool:
-        return self.rebuilt.dtype_of(obj) is not None
 
     def is_parameter(self, obj: Any) -> bool:
         return True

@@ -3,8 +3,13 @@
 The file's ``torch._utils._rebuild_*`` calls reach these functions, never torch's. Each checks that the storage
 came from the container (a persistent id safeload resolved), that offset, size and stride address only bytes inside
 the record (Python ints: no overflow), that ``backward_hooks`` and any extra state are empty, and only then builds
-a view: a torch tensor when torch is wanted, else a numpy array (bfloat16 and float8 through ``ml_dtypes``).
-torch is imported only to build torch tensors, never to scan.
+a view: a torch tensor when torch is wanted, else a numpy array (bfloat16 and float8 through ``ml_dtypes``), both
+made by :func:`safeload._views.make_view`. torch is imported only to build torch tensors, never to scan.
+
+Every rule that decides whether a file is accepted lives here, not in a tensor back end, so ``tensors="torch"``,
+``tensors="numpy"`` and scan's placeholders (:class:`TensorPlaceholder`) accept and refuse the same files: storage
+sizes and locations (:class:`Storage`), view bounds (:func:`check_view`), ``requires_grad`` on integer tensors
+(:func:`check_grad`), and Parameter data that must be a tensor this checkpoint rebuilt (:class:`Rebuilt`).
 """
 
 from __future__ import annotations
