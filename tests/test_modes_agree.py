@@ -155,6 +155,26 @@ def test_scan_and_every_mode_agree(case, zip_format, tmp_path):
     assert kinds == {"accept" if accepted else "refuse"}, got
 
 
+@pytest.mark.parametrize("location", ["cuda:0", "mps", "xpu:0", "hpu", "mtia:1"])
+def test_device_this_machine_lacks(location, tmp_path):
+    """A valid device this machine lacks is about the machine, not the file: numpy and scan accept; torch refuses
+    with a FormatError that says to pass map_location, as torch.load fails; with map_location='cpu' it loads."""
+    kind = location.split(":")[0]
+    backend = getattr(torch, kind, None)
+    if backend is not None and getattr(backend, "is_available", lambda: False)():
+        pytest.skip(f"this machine has {kind}")
+    path = tmp_path / "device.pt"
+    path.write_bytes(write(v2(F32, 0, (6,), (1,)), location, True))
+    with pytest.raises(safeload.FormatError, match="not available") as info:
+        safeload.load(path, tensors="torch")
+    assert "map_location" in str(info.value)
+    assert safeload.load(path, tensors="torch", map_location="cpu")["t"].tolist() == list(range(6))
+    assert safeload.load(path, tensors="numpy")["t"].tolist() == list(range(6))
+    assert safeload.scan(path).exit_code == 0
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=False)
+
+
 def test_native_reading_of_the_cases():
     """What torch.load itself does with a few of the cases: the refusals mirror it, the acceptances too."""
     def native(obj, location="cpu", **kw):

@@ -120,8 +120,9 @@ class TorchTensors:
         except (RuntimeError, TypeError, ValueError) as exc:
             raise FormatError(f"Storage location {location!r} is not a device", why=str(exc),
                               fix="Pass map_location='cpu'") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise FormatError(f"Tensors were saved on {location} and CUDA is not available",
+        if device.type not in ("cpu", "meta") and not _available(torch, device.type):
+            name = "CUDA" if device.type == "cuda" else device.type
+            raise FormatError(f"Tensors were saved on {location} and {name} is not available",
                               why="torch.load would fail the same way", fix="Pass map_location='cpu'")
         return device
 
@@ -178,7 +179,11 @@ class TorchTensors:
         else:
             base = whole_storage(torch, self.storage(storage), tdtype)
         if device is not None and base.device != device:
-            base = base.to(device)
+            try:
+                base = base.to(device)
+            except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. an index past this machine's devices
+                raise FormatError(f"Tensors saved on {storage.location} cannot be placed on {device}", why=str(exc)[:200],
+                                  fix="Pass map_location='cpu'") from None
         return base
 
     def value(self, obj: Any) -> Any:
@@ -194,6 +199,13 @@ class TorchTensors:
         if requires_grad is None:  # as_subclass(Parameter), as torch._tensor._rebuild_from_type_v2 does
             requires_grad = bool(data.requires_grad)
         return self.torch.nn.Parameter(data, requires_grad=requires_grad)
+
+
+def _available(torch: Any, kind: str) -> bool:
+    """Whether this torch build can place tensors on a device type (``torch.cuda``, ``torch.mps``, ``torch.xpu``,
+    ``torch.mtia``: their ``is_available()``; a type without such a module, like ``hpu`` without its plugin, is not)."""
+    is_available = getattr(getattr(torch, kind, None), "is_available", None)
+    return bool(is_available()) if callable(is_available) else False
 
 
 def tensor_builder(opts: Any, byteswap: bool) -> Any:
