@@ -2,7 +2,7 @@
 
 Each amplifier is built here (nothing is stored), written to a temporary folder and opened by ``safeload.load``
 and ``safeload.scan`` in a fresh child process. For each one the table prints the input size, the seconds, the
-child's peak memory (``ru_maxrss``) and what stopped it (the limit's name, or the verdict). The last lines give the
+child's peak memory (``VmHWM``) and what stopped it (the limit's name, or the verdict). The last lines give the
 worst seconds per KB and megabytes per KB of input, the figures README.md's Hardening section quotes.
 
     python bench/bench_dos.py [--only NAME ...] [--timeout 120]
@@ -159,7 +159,9 @@ _CHILD = textwrap.dedent(
     except safeload.SafeLoadError as e:
         out["stop"] = getattr(e, "limit", None) or type(e).__name__
     out["seconds"] = time.perf_counter() - t0
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the peak of this process's own memory (VmHWM); ru_maxrss would carry the parent's peak across exec
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+    out["rss_mb"] = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
     """
 )

@@ -321,3 +321,11 @@ def test_state_dict_of_a_self_containing_module_is_a_type_error() -> None:
         safeload.state_dict(stub)
     with pytest.raises(TypeError):
         safeload.state_dict(3)
+
+
+def test_mxnet_ndarray_called_with_an_array_is_a_format_error() -> None:
+    # found by mutating the fuzz seeds: the argument check compared the arguments with ==, which an array
+    # answers with an array (ValueError, an InternalError since the catch-all became typed)
+    data = b"\x80\x02cmxnet.ndarray.ndarray\nNDArray\n" + _ARRAY + b"\x85R."
+    with pytest.raises(safeload.FormatError, match="called with arguments"):
+        safeload.loads(data)

@@ -24,7 +24,7 @@ def _call(qualname: str) -> Any:
     def call(vm: Any, args: tuple[Any, ...]) -> Any:
         from .._vm import Pending
 
-        if args not in ((None,), ()):
+        if not (args == () or (len(args) == 1 and args[0] is None)):  # by identity: never an array's __eq__
             raise vm.fail(f"{qualname} called with arguments", "MXNet pickles NDArray(None) and sets the data by BUILD")
         vm.pending += 1
         return Pending(qualname, _build, ())
