@@ -141,20 +141,28 @@ def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple
 def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = (), max_decompressed: int | None = None,
               explain: bool = False, *, start_method: str | None = None,
               initializer: Callable[[], None] | None = None) -> Iterator[Any]:
-    """``--jobs N``: batches on N processes started with ``forkserver`` (or ``spawn``), which import only what a
-    scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files, about 4 per
+    """``--jobs N``: batches on N processes, forked from this one when it runs a single thread (the command line:
+    the scanner is already imported, nothing else is), else started by ``forkserver`` (or ``spawn``), which import
+    only what a scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files, about 4 per
     worker, so that a slow file does not leave the others idle.
 
     A worker that dies breaks the pool, and every batch not finished then becomes a suspect: the suspects are
     scanned again one file at a time on a pool of one worker, where the file that kills it is the one it was
     scanning. That file is reported as could not be scanned; no other file is lost."""
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     allow = tuple(allow)
     size = max(1, min(BATCH, len(items) // (jobs * 4) or 1))
-    method = start_method or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    methods = multiprocessing.get_all_start_methods()
+    if start_method is not None:
+        method = start_method
+    elif "fork" in methods and threading.active_count() == 1:
+        method = "fork"  # a copy of this process, scanner imported: a worker starts in milliseconds
+    else:  # a process with threads (a Dask client, a server) must not fork
+        method = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
     suspects: list[tuple[str, str]] = []
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=initializer) as pool:
@@ -166,8 +174,13 @@ def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = ()
                 suspects.extend(futures[fut])
     while suspects:
         with ProcessPoolExecutor(1, mp_context=ctx, initializer=initializer) as pool:
-            singles = [pool.submit(scan_one, item, allow, max_decompressed, explain) for item in suspects]
             left: list[tuple[str, str]] = []
+            singles = []
+            for item in suspects:
+                try:
+                    singles.append(pool.submit(scan_one, item, allow, max_decompressed, explain))
+                except BrokenProcessPool:  # broken already: the rest wait for the next pool
+                    break
             for i, fut in enumerate(singles):
                 try:
                     yield fut.result()
@@ -176,6 +189,8 @@ def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = ()
                                                          "crash)")
                     left = suspects[i + 1 :]
                     break
+            else:
+                left = suspects[len(singles) :]
         suspects = left
 
 
