@@ -220,3 +220,45 @@ def test_big_endian_records_swap_by_the_storage_dtype(tmp_path):
         assert as_torch[name].numpy().tobytes() == expected, name
         assert np.ascontiguousarray(as_numpy[name]).tobytes() == expected, name
     assert safeload.scan(path).exit_code == 0
+
+
+_STORAGES = {"FloatStorage": 4, "LongStorage": 8, "HalfStorage": 2, "ByteStorage": 1, "BoolStorage": 1}
+
+
+def _verdicts_of(data: bytes) -> dict[str, str]:
+    out = {}
+    for tensors in ("torch", "numpy"):
+        try:
+            safeload.loads(data, tensors=tensors)
+            out[tensors] = "accept"
+        except safeload.SafeLoadError as exc:
+            out[tensors] = f"refuse: {str(exc)[:120]}"
+    out["scan"] = "accept" if safeload.scan(data).exit_code == 0 else "refuse"
+    return out
+
+
+def test_random_geometry_agrees():
+    """Random storage classes, record lengths, offsets, sizes and strides (negative, huge, mismatched ranks):
+    the three verdicts are always the same."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from torch_pickles import checkpoint, tensor_ops
+
+    small = st.integers(-2, 9) | st.sampled_from([2**31, 2**62, 2**63, 2**64])
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.sampled_from(sorted(_STORAGES)), st.integers(0, 12), st.integers(0, 12), small,
+           st.lists(small, max_size=3), st.lists(small, max_size=3), st.booleans(),
+           st.sampled_from(["cpu", "cpu", "meta", "cpu:0", "Cpu", "cuda:00"]))
+    def run(cls, numel, record_elems, offset, size, stride, requires_grad, location):
+        record = bytes(range(256))[: record_elems * _STORAGES[cls]] if cls != "BoolStorage" else b"\x01" * record_elems
+        ops = tensor_ops("0", cls, numel, offset, tuple(size), tuple(stride), location=location)
+        if requires_grad:
+            assert ops.count(b"\x89") == 1
+            ops = ops.replace(b"\x89", b"\x88")  # NEWFALSE -> NEWTRUE: the one bool in the reduction
+        data = checkpoint({"w": ops}, {"0": record})
+        got = _verdicts_of(data)
+        assert len({v.split(":")[0] for v in got.values()}) == 1, got
+
+    run()
