@@ -303,3 +303,25 @@ def test_view_check_alone_stops_a_short_record(short_record, monkeypatch, mmap):
     monkeypatch.setattr(zipmod.ZipArchive, "__init__", parse)
     with pytest.raises(safeload.FormatError, match="reaches bytes 0..4000 of a [0-9]+-byte buffer"):
         safeload.load(path, tensors="numpy", mmap=mmap)
+
+
+_DIMS = st.integers(0, 6) | st.sampled_from([2**k + d for k in (20, 31, 32, 59, 60, 61, 62, 63) for d in (-1, 0, 1)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DIMS, max_size=4).map(tuple), st.sampled_from([1, 2, 4, 8, 16]))
+def test_check_extent_agrees_with_numpy(shape, itemsize):
+    """check_extent refuses exactly the shapes numpy itself refuses as too big (a zero-stride array over 16 bytes
+    allocates nothing, so numpy's own size check is the only thing that can fail)."""
+    dtype = np.dtype(f"V{itemsize}")
+    try:
+        np.ndarray(shape, dtype, buffer=bytes(16), strides=(0,) * len(shape))
+        numpy_ok = True
+    except ValueError:
+        numpy_ok = False
+    try:
+        check_extent(shape, itemsize)
+        ours_ok = True
+    except safeload.FormatError:
+        ours_ok = False
+    assert ours_ok == numpy_ok, (shape, itemsize)
