@@ -156,8 +156,10 @@ def _zip_skips(rd: _Ranged) -> list[tuple[int, int]] | None:
     i = tail.rfind(b"PK\x05\x06")
     if i < 0 or len(tail) - i < 22:
         return None
-    _, _, _, _, count, cd_size, cd_off, _ = struct.unpack("<4sHHHHIIH", tail[i : i + 22])
+    _, _, _, _, count, cd_size, cd_off, comment = struct.unpack("<4sHHHHIIH", tail[i : i + 22])
     eocd = tail_start + i
+    if eocd + 22 + comment != size:
+        return None  # not the end record the zip reader takes: it refuses the file, and reads it whole to say so
     if 0xFFFFFFFF in (cd_size, cd_off) or count == 0xFFFF:
         loc = rd.read(eocd - 20, eocd)
         if len(loc) != 20 or loc[:4] != b"PK\x06\x07":
@@ -199,6 +201,7 @@ def _zip_skips(rd: _Ranged) -> list[tuple[int, int]] | None:
     if not pickles:
         return None
     prefix = pickles[0][: -len("data.pkl")]
+    starts = sorted({hoff for _, hoff, _ in entries} | {cd_off})
     skips = []
     for name, hoff, csize in entries:
         if not (name.startswith(prefix + "data/") and "/" not in name[len(prefix) + 5 :]) or csize < SKIP_AT_LEAST:
@@ -209,6 +212,9 @@ def _zip_skips(rd: _Ranged) -> list[tuple[int, int]] | None:
         lnlen, lelen = struct.unpack("<HH", local[26:30])
         start = hoff + 30 + lnlen + lelen
         rd.read(start - lnlen - lelen, start)  # the local name and extra field are read by the zip reader
+        following = min((h for h in starts if h > hoff), default=size)
+        if start + csize > following:
+            return None  # a record that overlaps the next member or the directory: fetch all, the reader judges
         skips.append((start, start + csize))
     return sorted(skips)
 

@@ -193,3 +193,34 @@ def test_a_payload_in_a_big_zip_over_http_is_found(server, tmp_path: Path) -> No
     local = scan(str(target)).files[0]
     assert remote.status == local.status != "clean"
     assert [f.rule for f in remote.findings] == [f.rule for f in local.findings]
+
+
+def test_a_storage_record_that_overlaps_the_next_member_is_fetched_whole(tmp_path: Path) -> None:
+    """The ranged plan trusts nothing: a directory whose storage record runs into the next member's header is not
+    planned around (the whole file is fetched), and the report is the local one."""
+    import struct
+    import zipfile
+
+    path = tmp_path / "overlap.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("m/data.pkl", pickle.dumps({"x": 1}, protocol=2))
+        zf.writestr("m/data/0", bytes(5 * 1024 * 1024))
+        zf.writestr("m/data/1", pickle.dumps("hidden", protocol=2) * 100)
+    raw = bytearray(path.read_bytes())
+    entry = raw.find(b"m/data/0", raw.find(b"PK\x01\x02")) - 46
+    assert raw[entry : entry + 4] == b"PK\x01\x02"
+    csize = struct.unpack_from("<I", raw, entry + 20)[0]
+    struct.pack_into("<I", raw, entry + 20, csize + 200)  # now it runs into data/1's local header
+    path.write_bytes(bytes(raw))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/overlap/overlap.pt", bytes(raw))
+    try:
+        fs_, p = fsspec.core.url_to_fs("memory://overlap/overlap.pt")
+        rd = _remote._Ranged(fs_, p, len(raw))
+        assert _remote._zip_skips(rd) is None
+        remote = _remote.scan_url("memory://overlap/overlap.pt", display=str(path))
+        local = scan(str(path)).files[0]
+        assert remote.status == local.status != "clean"
+        assert json.dumps(remote.to_dict()) == json.dumps(local.to_dict())
+    finally:
+        fs.rm("/overlap", recursive=True)
