@@ -143,7 +143,15 @@ def detect(data: Any) -> str:
             return "pickle"  # opcodes CPython reads without PROTO (FRAME, BINUNICODE, ...): a pickle
         raise _polyglot([primary, "pickle"], f"the {primary} reader reads its header from byte 0, and pickle.load "
                                              "could import or call something from byte 0")
-    if primary in ("unknown", "hdf5") or (primary == "pickle" and bytes(data[:1]) != b"\x80"):
+    weak_pickle = primary == "pickle" and bytes(data[:1]) != b"\x80"
+    if primary in ("unknown", "hdf5") or weak_pickle:
+        stream = _headerless_stream(data)
+        if stream is not None:  # what lzma.decompress or joblib.load read as a compressed stream is one
+            if weak_pickle and cpython_reach(data):
+                raise _polyglot([stream, "pickle"], f"lzma.decompress or joblib.load read a {stream} stream, and "
+                                                    "pickle.load could import or call something from byte 0")
+            return stream
+    if primary in ("unknown", "hdf5") or weak_pickle:
         # files that cannot carry a pickle (GGUF, ONNX, images, libraries, LFS pointers, ...): safeload/_kinds.py
         # names them only when no pickle, zip or tar reader could act on them
         from ._kinds import classify
@@ -152,6 +160,44 @@ def detect(data: Any) -> str:
         if found is not None and found[0] != "safetensors":
             return found[0]
     return primary
+
+
+def _headerless_stream(data: Any) -> str | None:
+    """Compressed streams that native readers find without a magic number.
+
+    * **lzma-alone** as liblzma's automatic detection reads it (``lzma.decompress``, ``lzma.open``;
+      ``lzma_alone_decoder`` in picky mode): a properties byte below 225, a dictionary size of 2**n or
+      2**n + 2**(n-1) (or all ones), an uncompressed size below 2**38 or unknown, and a range-coder stream that
+      starts with a zero byte and decodes. Such a stream can spell a font's magic or sit in an HDF5 user block.
+    * **joblib's zfile** as ``joblib.numpy_pickle_compat.read_zfile`` reads it: ``ZF`` and a length that
+      ``int(text, 16)`` accepts (spaces, tabs, ``0X``, underscores), then zlib.
+    """
+    head = bytes(data[:32])
+    if head[:2] == b"ZF" and len(head) >= 21:
+        try:
+            int(head[2:21], 16)
+            return "zfile"
+        except ValueError:
+            pass
+    if len(head) < 14 or head[0] >= 225 or head[13] != 0:
+        return None
+    dict_size = int.from_bytes(head[1:5], "little")
+    if dict_size != 0xFFFFFFFF:
+        d = (dict_size - 1) & 0xFFFFFFFF
+        for shift in (2, 3, 4, 8, 16):
+            d |= d >> shift
+        if (d + 1) & 0xFFFFFFFF != dict_size:
+            return None
+    size = int.from_bytes(head[5:13], "little")
+    if size != (1 << 64) - 1 and size >= 1 << 38:
+        return None
+    import lzma
+
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=64 << 20).decompress(bytes(data[:4096]), max_length=1)
+    except lzma.LZMAError as exc:
+        return "lzma" if "memory" in str(exc).lower() else None  # the native decoder has no memory limit
+    return "lzma"
 
 
 def kind_reason(kind: str) -> tuple[str, str] | None:

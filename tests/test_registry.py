@@ -241,3 +241,35 @@ def test_crlf_module_name_is_not_text(tmp_path: Path) -> None:
     path.write_bytes(data)
     assert oracle.live(path, ("pickle",)) == []
     assert cpython_reach(data) and scan(path).exit_code == 1
+
+
+def _lzma_alone(data: bytes, props: int, dict_size: int) -> bytes:
+    from corpus_attacks import lzma_alone  # header bytes chosen within liblzma's rules (no magic number)
+
+    return lzma_alone(data, props, dict_size)
+
+
+HEADERLESS = {
+    # 00 01 00 00 00 is a TrueType font's magic, and an lzma-alone header (lc=0, dictionary size 1)
+    "lzma-alone spelling a font": (lambda: _lzma_alone(oracle.payload(2), 0x00, 1), "lzma", ("decompress",)),
+    # joblib detects lzma by 5d 00 and reads the ZF length with int(text, 16)
+    "lzma-alone in an HDF5 user block": (
+        lambda: _lzma_alone(oracle.payload(2), 0x5D, 256).ljust(512, b"\0") + b"\x89HDF\r\n\x1a\n" + bytes(504),
+        "lzma", ("joblib", "decompress")),
+    "lenient joblib zfile": (
+        lambda: b"ZF" + ("\t0x0_%x" % len(oracle.payload(2))).ljust(19).encode() + __import__("zlib").compress(
+            oracle.payload(2)), "zfile", ("joblib",)),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADERLESS))
+def test_streams_without_magic_are_streams(name: str, tmp_path: Path) -> None:
+    build, kind, loaders = HEADERLESS[name]
+    data = build()
+    path = tmp_path / "font.ttf"
+    path.write_bytes(data)
+    assert oracle.live(path, loaders), name
+    assert detect(data) == kind
+    assert scan(path).exit_code in (1, 2)
+    with pytest.raises(safeload.SafeLoadError):
+        safeload.load(path)
