@@ -75,7 +75,7 @@ def _length(buf: Any, torch: Any) -> int:
     if kind is bytes or kind is bytearray:
         return len(buf)
     if kind is memoryview:
-        return buf.nbytes
+        return int(buf.nbytes)
     if torch is not None and isinstance(buf, torch.Tensor):
         # torch.as_strided addresses the whole storage from its start, whatever the base's own shape
         return int(buf.untyped_storage().nbytes())

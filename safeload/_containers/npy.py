@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import struct
-from typing import Any
+from typing import Any, Literal
 
 from .._views import check_extent, make_view
 from ..errors import FormatError
@@ -78,7 +78,7 @@ def load_npy(data: bytes, run_pickle: Any) -> Any:
         raise FormatError(".npy fortran_order is not a bool", offset=10)
     dtype = _dtype(header["descr"], 10)
     count = check_extent(shape, dtype.itemsize, ".npy", offset=10)
-    order = "F" if fortran else "C"
+    order: Literal["C", "F"] = "F" if fortran else "C"
     if dtype.hasobject:
         arr = run_pickle(data, offset)
         if type(arr) is not np.ndarray:

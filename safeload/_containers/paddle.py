@@ -36,7 +36,7 @@ def is_dense_tensor(data: bytes) -> bool:
     if len(data) < 26 or data[:4] != b"\0\0\0\0":
         return False
     lod_level = struct.unpack_from("<Q", data, 4)[0]
-    return lod_level <= _MAX_LOD
+    return bool(lod_level <= _MAX_LOD)
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -132,7 +132,7 @@ def _record(data: bytes, pos: int, budget: list[int]) -> tuple[Any, int]:
 def load_dense_tensors(data: bytes, max_alloc: int) -> Any:
     """One array for a single record (``paddle.save(..., use_binary_format=True)``), a list for several."""
     budget = [max_alloc]
-    arrays = []
+    arrays: list[Any] = []
     pos = 0
     while pos < len(data):
         if len(arrays) >= 1_000_000:

@@ -148,11 +148,11 @@ def load_safetensors(data: Any, tensors: str = "numpy", *, copy: bool = True) ->
         return out
     for name, (dtype, shape, begin, end) in entries.items():
         dt = _np_dtype(dtype)
-        where = dict(what=f"safetensors tensor {name!r}", at=start + begin)
+        what = f"safetensors tensor {name!r}"
         if copy:
-            out[name] = make_view(copy_range(data, start + begin, end - begin), dt, shape, **where)
+            out[name] = make_view(copy_range(data, start + begin, end - begin), dt, shape, what=what, at=start + begin)
         else:
-            out[name] = make_view(data, dt, shape, offset=start + begin, **where)
+            out[name] = make_view(data, dt, shape, offset=start + begin, what=what, at=start + begin)
     return out
 
 

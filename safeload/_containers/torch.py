@@ -551,7 +551,7 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
                               member="storages", offset=pos)
         if key in storages:
             raise FormatError(f"Torch tar storage {key!r} appears twice", member="storages", offset=pos)
-        buf = None if opts.tensors == "none" else bytearray(raw[pos + 8 : pos + 8 + size])
+        buf: Any = None if opts.tensors == "none" else bytearray(raw[pos + 8 : pos + 8 + size])
         storages[key] = Storage(str(key), dtype, numel, location, buf)
         pos += 8 + size
     views, pos = pickle_at(raw, pos, opts, run_pickle, "storages")

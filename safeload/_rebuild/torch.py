@@ -107,7 +107,7 @@ def _dtype_name(vm: Any, dtype: Any) -> str:
         return dtype.name
     entry = vm.entry_of(dtype)  # a real torch dtype, mapped from a TorchDType value for torch tensors
     if entry is not None and type(entry.value) is TorchDType:
-        return entry.value.name  # type: ignore[no-any-return]
+        return str(entry.value.name)
     raise vm.fail(f"Tensor dtype is a {type(dtype).__name__}", "expected a torch dtype")
 
 
@@ -118,7 +118,7 @@ def _ints(vm: Any, value: Any, what: str) -> tuple[int, ...]:
         raise vm.fail(f"Tensor {what} is not a tuple of ints")
     if len(value) > 64:
         raise vm.fail(f"Tensor with {len(value)} dimensions", "torch allows at most 64")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _empty_hooks(vm: Any, hooks: Any, what: str = "backward_hooks") -> None:
@@ -247,13 +247,16 @@ def _builder(vm: Any) -> Any:
 def _rebuild_tensor_v2(vm: Any, args: tuple[Any, ...]) -> Any:
     if len(args) not in (6, 7):
         raise vm.fail(f"_rebuild_tensor_v2 called with {len(args)} arguments")
-    return _tensor(vm, *args[:6], metadata=args[6] if len(args) == 7 else None)
+    storage, offset, size, stride, requires_grad, hooks = args[:6]
+    return _tensor(vm, storage, offset, size, stride, requires_grad, hooks, metadata=args[6] if len(args) == 7 else None)
 
 
 def _rebuild_tensor_v3(vm: Any, args: tuple[Any, ...]) -> Any:
     if len(args) not in (7, 8):
         raise vm.fail(f"_rebuild_tensor_v3 called with {len(args)} arguments")
-    return _tensor(vm, *args[:6], dtype_name=_dtype_name(vm, args[6]), metadata=args[7] if len(args) == 8 else None)
+    storage, offset, size, stride, requires_grad, hooks = args[:6]
+    return _tensor(vm, storage, offset, size, stride, requires_grad, hooks, dtype_name=_dtype_name(vm, args[6]),
+                   metadata=args[7] if len(args) == 8 else None)
 
 
 def _rebuild_tensor(vm: Any, args: tuple[Any, ...]) -> Any:
