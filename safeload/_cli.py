@@ -133,10 +133,11 @@ def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Nam
                 todo.append(item)
         if args.scheduler:
             try:
-                from distributed import Client
+                import distributed
             except ImportError:
                 raise UsageError("--scheduler needs dask.distributed: pip install 'safeload[dask]'") from None
-            with Client(args.scheduler, timeout="30s") as client:
+            client_type: Any = distributed.Client  # untyped
+            with client_type(args.scheduler, timeout="30s") as client:
                 results: Iterator[Any] = scan_items(client, todo, allow, args.max_decompressed, args.explain)
                 for result in results:
                     state.write([result])

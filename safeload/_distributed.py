@@ -207,7 +207,9 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
     ``retries`` reruns a task that raised (Dask's ``retries``); a worker's death is handled by the scheduler
     (``allowed-failures``) and then here: the batch is split into single files, and a single file that still
     kills its worker is reported as could not be scanned."""
-    from distributed import as_completed
+    import distributed
+
+    as_completed: Any = distributed.as_completed  # untyped
 
     allow = tuple(allow)
     if max_in_flight is None:

@@ -54,7 +54,7 @@ def redact(url: str) -> str:
 
 def _fs(url: str) -> tuple[Any, str]:
     try:
-        import fsspec
+        import fsspec  # type: ignore[import-untyped]
     except ImportError:
         raise ValueError(f"{redact(url)}: scanning URLs needs fsspec: pip install 'safeload[remote]'") from None
     try:
