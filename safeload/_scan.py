@@ -683,14 +683,15 @@ class _Scanner:
             if index < len(observer.starts):
                 texts[index] = decompile(data, *observer.starts[index])
         observer.findings = [
-            dataclasses.replace(f, explanation=texts[f.pickle]) if f.severity == UNSAFE and texts.get(f.pickle) else f
+            dataclasses.replace(f, explanation=texts[f.pickle])
+            if f.severity == UNSAFE and f.pickle is not None and texts.get(f.pickle) else f
             for f in observer.findings
         ]
 
 
 def _read_7z(archive: Any, budget: _Budget) -> dict[str, bytes]:
     """Every member of a 7z archive in memory (py7zr >= 1.0 has no readall: write through a memory factory)."""
-    from py7zr.io import BytesIOFactory  # type: ignore[import-untyped]
+    from py7zr.io import BytesIOFactory
 
     factory = BytesIOFactory(limit=max(budget.left(), 0) + 1)
     archive.extractall(factory=factory)
