@@ -201,3 +201,37 @@ def test_resultsfile_ignores_a_cut_line(tmp_path: Path) -> None:
     state = ResultsFile(str(path))
     state.close()
     assert list(state.done) == ["<bytes>"] and state.done["<bytes>"] == report
+
+
+@pytest.mark.cluster
+def test_distributed_scan_of_an_http_folder_equals_the_local_scan(folder: Path, client) -> None:
+    """The workers fetch the URLs themselves (ranged reads from a 127.0.0.1 server): the report is the local one
+    with the URL in place of the folder."""
+    import http.server
+    import threading
+
+    from test_remote import _Counting
+
+    handler = lambda *a, **k: _Counting(*a, directory=str(folder.parent), **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/{folder.name}/"
+        remote = scan_distributed(client, [url], batch_size=5)
+    finally:
+        httpd.shutdown()
+    local = scan(str(folder))
+    assert len(remote.files) == len(local.files) == 47 and remote.exit_code == 1
+    assert _json(remote).replace(url.rstrip("/"), "<root>") == _json(local).replace(str(folder), "<root>")
+
+
+def test_a_pool_worker_scanning_a_plain_pickle_imports_neither_numpy_nor_torch(tmp_path: Path) -> None:
+    """Worker start-up stays cheap: scanning a plain pickle in a fresh interpreter loads no numpy and no torch."""
+    import subprocess
+
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=4))
+    code = ("import sys; from safeload._distributed import scan_batch; "
+            f"r = scan_batch([({str(tmp_path / 'p.pkl')!r}, 'p.pkl')]); "
+            "print(r[0].status, 'numpy' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["clean", "False", "False"]
