@@ -15,6 +15,7 @@ dimensions times the itemsize reach ``2**63`` bytes even when another dimension 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .errors import FormatError
@@ -167,8 +168,5 @@ def whole_storage(torch: Any, untyped: Any, dtype: Any) -> Any:
 
 def _torch_of(dtype: Any) -> Any:
     """The torch module when ``dtype`` is a torch dtype, else None (numpy); torch is never imported for numpy."""
-    if type(dtype).__module__ == "torch":
-        import torch
-
-        return torch
-    return None
+    torch = sys.modules.get("torch")  # a torch dtype exists only once torch is imported
+    return torch if torch is not None and type(dtype) is torch.dtype else None
