@@ -13,7 +13,8 @@ from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["MappedFile", "read_source", "copy_range"]
+__all__ = ["DirectoryError", "FileOpenError", "FilePermissionError", "MappedFile", "MissingFileError", "copy_range",
+           "file_error", "read_source"]
 
 _DIRECT_READ = 1 << 20  # records at least this large are read from the file, not copied out of the map
 
@@ -42,6 +43,35 @@ class MappedFile(_mmap.mmap):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class FileOpenError(FormatError, OSError):
+    """A path that could not be opened: a :class:`SafeLoadError` that is also the ``OSError`` torch.load raises
+    (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError`` through the subclasses below), with
+    ``errno``, ``strerror`` and ``filename`` set, so drop-in code catching either keeps working."""
+
+
+class MissingFileError(FileOpenError, FileNotFoundError):
+    """The path does not exist (torch.load: ``FileNotFoundError``)."""
+
+
+class FilePermissionError(FileOpenError, PermissionError):
+    """The path may not be read (torch.load: ``PermissionError``)."""
+
+
+class DirectoryError(FileOpenError, IsADirectoryError):
+    """The path is a directory (torch.load: ``IsADirectoryError``)."""
+
+
+def file_error(exc: OSError, path: str, what: str, **kw: Any) -> FileOpenError:
+    cls: type[FileOpenError] = FileOpenError
+    for os_cls, ours in ((FileNotFoundError, MissingFileError), (PermissionError, FilePermissionError),
+                         (IsADirectoryError, DirectoryError)):
+        if isinstance(exc, os_cls):
+            cls = ours
+    err = cls(what, path=path, **kw)
+    err.errno, err.strerror, err.filename = exc.errno, exc.strerror, path
+    return err
 
 
 def copy_range(data: Any, offset: int, size: int) -> Any:
@@ -75,12 +105,12 @@ def read_source(f: Any, *, writable_map: bool = False) -> tuple[Any, str | None]
                     return mapped, path
                 except (OSError, ValueError):  # a pipe or a special file: read it instead
                     return fh.read(), path
-        except IsADirectoryError:
-            raise FormatError(f"{path} is a directory", why="safeload.load opens one checkpoint file",
-                              fix="Pass the checkpoint file inside it, or use `safeload scan` for folders") from None
+        except IsADirectoryError as exc:
+            raise file_error(exc, path, f"{path} is a directory", why="safeload.load opens one checkpoint file",
+                             fix="Pass the checkpoint file inside it, or use `safeload scan` for folders") from None
         except OSError as exc:
-            raise FormatError(f"Cannot read {path}: {exc.strerror or exc}", why="the file could not be opened",
-                              fix="Check the path and its permissions") from exc
+            raise file_error(exc, path, f"Cannot read {path}: {exc.strerror or exc}", why="the file could not be opened",
+                             fix="Check the path and its permissions") from exc
     read = getattr(f, "read", None)
     if read is None:
         raise TypeError(f"safeload.load expects a path, a binary file object or bytes, not {type(f).__name__}")

@@ -14,7 +14,8 @@ import struct
 import sys
 from typing import Any
 
-from .._rebuild.torch import TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchDType, check_view
+from .._rebuild.torch import (TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchConstant, TorchDType,
+                              check_view)
 from .._views import make_view, whole_storage
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
@@ -28,6 +29,8 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 class NumpyTensors:
     """Builds numpy arrays: views over one array per storage, so tied weights share memory as in torch."""
+
+    torch = None  # data forms for torch.Size (a tuple) and torch.device (TorchDevice)
 
     def __init__(self, byteswap: bool) -> None:
         self.byteswap = byteswap
@@ -62,18 +65,31 @@ class NumpyTensors:
 
             dt = self.np_dtype(dtype)
             arr = make_view(storage.buffer, np.dtype(np.uint8), (storage.nbytes(),), what=f"Storage {storage.key!r}")
-            width = TORCH_DTYPES[storage.dtype][0]  # torch.load byteswaps by the storage's dtype, not the view's
+            width = swap_width(storage.dtype)  # torch.load byteswaps by the storage's dtype, not the view's
             if self.byteswap and width > 1:
                 arr = arr.reshape(-1, width)[:, ::-1].reshape(-1)  # a copy, each element's bytes reversed
             cached = self._bases[key] = (arr, dt)
         return cached
 
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool) -> Any:
+               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
         base, dt = self.base(storage, dtype)
         itemsize = dt.itemsize
-        return make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
-                         what=f"Tensor over storage {storage.key!r}")
+        arr = make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
+                        what=f"Tensor over storage {storage.key!r}")
+        if conj or neg:  # numpy has no lazy conj/neg views: the values torch's view resolves to, as a copy
+            import numpy as np
+
+            arr = np.conj(arr) if conj else arr.copy()
+            if neg:
+                np.negative(arr, out=arr)
+        return arr
+
+    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
+        """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
+        view = obj.view(attr_array())
+        vars(view).update(attrs)
+        return view
 
     def is_parameter(self, obj: Any) -> bool:
         return True
@@ -136,7 +152,7 @@ class TorchTensors:
             else:
                 cached = make_view(buf, torch.uint8, (storage.nbytes(),), what=f"Storage {storage.key!r}").untyped_storage()
             if self.byteswap:
-                itemsize = TORCH_DTYPES[storage.dtype][0]
+                itemsize = swap_width(storage.dtype)
                 if itemsize > 1:
                     swapped = whole_storage(torch, cached, torch.uint8).view(-1, itemsize).flip(1).contiguous()
                     cached = swapped.untyped_storage()
@@ -148,7 +164,7 @@ class TorchTensors:
         return cached
 
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool) -> Any:
+               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
         torch = self.torch
         key = (storage.key, dtype)
         base = self._placed.get(key)
@@ -156,16 +172,26 @@ class TorchTensors:
             base = self._base(storage, dtype)
             self._placed[key] = base
         if (offset == 0 and len(size) == 1 and stride == (1,) and size[0] == base.shape[0]
-                and key not in self._handed_out):
+                and key not in self._handed_out and not (conj or neg)):
             t = base  # the whole record as one 1-D tensor: hand out the base itself, once
             self._handed_out.add(key)
         else:
             itemsize = TORCH_DTYPES[dtype][0]
             t = make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
                           what=f"Tensor over storage {storage.key!r}")
+        if conj:  # the bits torch._C._set_tensor_metadata sets, on this view only (checked by the rebuilder)
+            torch._C._set_conj(t, True)
+        if neg:
+            torch._C._set_neg(t, True)
         if requires_grad:
             t.requires_grad_(True)
         return t
+
+    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
+        """Python attributes saved on a tensor, stored in its ``__dict__`` (names checked by the rebuilder; no
+        ``setattr``, so no property setter runs)."""
+        vars(obj).update({k: self.value(v) for k, v in attrs.items()})
+        return obj
 
     def _base(self, storage: Storage, dtype: str) -> Any:
         """A 1-D tensor of ``dtype`` over the whole record, on the mapped device."""
@@ -189,6 +215,8 @@ class TorchTensors:
     def value(self, obj: Any) -> Any:
         """A torch dtype named as a value (``{"dtype": torch.float16}``) as the real torch dtype."""
         if type(obj) is TorchDType:
+            return getattr(self.torch, obj.name)
+        if type(obj) is TorchConstant:  # a layout or qscheme of a name from the rebuilder's fixed lists
             return getattr(self.torch, obj.name)
         return obj
 
@@ -441,18 +469,45 @@ class _NullTensors:
     checked geometry, so every rule that does not need the bytes (view bounds, dtypes, locations, Parameter data,
     requires_grad) is applied exactly as in the torch and numpy modes."""
 
+    torch = None
+
     def __init__(self) -> None:
         self.rebuilt = Rebuilt()
 
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool) -> Any:
+               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
         return TensorPlaceholder(storage.key, dtype, offset, size, stride)
+
+    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
+        return obj
 
     def is_parameter(self, obj: Any) -> bool:
         return True
 
     def parameter(self, data: Any, requires_grad: bool | None) -> Any:
         return data
+
+
+def swap_width(dtype: str) -> int:
+    """How many bytes torch.load reverses per value of a foreign byte order: the element size, except for complex
+    dtypes, whose real and imaginary parts are reversed each (``torch/csrc/utils/byte_order.cpp`` swaps complex64
+    as two 4-byte floats); reversing all 8 bytes would swap the parts."""
+    width = TORCH_DTYPES[dtype][0]
+    return width // 2 if dtype.startswith("complex") else width
+
+
+_attr_array: Any = None
+
+
+def attr_array() -> Any:
+    """numpy's form of a tensor saved with Python attributes (``t.foo = 1``): ``AttrArray``, an ndarray subclass
+    whose views carry the attributes in their ``__dict__`` (made on first use: numpy is imported only then)."""
+    global _attr_array
+    if _attr_array is None:
+        import numpy as np
+
+        _attr_array = type("AttrArray", (np.ndarray,), {"__module__": __name__})
+    return _attr_array
 
 
 def storage_dtype_of(stype: Any) -> str:

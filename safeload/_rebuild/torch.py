@@ -22,7 +22,8 @@ from .._views import byte_span, check_extent
 from ..errors import FormatError
 from ..policy import Entry
 
-__all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchDType", "TORCH_DTYPES",
+__all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchConstant", "TorchDType",
+           "TorchDevice", "TORCH_DTYPES",
            "check_grad", "check_location", "check_view"]
 
 # torch dtype name -> (itemsize, numpy dtype or ml_dtypes name)
@@ -56,6 +57,45 @@ class TorchDType:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+class TorchDevice:
+    """A ``torch.device`` the file names (``torch.device(type[, index])``), kept as data without torch."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type_: str, index: int | None) -> None:
+        self.type = type_
+        self.index = index
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TorchDevice and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+    def __repr__(self) -> str:
+        return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
+
+
+class TorchConstant:
+    """A torch layout (``torch.strided``) or qscheme (``torch.per_tensor_affine``) named by the file, kept as data
+    until torch objects are built (then the torch constant of that exact name, looked up, never called)."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TorchConstant and (self.kind, self.name) == (other.kind, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
 
     def __repr__(self) -> str:
         return f"torch.{self.name}"
@@ -141,13 +181,35 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
     if type(requires_grad) is not bool:
         raise vm.fail("requires_grad is not a bool")
     _empty_hooks(vm, hooks)
-    if metadata is not None and not (type(metadata) in (dict, OrderedDict) and not metadata):
-        raise vm.fail("Tensor carries metadata", "safeload rebuilds plain tensors only")
     dtype = dtype_name or storage.dtype
+    conj, neg = _view_bits(vm, metadata, dtype)
     check_view(storage, dtype, offset, size, stride)
     check_grad(dtype, requires_grad)
     builder = _builder(vm)
-    return builder.rebuilt.add(builder.tensor(storage, dtype, offset, size, stride, requires_grad), dtype)
+    if conj or neg:
+        t = builder.tensor(storage, dtype, offset, size, stride, requires_grad, conj=conj, neg=neg)
+    else:
+        t = builder.tensor(storage, dtype, offset, size, stride, requires_grad)
+    return builder.rebuilt.add(t, dtype)
+
+
+def _view_bits(vm: Any, metadata: Any, dtype: str) -> tuple[bool, bool]:
+    """The conjugate and negative bits of a view (``torch._utils.get_tensor_metadata``: ``{"conj": True}``,
+    ``{"neg": True}``); any other key or value is refused. torch sets the conj bit only on complex tensors and the
+    neg bit on floating point and complex ones (``tensor.conj().imag``); safeload refuses other dtypes."""
+    if metadata is None:
+        return False, False
+    if type(metadata) not in (dict, OrderedDict) or not all(k in ("conj", "neg") for k in metadata):
+        raise vm.fail("Tensor carries metadata other than the conj and neg bits",
+                      "torch saves only {'conj': True} and {'neg': True} here; safeload rebuilds nothing else")
+    conj, neg = metadata.get("conj", False), metadata.get("neg", False)
+    if type(conj) is not bool or type(neg) is not bool:
+        raise vm.fail("Tensor conj/neg bits are not bools")
+    if conj and not dtype.startswith("complex"):
+        raise vm.fail(f"A torch.{dtype} tensor has the conjugate bit", "only complex tensors are conjugate views")
+    if neg and (dtype == "bool" or dtype.startswith(("int", "uint"))):
+        raise vm.fail(f"A torch.{dtype} tensor has the negative bit", "only float and complex tensors are negative views")
+    return conj, neg
 
 
 def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
@@ -270,8 +332,7 @@ def _rebuild_parameter(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail(f"_rebuild_parameter called with {len(args)} arguments")
     data, requires_grad, hooks = args[:3]
     _empty_hooks(vm, hooks)
-    if len(args) == 4:
-        _empty_hooks(vm, args[3], "extra Parameter state")
+    attrs = _attrs(vm, args[3]) if len(args) == 4 else {}
     if type(requires_grad) is not bool:
         raise vm.fail("requires_grad is not a bool")
     builder = _builder(vm)
@@ -280,7 +341,119 @@ def _rebuild_parameter(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail(f"Parameter data is a {type(data).__name__}, not a tensor this checkpoint rebuilt",
                       "torch.nn.Parameter needs a tensor; the same rule holds in every tensor mode")
     check_grad(dtype, requires_grad)
-    return builder.rebuilt.add(builder.parameter(data, requires_grad), dtype)
+    param = builder.parameter(data, requires_grad)
+    if attrs:
+        param = builder.set_attrs(param, attrs)
+    return builder.rebuilt.add(param, dtype)
+
+
+_ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+
+
+def _attrs(vm: Any, state: Any) -> dict[str, Any]:
+    """Python attributes saved with a tensor or Parameter (``t.foo = 1``: torch's ``_set_obj_state``), as plain
+    data. torch calls ``setattr`` for each; safeload accepts only a dict of identifier names that are not dunders
+    and not attributes of the tensor class (a property such as ``data``, ``grad`` or ``requires_grad`` would run
+    its setter), and stores them in the object's ``__dict__``. The ``(dict, slots)`` form of tensor subclasses is
+    refused."""
+    if state is None:
+        return {}
+    if type(state) not in (dict, OrderedDict):
+        raise vm.fail(f"Tensor state is a {type(state).__name__}, not a dict of attributes",
+                      "torch.Tensor and Parameter save their Python attributes as a dict; the (dict, slots) form "
+                      "belongs to tensor subclasses, which safeload does not rebuild")
+    for key in state:
+        if type(key) is not str or _ATTR_NAME.fullmatch(key) is None or key.startswith("__") or key in _TENSOR_NAMES():
+            raise vm.fail(f"Tensor attribute {key!r:.60} is not a plain attribute name",
+                          "a dunder or a name torch.Tensor defines (data, grad, requires_grad, _backward_hooks, ...) "
+                          "would change the tensor or run code; only new plain attributes are restored",
+                          fix="Save the attribute next to the tensor (a dict entry) instead of on it")
+    return dict(state)
+
+
+def _TENSOR_NAMES() -> frozenset[str]:  # noqa: N802
+    """Every name defined on torch.Tensor and Parameter (and their bases), or a fixed list without torch."""
+    global _tensor_names
+    if _tensor_names is None:
+        import sys
+
+        torch = sys.modules.get("torch")
+        names = set(_FIXED_TENSOR_NAMES)
+        if torch is not None:
+            for cls in (torch.Tensor, torch.nn.Parameter):
+                for klass in cls.__mro__:
+                    names.update(vars(klass))
+            _tensor_names = frozenset(names)
+        else:
+            return frozenset(names)
+    return _tensor_names
+
+
+_tensor_names: frozenset[str] | None = None
+_FIXED_TENSOR_NAMES = ("data", "grad", "requires_grad", "grad_fn", "_backward_hooks", "_post_accumulate_grad_hooks",
+                       "_grad", "_base", "_version", "names", "real", "imag", "shape", "dtype", "device", "layout",
+                       "is_leaf", "retains_grad", "T", "H", "mT", "mH", "_python_dispatch", "_cdata")
+
+
+def _size(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``torch.Size((2, 3))``: a tuple of ints becomes a torch.Size with torch tensors, else a plain tuple."""
+    if len(args) != 1 or type(args[0]) not in (tuple, list) or not all(type(v) is int for v in args[0]):
+        raise vm.fail("torch.Size called with something other than a tuple of ints")
+    dims = tuple(args[0])
+    if not all(-(1 << 63) <= v < (1 << 63) for v in dims):
+        raise vm.fail("torch.Size dimension does not fit a signed 64-bit int", "torch.Size refuses it")
+    torch = _torch_of(vm)
+    return torch.Size(dims) if torch is not None else dims
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "meta", "mps", "xpu", "hpu", "mtia", "xla", "ipu", "lazy", "vulkan", "privateuseone")
+
+
+def _device(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``torch.device("cuda", 0)`` / ``torch.device("cuda:0")`` as torch saves a device object: the type is one
+    of torch's device type names and the index an int 0..127 (torch stores it in 8 signed bits and wraps larger
+    ones: ``torch.device("cuda", 128)`` is ``cuda:-128``); ``torch.device`` itself is then called with these checked
+    values only, which touches no device."""
+    if not 1 <= len(args) <= 2 or type(args[0]) is not str:
+        raise vm.fail("torch.device called with something other than (type[, index])")
+    name = args[0]
+    index = args[1] if len(args) == 2 else None
+    if index is None and ":" in name:
+        name, _, digits = name.partition(":")
+        if re.fullmatch(r"0|[1-9][0-9]{0,2}", digits) is None:
+            raise vm.fail(f"torch.device index {digits!r:.20} is not a plain number")
+        index = int(digits)
+    if name not in _DEVICE_TYPES:
+        raise vm.fail(f"torch.device type {name!r:.40} is not a torch device type")
+    if index is not None and (type(index) is not int or not 0 <= index <= 127):
+        raise vm.fail(f"torch.device index {index!r:.20} is not an int from 0 to 127",
+                      "torch keeps a device index in 8 signed bits; larger ones wrap to another device")
+    torch = _torch_of(vm)
+    if torch is None:
+        return TorchDevice(name, index)
+    return torch.device(name, index) if index is not None else torch.device(name)
+
+
+_LAYOUTS = ("strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "jagged")
+_QSCHEMES = ("per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+             "per_channel_affine_float_qparams")
+
+
+def _get_layout(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``torch.serialization._get_layout("torch.strided")``: the layout of that exact name, from a fixed list."""
+    if len(args) != 1 or type(args[0]) is not str or not args[0].startswith("torch.") or args[0][6:] not in _LAYOUTS:
+        raise vm.fail(f"_get_layout called with {args!r:.60}", f"a layout is one of {', '.join(_LAYOUTS)}")
+    return _constant(vm, TorchConstant("layout", args[0][6:]))
+
+
+def _constant(vm: Any, value: Any) -> Any:
+    mapper = vm.context.get("value_map")
+    return mapper(value) if mapper is not None else value
+
+
+def _torch_of(vm: Any) -> Any:
+    """The torch module when this load builds torch tensors, else None (data forms: tuples, TorchDevice)."""
+    return getattr(vm.context.get("tensor_builder"), "torch", None)
 
 
 def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -299,13 +472,49 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
     if type(new_type) is not TensorType or new_type.name not in ("Tensor", "Parameter"):
         # torch.FloatTensor & co. are values for the tar format only; as_subclass raises TypeError on them
         raise vm.fail("_rebuild_from_type_v2 with a type other than torch.Tensor or Parameter")
-    _empty_hooks(vm, state, "extra tensor state")
+    attrs = _attrs(vm, state)
     tensor = vm.call(func, fargs)
     builder = _builder(vm)
     if new_type.name == "Parameter" and not builder.is_parameter(tensor):
         # torch turns the result into a Parameter with as_subclass, which keeps its requires_grad
         tensor = builder.rebuilt.add(builder.parameter(tensor, None), builder.rebuilt.dtype_of(tensor) or "")
+    if attrs:
+        dtype = builder.rebuilt.dtype_of(tensor)
+        if dtype is None:
+            raise vm.fail("Tensor attributes on something that is not a tensor this checkpoint rebuilt")
+        tensor = builder.rebuilt.add(builder.set_attrs(tensor, attrs), dtype)
     return tensor
+
+
+def _rebuild_meta(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a tensor without data on the meta
+    device. The geometry is checked as for any view (ints, at most 64 dims, below 2**63 bytes); with torch tensors
+    it is ``torch.empty_strided(..., device="meta")`` (allocates nothing), else a TensorPlaceholder."""
+    if len(args) != 4:
+        raise vm.fail(f"_rebuild_meta_tensor_no_storage called with {len(args)} arguments")
+    dtype = _dtype_name(vm, args[0])
+    size = _ints(vm, args[1], "size")
+    stride = _ints(vm, args[2], "stride")
+    requires_grad = args[3]
+    if type(requires_grad) is not bool:
+        raise vm.fail("requires_grad is not a bool")
+    if dtype not in TORCH_DTYPES:
+        raise vm.fail(f"Tensor dtype torch.{dtype} is not supported")
+    try:
+        check_extent(size, TORCH_DTYPES[dtype][0], "Meta tensor")
+    except FormatError as err:
+        if err.offset is None:
+            err.offset = vm.op_start
+        raise
+    if len(size) != len(stride) or not all(0 <= s < _STEP_LIMIT // 16 for s in stride):
+        raise vm.fail("Meta tensor size and stride disagree, or a stride is negative or too large")
+    check_grad(dtype, requires_grad)
+    builder = _builder(vm)
+    torch = getattr(builder, "torch", None)
+    if torch is None:
+        return builder.rebuilt.add(TensorPlaceholder("meta", dtype, 0, size, stride), dtype)
+    t = torch.empty_strided(size, stride, dtype=getattr(torch, dtype), device="meta", requires_grad=requires_grad)
+    return builder.rebuilt.add(t, dtype)
 
 
 class TensorType:
@@ -347,7 +556,11 @@ def _entries() -> tuple[Entry, ...]:
         _unsupported("torch._utils._rebuild_sparse_tensor", "Sparse tensors"),
         _unsupported("torch._utils._rebuild_nested_tensor", "Nested tensors"),
         _unsupported("torch._utils._rebuild_wrapper_subclass", "Tensor subclasses"),
-        _unsupported("torch._utils._rebuild_meta_tensor_no_storage", "Meta tensors"),
+        Entry("torch._utils._rebuild_meta_tensor_no_storage", call=_rebuild_meta,
+              reason="a tensor without data on the meta device; geometry checked"),
+        Entry("torch.Size", call=_size, reason="a tuple of ints; torch.Size with torch tensors"),
+        Entry("torch.device", call=_device, reason="a device type from a fixed list and an index 0..127"),
+        Entry("torch.serialization._get_layout", call=_get_layout, reason="a layout from a fixed list of names"),
     ]
     for cls, dtype in _STORAGE_CLASSES.items():
         out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", dtype), reason="a storage class, as a value"))
@@ -362,6 +575,8 @@ def _entries() -> tuple[Entry, ...]:
                      reason="an untyped storage class, as a value"))
     out.append(Entry("torch.UntypedStorage", value=StorageType("torch.UntypedStorage", None),
                      reason="an untyped storage class, as a value"))
+    for name in _QSCHEMES:
+        out.append(Entry(f"torch.{name}", value=TorchConstant("qscheme", name), reason="a torch qscheme, as a value"))
     for name in (*TORCH_DTYPES, *_ALIASES):
         out.append(Entry(f"torch.{name}", value=TorchDType(_ALIASES.get(name, name)), reason="a torch dtype, as a value"))
     return tuple(out)

@@ -1,0 +1,256 @@
+"""Drop-in parity with ``torch.load(weights_only=True)``.
+
+A port of the weights_only cases of torch's serialization tests, written for safeload: each case saves a real
+object with ``torch.save`` (zip format and, where torch's tests do, the legacy format), loads it with
+``torch.load(path, weights_only=True)`` and with ``safeload.load(path)``, and compares values, dtype, shape,
+stride, storage offset and sharing, conj/neg bits, ``requires_grad``, Python attributes and type. Cases safeload
+deliberately treats differently are listed in the README ("Differences from torch.load") and tested as such.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import safeload  # noqa: E402
+
+warnings.filterwarnings("ignore", category=UserWarning, message=".*TypedStorage.*")
+
+FORMATS = [pytest.param(False, id="zip"), pytest.param(True, id="legacy")]
+
+
+def _save(obj: Any, path: Any, legacy: bool) -> Any:
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def same(a: Any, b: Any, where: str = "obj") -> None:
+    """Assert ``a`` (safeload's) equals ``b`` (torch's) in everything a user can observe."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(b, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.device == b.device, where
+        assert a.layout == b.layout, where
+        assert a.requires_grad == b.requires_grad, where
+        if b.layout == torch.strided:
+            assert a.stride() == b.stride() and a.storage_offset() == b.storage_offset(), where
+            assert a.is_conj() == b.is_conj() and a.is_neg() == b.is_neg(), where
+        if b.device.type != "meta":
+            assert torch.equal(a.detach().resolve_conj().resolve_neg(), b.detach().resolve_conj().resolve_neg()), where
+        assert set(vars(a)) == set(vars(b)), where
+        for k in vars(b):
+            same(vars(a)[k], vars(b)[k], f"{where}.{k}")
+    elif isinstance(b, (dict, OrderedDict)):
+        assert list(a) == list(b), where
+        for k in b:
+            same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(b, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def _tensors(obj: Any) -> list[Any]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+def same_sharing(a: Any, b: Any) -> None:
+    """Tensors that share storage in torch's result share it in safeload's, and no others."""
+    ta, tb = _tensors(a), _tensors(b)
+    assert len(ta) == len(tb)
+
+    def groups(ts: list[Any]) -> list[list[int]]:
+        ptrs = [t.untyped_storage().data_ptr() if t.device.type != "meta" else -i - 1 for i, t in enumerate(ts)]
+        return [[j for j, q in enumerate(ptrs) if q == p] for p in ptrs]
+
+    assert groups(ta) == groups(tb)
+
+
+def check(obj: Any, tmp_path: Any, legacy: bool, name: str = "ckpt.pt") -> Any:
+    path = _save(obj, tmp_path / name, legacy)
+    ref = torch.load(path, weights_only=True)
+    got = safeload.load(path)
+    same(got, ref)
+    same_sharing(got, ref)
+    return got
+
+
+# ---- torch objects that are not tensors ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("legacy", FORMATS)
+@pytest.mark.parametrize("obj", [
+    torch.Size([2, 3]), torch.Size([]), torch.device("cpu"), torch.device("cuda:0"), torch.device("cuda", 3),
+    torch.device("meta"), torch.strided, torch.sparse_coo, torch.sparse_csr, torch.per_tensor_affine,
+    torch.per_channel_symmetric, torch.float16, torch.bfloat16, torch.complex64,
+], ids=repr)
+def test_torch_values(obj: Any, legacy: bool, tmp_path: Any) -> None:
+    got = check(obj, tmp_path, legacy)
+    assert type(got) is type(obj)
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_training_checkpoint(legacy: bool, tmp_path: Any) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3,
+            "input_shape": torch.Size([5, 4]), "dtype": torch.float32, "device": torch.device("cpu"),
+            "layout": torch.strided}
+    check(ckpt, tmp_path, legacy)
+
+
+@pytest.mark.parametrize("args", [("cuda", 128), ("cuda", -1), ("cuda:01",), ("cuda:1000",), ("disk",), ("cuda", True)],
+                         ids=repr)
+def test_device_refuses_what_torch_would_misread(args: tuple[Any, ...]) -> None:
+    """torch.device("cuda", 128) is cuda:-128 in torch (an 8-bit index); safeload refuses indices it would wrap,
+    spellings with leading zeros and unknown device types, instead of passing them to torch."""
+    import pickle
+
+    crafted = b"\x80\x02ctorch\ndevice\n" + pickle.dumps(args, protocol=2)[2:-1] + b"R."
+    with pytest.raises(safeload.SafeLoadError, match="device"):
+        safeload.loads(crafted)
+    if args == ("cuda", 128):  # what torch's own constructor makes of it
+        assert str(torch.device(*args)) == "cuda:-128"
+
+
+def _rewrite(src: Any, out: Any, edit: Any) -> Any:
+    """Re-write a torch zip checkpoint with torch's own archive writer, ``edit(relative_name, bytes)`` changing
+    records on the way (a real archive layout, so only the edited content differs)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        records = {n: zf.read(n) for n in zf.namelist()}
+    prefix = next(n for n in records if n.endswith("data.pkl"))[: -len("data.pkl")]
+    writer = torch._C.PyTorchFileWriter(str(out))
+    for name, raw in records.items():
+        rel = name[len(prefix):]
+        raw = edit(rel, raw)
+        if raw is not None and rel not in (".data/serialization_id",):
+            writer.write_record(rel, raw, len(raw))
+    writer.write_end_of_file()
+    return out
+
+
+# ---- tensors ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_python_attributes(legacy: bool, tmp_path: Any) -> None:
+    t = torch.randn(3)
+    t.foo = 1
+    t.tag = {"name": "w", "shape": torch.Size([3])}
+    p = torch.nn.Parameter(torch.randn(2, 2))
+    p.bar = "x"
+    got = check({"t": t, "p": p}, tmp_path, legacy)
+    assert got["t"].foo == 1 and got["p"].bar == "x"
+
+
+@pytest.mark.parametrize("attr", ["data", "grad", "requires_grad", "__class__", "_backward_hooks"])
+def test_attributes_that_are_tensor_properties_refused(attr: str, tmp_path: Any) -> None:
+    """torch calls setattr for each saved attribute (a property setter runs); safeload refuses such names."""
+    t = torch.randn(3)
+    t.zzzzzzzzzzzz = torch.zeros(3)
+    src = _save(t, tmp_path / "a.pt", False)
+
+    def edit(rel: str, raw: bytes) -> bytes:
+        if rel == "data.pkl":
+            raw = raw.replace(b"\x0c\x00\x00\x00zzzzzzzzzzzz", len(attr).to_bytes(4, "little") + attr.encode())
+        return raw
+
+    out = _rewrite(src, tmp_path / "b.pt", edit)
+    with pytest.raises(safeload.SafeLoadError, match="attribute"):
+        safeload.load(out)
+    with pytest.raises(safeload.SafeLoadError, match="attribute"):
+        safeload.load(out, tensors="numpy")
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_conj_and_neg_views(dtype: Any, legacy: bool, tmp_path: Any) -> None:
+    z = torch.randn(4, 3, dtype=dtype)
+    got = check({"z": z, "conj": z.conj(), "row": z.conj()[1]}, tmp_path, legacy, "conj.pt")
+    assert got["conj"].is_conj()
+    got = check({"neg": z.conj().imag}, tmp_path, legacy, "neg.pt")  # torch saves a view of another dtype alone
+    assert got["neg"].is_neg()
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_meta_tensors(legacy: bool, tmp_path: Any) -> None:
+    check({"m": torch.empty(3, 4, device="meta"), "s": torch.empty_strided((2, 3), (1, 2), device="meta"),
+           "g": torch.empty(2, device="meta", requires_grad=True)}, tmp_path, legacy)
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_tied_weights_and_views(legacy: bool, tmp_path: Any) -> None:
+    w = torch.randn(6, 4)
+    check({"a": w, "b": w, "t": w.t(), "row": w[2], "col": w[:, 1], "p": torch.nn.Parameter(w)}, tmp_path, legacy)
+
+
+def test_crc32_off(tmp_path: Any) -> None:
+    torch.serialization.set_crc32_options(False)
+    try:
+        path = _save({"w": torch.randn(100, 10)}, tmp_path / "nocrc.pt", False)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    try:
+        same(safeload.load(path), torch.load(path, weights_only=True))
+    except safeload.SafeLoadError as err:
+        pytest.xfail(f"refused (README: Differences from torch.load): {err}")
+
+
+def test_big_endian_complex(tmp_path: Any) -> None:
+    """A big-endian archive (byteorder 'big', each value stored big-endian) written with torch's own archive
+    writer: complex values swap each part, so real and imaginary parts stay where they are."""
+    z64 = torch.tensor([1 + 2j, -3.5 + 0.25j], dtype=torch.complex64)
+    z128 = torch.tensor([1e300 + 2j, -3 - 4e-300j], dtype=torch.complex128)
+    f = torch.tensor([1.5, -2.0], dtype=torch.float32)
+    src = _save({"a": z64, "b": z128, "c": f}, tmp_path / "le.pt", False)
+    import numpy as np
+
+    swapped = {}
+    for t, width in ((z64, 4), (z128, 8), (f, 4)):
+        swapped[t.numpy().tobytes()] = np.frombuffer(t.numpy().tobytes(), f"<f{width}").astype(f">f{width}").tobytes()
+
+    def edit(rel: str, raw: bytes) -> bytes:
+        if rel == "byteorder":
+            return b"big"
+        return swapped.get(raw, raw) if rel.startswith("data/") else raw
+
+    out = _rewrite(src, tmp_path / "be.pt", edit)
+    ref = torch.load(out, weights_only=True)
+    assert torch.equal(ref["a"], z64) and torch.equal(ref["b"], z128)
+    same(safeload.load(out), ref)
+    np_got = safeload.load(out, tensors="numpy")
+    assert np.array_equal(np_got["a"], z64.numpy()) and np.array_equal(np_got["b"], z128.numpy())
+
+
+# ---- without torch tensors: the documented data forms -----------------------------------------------------------------
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_numpy_and_scan_forms(legacy: bool, tmp_path: Any) -> None:
+    import numpy as np
+
+    t = torch.randn(3, dtype=torch.complex64)
+    t.foo = 7
+    obj = {"size": torch.Size([2, 3]), "dev": torch.device("cuda", 1), "layout": torch.strided,
+           "q": torch.per_tensor_affine, "t": t, "c": t.conj(), "m": torch.empty(2, device="meta")}
+    path = _save(obj, tmp_path / "n.pt", legacy)
+    got = safeload.load(path, tensors="numpy")
+    assert got["size"] == (2, 3) and type(got["size"]) is tuple
+    assert repr(got["dev"]) == "device(type='cuda', index=1)"
+    assert repr(got["layout"]) == "torch.strided" and repr(got["q"]) == "torch.per_tensor_affine"
+    assert got["t"].foo == 7 and np.array_equal(np.asarray(got["t"]), t.numpy())
+    assert np.array_equal(got["c"], t.conj().resolve_conj().numpy())
+    assert safeload.scan(path).ok
