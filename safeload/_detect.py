@@ -294,11 +294,25 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
     With ``every``, the walk goes on past what CPython would refuse (only an unknown opcode or a truncated
     argument ends it) and returns every GLOBAL, INST and STACK_GLOBAL (names where they are literal): the
     scanner's report of what a stream names after the VM has refused it.
+
+    FRAME is read two ways, and a reach under either counts: contiguously (``pickle.loads``, and the C unpickler
+    on a file with ``peek`` while the frame sits in its read-ahead), and as the C unpickler reads a file without
+    ``peek`` (``io.BytesIO``) or a frame larger than its read-ahead: an argument that runs past the end of a frame
+    is read from the bytes after the frame, and what was left of the frame is skipped.
     """
     if not hasattr(data, "find"):
         data = bytes(data)
     end = len(data) if end is None else end
+    found = _walk(data, start, end, every, False)
+    if not every and not found and data.find(b"\x95", start, end) >= 0:
+        found = _walk(data, start, end, every, True)
+    return found
+
+
+def _walk(data: Any, start: int, end: int, every: bool, cfile: bool) -> list[Reach]:
+    """:func:`cpython_reach`, one reading of FRAME (``cfile``: the C unpickler on a file without ``peek``)."""
     found: list[Reach] = []
+    frame_end = -1  # cfile: where the frame the C unpickler holds in its buffer ends
     first = True  # in the first pickle of the walk: no native reader has a persistent_load there
     stack: list[Any] = []  # items: a str value for strings, None for anything else
     meta: list[list[Any]] = []
@@ -309,7 +323,17 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
     budget = _budget.current()  # the walk is work like the VM's: charged per opcode (safeload/_budget.py)
     steps = 0
 
+    def take(at: int, width: int) -> int:
+        """Where an argument of ``width`` bytes that would start at ``at`` is read from."""
+        nonlocal frame_end
+        if cfile and at < frame_end < at + width:
+            at, frame_end = frame_end, -1  # the rest of the frame is dropped; the argument comes from the file
+        return at
+
     def line(at: int, nonempty: bool = True) -> tuple[bytes, int]:
+        nonlocal frame_end
+        if cfile and at < frame_end and data.find(b"\n", at, frame_end) < 0:
+            at, frame_end = frame_end, -1  # the C reader drops the partial line and reads one from the file
         nl = data.find(b"\n", at, end)
         if nl < 0:  # C reads to the end and drops the last byte, as if it were the newline
             raw, nxt = bytes(data[at:end]), end
@@ -352,17 +376,22 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
         try:
             if arg in ("1", "2", "4", "8"):
                 width = int(arg)
+                pos = take(pos, width)
                 if pos + width > end:
                     break
                 value = int.from_bytes(data[pos:pos + width], "little")
                 pos += width
             elif arg and arg[0] in "cs":
                 width = int(arg[1])
+                pos = take(pos, width)
                 if pos + width > end:
                     break
                 n = int.from_bytes(data[pos:pos + width], "little", signed=arg[0] == "s")
                 pos += width
-                if n < 0 or n > end - pos:
+                if n < 0:
+                    break
+                pos = take(pos, n)
+                if n > end - pos:
                     break
                 value = data[pos:pos + n]
                 pos += n
@@ -374,7 +403,7 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
             elif arg == "line2":
                 try:
                     module, pos = line(pos)
-                    qual, pos = line(pos)
+                    qual, pos = line(pos, False)  # pickle.py accepts an empty name; C does not
                 except _Fail:
                     break
                 value = (module, qual)
@@ -508,6 +537,11 @@ def cpython_reach(data: Any, start: int = 0, end: int | None = None, *, every: b
                 if value > 5:
                     raise _Fail
             elif name == "FRAME":
+                if cfile and not pos < frame_end:
+                    frame_end = -1  # the buffer is spent: the frame is read from the file
+                if cfile and (frame_end < 0 or pos + value > frame_end):
+                    pos = take(pos, value) if frame_end >= 0 else pos
+                    frame_end = pos + value
                 if value > end - pos:
                     raise _Fail
             elif name == "NEXT_BUFFER":

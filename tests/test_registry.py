@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 import sys
@@ -273,3 +274,66 @@ def test_streams_without_magic_are_streams(name: str, tmp_path: Path) -> None:
     assert scan(path).exit_code in (1, 2)
     with pytest.raises(safeload.SafeLoadError):
         safeload.load(path)
+
+
+class _Reached(Exception):
+    pass
+
+
+def _unpickler_reaches(data: bytes, cls: type) -> bool:
+    """Whether CPython's unpickler (C or Python) would import a module for ``data``: find_class raises before
+    any import (so nothing runs), and a module name that is no dotted identifier fails as ``__import__`` does."""
+    from safeload._detect import importable
+
+    class Probe(cls):  # type: ignore[misc, valid-type]
+        def find_class(self, module: str, name: str) -> None:
+            if importable(module):
+                raise _Reached
+            raise ModuleNotFoundError(module)
+
+    f = io.BytesIO(data)
+    for _ in range(8):  # as readers that call load() until end of file
+        try:
+            Probe(f).load()
+        except _Reached:
+            return True
+        except Exception:
+            return False
+    return False
+
+
+_TOKENS = [b"(", b"0", b"1", b"2", b"N", b")", b"]", b"}", b"t", b"l", b"d", b"a", b"e", b"s", b"u", b".",
+           b"I1\n", b"I0x1\n", b"I010\n", b"I1_0\n", b"L5L\n", b"F1.5\n", b"F1\r\n", b"S'a'\n", b"S\"b\"\n",
+           b"Vx\n", b"K\x01", b"M\x01\x00", b"J\x01\x00\x00\x00", b"U\x01x", b"\x8c\x02os", b"\x8c\x06system",
+           b"X\x01\x00\x00\x00y", b"q\x00", b"h\x00", b"p0\n", b"g0\n", b"\x94", b"\x85", b"\x86", b"\x87",
+           b"\x80\x02", b"\x80\x07", b"\x88", b"\x95\x02\x00\x00\x00\x00\x00\x00\x00", b"\x8f", b"\x90", b"\x91",
+           b"c", b"os\n", b"lass Net:\n", b"\n", b"\x00", b"\x93", b"Psid\n", b"Q"]
+
+
+def test_walk_never_misses_what_cpython_imports() -> None:
+    """Differential, against CPython itself: whenever the C or the Python unpickler would call find_class on a
+    random token stream, cpython_reach finds something to report (it may report more: it is conservative)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=int(os.environ.get("SAFELOAD_WALK_EXAMPLES", "3000")), deadline=None,
+                         derandomize=True)
+    @hypothesis.given(st.lists(st.sampled_from(_TOKENS), max_size=24))
+    def check(tokens: list[bytes]) -> None:
+        data = b"".join(tokens) + b"cos\nsystem\n"
+        reached = _unpickler_reaches(data, pickle.Unpickler) or _unpickler_reaches(data, pickle._Unpickler)
+        if reached:
+            assert cpython_reach(data), data
+
+    check()
+
+
+def test_frame_crossing_argument_as_the_c_unpickler_reads_a_file() -> None:
+    """Found by the property above: FRAME of 2 bytes, then BININT2 whose second byte lies past the frame. On a
+    file without peek (io.BytesIO) the C unpickler drops the rest of the frame and reads the argument from the
+    bytes after it, so the GLOBAL that pickle.loads never reaches is imported; the walk reads it both ways."""
+    data = b"\x95\x02\x00\x00\x00\x00\x00\x00\x00M\x01\x00\ncos\nsystem\n"
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(data)
+    assert _unpickler_reaches(data, pickle.Unpickler)
+    assert [r.qualname for r in cpython_reach(data)] == ["os.system"]
