@@ -361,7 +361,8 @@ class Unpickler:
         self._settings = _CURRENT_PICKLE_SETTINGS[0]
 
     def load(self) -> Any:
-        return _load_one(self._file, self._encoding, self._errors, self._settings)
+        torch_pl = self.__dict__.get("persistent_load")  # set on the instance by torch.load(pickle_module=safeload)
+        return _load_one(self._file, self._encoding, self._errors, self._settings, torch_pl)
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError("safeload.Unpickler never resolves globals through find_class")
@@ -373,26 +374,31 @@ class Unpickler:
 _CURRENT_PICKLE_SETTINGS: list[_Settings] = [_Settings(None, (), "raise", 4)]
 
 
-def _run_one(data: bytes, encoding: str, errors: str, settings: _Settings) -> tuple[Any, int]:
+def _run_one(data: bytes, encoding: str, errors: str, settings: _Settings, torch_pl: Any = None) -> tuple[Any, int]:
     from ._vm import VM
     from .errors import error_context
     from .policy import effective_policy
 
     policy = effective_policy(settings.policy, settings.allow)
-    vm = VM(data, 0, policy=policy, unknown=settings.unknown, encoding=encoding, errors=errors)
+    extra: dict[str, Any] = {}
+    if torch_pl is not None:  # storages read by torch, checked and wrapped by safeload/_containers/torch.py
+        from ._containers.torch import torch_persistent_load
+
+        extra["persistent_load"], extra["context"] = torch_persistent_load(torch_pl)
+    vm = VM(data, 0, policy=policy, unknown=settings.unknown, encoding=encoding, errors=errors, **extra)
     with error_context():
         result = vm.run()
     return result, vm.base + vm.pos
 
 
-def _load_one(file: Any, encoding: str, errors: str, settings: _Settings) -> Any:
+def _load_one(file: Any, encoding: str, errors: str, settings: _Settings, torch_pl: Any = None) -> Any:
     start = _start_of(file)
     data = file.read()
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError("a pickle must be read from a binary file")
     if not data:
         raise EOFError("Ran out of input")
-    result, used = _run_one(bytes(data), encoding, errors, settings)
+    result, used = _run_one(bytes(data), encoding, errors, settings, torch_pl)
     if used < len(data):
         if start is None:
             raise FormatError(f"{len(data) - used} bytes after the pickle in a stream that cannot be rewound",

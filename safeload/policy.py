@@ -280,7 +280,10 @@ def _entries_for(item: object) -> list[Entry]:
     if isinstance(item, Entry):
         return [item]
     if isinstance(item, str):
-        cls = _import_named(item)
+        try:
+            cls = _import_named(item)
+        except ValueError:  # a module this environment cannot import: allowed by name, rebuilt as an inert Stub
+            return [_by_name_entry(item)]
     else:
         cls = item
     if not isinstance(cls, type):
@@ -295,6 +298,22 @@ def _entries_for(item: object) -> list[Entry]:
     if isinstance(item, str):
         names.add(_canonical_qualname(item))
     return [dataclasses.replace(entry, qualname=n) for n in sorted(names)]
+
+
+def _by_name_entry(qualname: str) -> Entry:
+    """``allow=["mypkg.config.Options"]`` where ``mypkg`` cannot be imported here: the name is allowed and what the
+    file builds from it becomes a :class:`safeload.Stub` holding the data (nothing is imported or called). A name
+    listed in DANGEROUS is refused: some other environment could import and run it."""
+    from ._stub import Stub
+
+    name = _canonical_qualname(qualname)
+    if danger_of(name):
+        raise ValueError(f"{qualname!r} cannot be allowed: it {danger_of(name)}")
+    module, _, attr = name.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"{qualname!r} is not a module.Name")
+    return Entry(name, value=Stub(module, attr), reason="allowed by name; its module is not importable here, so it "
+                 "is rebuilt as an inert Stub")
 
 
 def _canonical_qualname(qualname: str) -> str:
@@ -350,7 +369,9 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
         raise TypeError(f"policy must be a safeload.Policy, not {type(base).__name__}")
     if isinstance(allow, (str, type)):
         allow = (allow,)
-    extra = _SCOPED.get() + tuple(allow)
+    from ._rebuild.torch import torch_safe_globals
+
+    extra = _SCOPED.get() + torch_safe_globals() + tuple(allow)
     return base.allowing(*extra) if extra else base
 
 

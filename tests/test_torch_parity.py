@@ -254,3 +254,101 @@ def test_numpy_and_scan_forms(legacy: bool, tmp_path: Any) -> None:
     assert got["t"].foo == 7 and np.array_equal(np.asarray(got["t"]), t.numpy())
     assert np.array_equal(got["c"], t.conj().resolve_conj().numpy())
     assert safeload.scan(path).ok
+
+
+# ---- torch's allowlist, allow= by name, OSError family, pickle_module=safeload ------------------------------------------
+
+def test_torch_safe_globals_are_honoured(tmp_path: Any) -> None:
+    """An argparse checkpoint holding a path: torch loads it after add_safe_globals([PosixPath, Namespace]), so
+    does safeload (under its own rules for allowed classes), and both refuse it without."""
+    import argparse
+    import pathlib
+
+    ns = argparse.Namespace(out=pathlib.PosixPath("/data/run1"), lr=0.1, layers=[2, 3])
+    path = _save({"args": ns, "w": torch.randn(2)}, tmp_path / "args.pt", False)
+    with pytest.raises(safeload.UnsafeGlobalError):
+        safeload.load(path)
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
+    with torch.serialization.safe_globals([pathlib.PosixPath, argparse.Namespace]):
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path)
+    assert vars(got["args"]) == vars(ref["args"]) and type(got["args"].out) is pathlib.PosixPath
+    got = safeload.load(path, allow=[pathlib.PosixPath, argparse.Namespace])
+    assert vars(got["args"]) == vars(ref["args"])
+    torch.serialization.add_safe_globals([pathlib.PosixPath, argparse.Namespace])
+    try:
+        assert vars(safeload.load(path)["args"]) == vars(ref["args"])
+    finally:
+        torch.serialization.clear_safe_globals()
+    with pytest.raises(safeload.UnsafeGlobalError):
+        safeload.load(path)
+
+
+def test_path_class_takes_strings_only() -> None:
+    import pathlib
+
+    crafted = b"\x80\x02cpathlib\nPosixPath\nK\x01\x85R."  # PosixPath(1)
+    with pytest.raises(safeload.SafeLoadError, match="path strings"):
+        safeload.loads(crafted, allow=[pathlib.PosixPath])
+
+
+def test_allow_by_name_without_the_module() -> None:
+    """allow= accepts a class whose module is not importable here: what the file builds is an inert Stub."""
+    data = b"\x80\x02cmypkg_not_installed.config\nOptions\n)\x81}X\x02\x00\x00\x00lrG?\xb9\x99\x99\x99\x99\x99\x9asb."
+    with pytest.raises(safeload.UnsafeGlobalError):
+        safeload.loads(data)
+    got = safeload.loads(data, allow=["mypkg_not_installed.config.Options"])
+    assert isinstance(got, safeload.Stub) and got.qualname == "mypkg_not_installed.config.Options"
+    assert got.state == {"lr": 0.1}
+    with pytest.raises(ValueError, match="cannot be allowed"):
+        safeload.loads(b"\x80\x02cnt\nsystem\n.", allow=["nt.system"])
+
+
+def test_missing_and_unreadable_paths_are_oserrors(tmp_path: Any) -> None:
+    import os
+    import pickle
+
+    for call in (lambda p: torch.load(p, weights_only=True), safeload.load):
+        with pytest.raises(FileNotFoundError):
+            call(tmp_path / "missing.pt")
+        with pytest.raises(IsADirectoryError):
+            call(tmp_path)
+    with pytest.raises(safeload.SafeLoadError) as info:
+        safeload.load(tmp_path / "missing.pt")
+    err = info.value
+    assert isinstance(err, FileNotFoundError) and isinstance(err, pickle.UnpicklingError)
+    assert err.errno == 2 and err.filename == str(tmp_path / "missing.pt") and "missing.pt" in str(err)
+    if os.geteuid() != 0:
+        locked = _save({"w": torch.zeros(1)}, tmp_path / "locked.pt", False)
+        locked.chmod(0)
+        with pytest.raises(PermissionError):
+            safeload.load(locked)
+        with pytest.raises(safeload.SafeLoadError):
+            safeload.load(locked)
+
+
+def test_torch_load_with_safeload_as_pickle_module(tmp_path: Any) -> None:
+    import io
+
+    w = torch.randn(3, 4)
+    obj = {"w": w, "t": w.t(), "p": torch.nn.Parameter(w), "size": torch.Size([3, 4]), "n": 3}
+    path = _save(obj, tmp_path / "pm.pt", False)
+    ref = torch.load(path, weights_only=True)
+    for src in (path, io.BytesIO(path.read_bytes())):
+        got = torch.load(src, pickle_module=safeload, weights_only=False)
+        same(got, ref)
+        same_sharing(got, ref)
+    # the same checkpoint naming os.system where torch names its rebuild function: refused, torch runs nothing
+    crafted = _rewrite(path, tmp_path / "evil.pt", lambda rel, raw: raw.replace(
+        b"ctorch._utils\n_rebuild_tensor_v2\n", b"cos\nsystem\n") if rel == "data.pkl" else raw)
+    assert b"cos\nsystem\n" in _zip_member(crafted, "data.pkl")
+    with pytest.raises(safeload.UnsafeGlobalError, match="os.system"):
+        torch.load(crafted, pickle_module=safeload, weights_only=False)
+
+
+def _zip_member(path: Any, rel: str) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(next(n for n in zf.namelist() if n.endswith("/" + rel)))

@@ -262,6 +262,47 @@ def _context(builder: Any) -> dict[str, Any]:
     return context
 
 
+# ---- torch.load(f, pickle_module=safeload) ---------------------------------------------------------------------------
+
+def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]:
+    """The VM's ``persistent_load`` and context when torch.load drives ``safeload.Unpickler`` and installs its own
+    ``persistent_load`` (``torch.load(f, pickle_module=safeload)``). torch keeps reading the archive records; the
+    file's storage references are checked first (``('storage', <a storage class safeload resolved>, key str,
+    location matching check_location, numel int >= 0)``) and passed to torch with torch's own storage class, and
+    what torch returns must be a CPU ``TypedStorage`` of exactly that dtype and size. Tensors are then rebuilt by
+    safeload's rebuilders over its bytes, as in ``safeload.load``."""
+    import torch
+
+    builder = TorchTensors(False, None)  # torch's load_tensor has already byteswapped and placed the storage
+    storages: dict[str, Storage] = {}
+
+    def persistent_load(pid: Any) -> Any:
+        if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+            raise FormatError("Unknown persistent id", why="torch zip checkpoints use ('storage', type, key, location, "
+                              "numel)")
+        _tag, stype, key, location, numel = pid
+        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+            raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
+        dtype = storage_dtype_of(stype)
+        existing = storages.get(key)
+        if existing is not None:
+            if existing.dtype != dtype or existing.numel != numel:
+                raise FormatError(f"Storage {key!r} is referenced as two different types or sizes")
+            return existing
+        Storage(key, dtype, numel, location, None)  # the location rule of every mode
+        cls = torch.UntypedStorage if stype.dtype is None else getattr(torch, stype.qualname.rpartition(".")[2])
+        typed = torch_load_storage(("storage", cls, key, location, numel))
+        untyped = getattr(typed, "_untyped_storage", typed)
+        if not isinstance(untyped, torch.UntypedStorage) or untyped.device.type != "cpu":
+            raise FormatError(f"Storage {key!r} was not loaded to CPU memory",
+                              why="safeload rebuilds tensors over CPU storages only", fix="Pass map_location='cpu'")
+        buf = whole_storage(torch, untyped, torch.uint8).numpy()
+        storage = storages[key] = Storage(key, dtype, numel, location, buf)  # size checked against numel
+        return storage
+
+    return persistent_load, _context(builder)
+
+
 # ---- zip format ---------------------------------------------------------------------------------------------------
 
 def _archive_prefix(zf: ZipArchive) -> str:

@@ -23,7 +23,7 @@ from ..errors import FormatError
 from ..policy import Entry
 
 __all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchConstant", "TorchDType",
-           "TorchDevice", "TORCH_DTYPES",
+           "TorchDevice", "TORCH_DTYPES", "torch_safe_globals",
            "check_grad", "check_location", "check_view"]
 
 # torch dtype name -> (itemsize, numpy dtype or ml_dtypes name)
@@ -393,6 +393,38 @@ _tensor_names: frozenset[str] | None = None
 _FIXED_TENSOR_NAMES = ("data", "grad", "requires_grad", "grad_fn", "_backward_hooks", "_post_accumulate_grad_hooks",
                        "_grad", "_base", "_version", "names", "real", "imag", "shape", "dtype", "device", "layout",
                        "is_leaf", "retains_grad", "T", "H", "mT", "mH", "_python_dispatch", "_cdata")
+
+
+def torch_safe_globals() -> tuple[Any, ...]:
+    """Classes the user allowed through ``torch.serialization.add_safe_globals`` / ``safe_globals``, when torch is
+    already imported (never imported for this). They count as ``allow=`` does: rebuilt by safeload's protocol for
+    allowed classes, never called. Functions are skipped (safeload allows classes only), and so are torch's own
+    registrations (module ``torch...``), which safeload rebuilds with its own code or refuses. A ``(class, "name")``
+    pair allows the class under that name."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    get = getattr(getattr(torch, "serialization", None), "get_safe_globals", None)
+    if get is None:
+        return ()
+    from ..policy import _canonical_qualname
+    from .user import user_class_entry
+
+    out: list[Any] = []
+    for item in get():
+        cls, name = (item if type(item) is tuple and len(item) == 2 else (item, None))
+        if not isinstance(cls, type) or (cls.__module__ or "").split(".")[0] == "torch":
+            continue
+        try:
+            entry = user_class_entry(cls)
+        except TypeError:  # a class safeload cannot rebuild safely: left to the refusal at load time
+            continue
+        if type(name) is str:
+            import dataclasses
+
+            entry = dataclasses.replace(entry, qualname=_canonical_qualname(name))
+        out.append(entry)
+    return tuple(out)
 
 
 def _size(vm: Any, args: tuple[Any, ...]) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import pathlib
 from collections import OrderedDict
 from typing import Any
 
@@ -49,6 +50,9 @@ def user_class_entry(cls: type) -> Entry:
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return Entry(qualname, value=cls, call=_namedtuple_new(cls), newobj=_namedtuple_newobj(cls),
                      reason="a namedtuple allowed by the caller")
+    if cls.__module__ == "pathlib" and issubclass(cls, pathlib.PurePath):
+        return Entry(qualname, value=cls, call=_path_call(cls), reason="a pathlib class allowed by the caller: "
+                     "built from strings only (pathlib's own __reduce__), which touches no file")
     if issubclass(cls, (int, float, str, bytes, tuple, frozenset, complex)):
         raise TypeError(f"safeload cannot rebuild {qualname} safely: subclasses of immutable built-ins need their "
                         "own constructor to run")
@@ -89,6 +93,19 @@ def _namedtuple_newobj(cls: type) -> Any:
         return call(vm, args)
 
     return newobj
+
+
+def _path_call(cls: type) -> Any:
+    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+        if not all(type(a) is str for a in args) or len(args) > 4096:
+            raise vm.fail(f"{cls.__qualname__} called with something other than path strings")
+        vm.charge(sum(len(a) for a in args), cls.__qualname__)
+        try:
+            return cls(*args)
+        except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. WindowsPath on POSIX
+            raise vm.fail(f"{cls.__qualname__} cannot be made here: {exc}"[:200]) from None
+
+    return call
 
 
 def _plain_call(cls: type) -> Any:
