@@ -277,17 +277,8 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
     storages: dict[str, Storage] = {}
 
     def persistent_load(pid: Any) -> Any:
-        if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
-            raise FormatError("Unknown persistent id", why="torch zip checkpoints use ('storage', type, key, location, "
-                              "numel)")
-        _tag, stype, key, location, numel = pid
-        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
-            raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
-        dtype = storage_dtype_of(stype)
-        existing = storages.get(key)
+        stype, key, location, numel, dtype, existing = storage_ref(pid, storages)
         if existing is not None:
-            if existing.dtype != dtype or existing.numel != numel:
-                raise FormatError(f"Storage {key!r} is referenced as two different types or sizes")
             return existing
         Storage(key, dtype, numel, location, None)  # the location rule of every mode
         cls = torch.UntypedStorage if stype.dtype is None else getattr(torch, stype.qualname.rpartition(".")[2])
@@ -301,6 +292,24 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
         return storage
 
     return persistent_load, _context(builder)
+
+
+def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, int, str, Storage | None]:
+    """A zip checkpoint's storage reference ``('storage', type, key, location, numel)``, checked: its storage
+    type, key, location, element count and dtype, and the storage already made for that key (which must have
+    the same dtype and size)."""
+    if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+        raise FormatError(f"Unknown persistent id {type(pid).__name__}",
+                          why="torch zip checkpoints use ('storage', type, key, location, numel)")
+    _tag, stype, key, location, numel = pid
+    if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+        raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
+    dtype = storage_dtype_of(stype)
+    existing = storages.get(key)
+    if existing is not None and (existing.dtype != dtype or existing.numel != numel):
+        raise FormatError(f"Storage {key!r} is referenced as two different types or sizes",
+                          why="a key reused with another dtype or length could read past its record")
+    return stype, key, location, numel, dtype, existing
 
 
 # ---- zip format ---------------------------------------------------------------------------------------------------
@@ -332,18 +341,8 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     storages: dict[str, Storage] = {}
 
     def persistent_load(pid: Any) -> Any:
-        if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
-            raise FormatError(f"Unknown persistent id {type(pid).__name__}",
-                              why="torch zip checkpoints use ('storage', type, key, location, numel)")
-        _tag, stype, key, location, numel = pid
-        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
-            raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
-        dtype = storage_dtype_of(stype)
-        existing = storages.get(key)
+        _stype, key, location, numel, dtype, existing = storage_ref(pid, storages)
         if existing is not None:
-            if existing.dtype != dtype or existing.numel != numel:
-                raise FormatError(f"Storage {key!r} is referenced as two different types or sizes",
-                                  why="a key reused with another dtype or length could read past its record")
             return existing
         name = f"{prefix}data/{key}"
         if name not in zf.members:
