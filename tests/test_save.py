@@ -399,7 +399,7 @@ def test_crash_mid_write_leaves_the_old_file(tmp_path, monkeypatch):
     def boom(self):
         raise OSError("disk full")
 
-    monkeypatch.setattr(save_mod._Record, "buffer", boom)
+    monkeypatch.setattr(save_mod.tensors.Record, "buffer", boom)
     with pytest.raises(OSError, match="disk full"):
         save({"w": torch.ones(3)}, path)
     assert path.read_bytes() == before
@@ -492,7 +492,7 @@ def test_zstd(tmp_path):
 
 
 def test_zip64_fields(tmp_path, monkeypatch):
-    monkeypatch.setattr(save_mod, "_ZIP64_LIMIT", 100)
+    monkeypatch.setattr(save_mod.zipwriter, "ZIP64_LIMIT", 100)
     obj = {"w": torch.arange(50.0), "v": torch.arange(3)}
     path = tmp_path / "z64.pt"
     save(obj, path)
