@@ -44,6 +44,8 @@ def same(a: Any, b: Any, where: str = "obj") -> None:
         assert set(vars(a)) == set(vars(b)), where
         for k in vars(b):
             same(vars(a)[k], vars(b)[k], f"{where}.{k}")
+    elif isinstance(b, torch.storage.TypedStorage):
+        assert a.dtype == b.dtype and a.device == b.device and a.tolist() == b.tolist(), where
     elif isinstance(b, (dict, OrderedDict)):
         assert list(a) == list(b), where
         for k in b:
@@ -190,6 +192,23 @@ def test_conj_and_neg_views(dtype: Any, legacy: bool, tmp_path: Any) -> None:
 def test_meta_tensors(legacy: bool, tmp_path: Any) -> None:
     check({"m": torch.empty(3, 4, device="meta"), "s": torch.empty_strided((2, 3), (1, 2), device="meta"),
            "g": torch.empty(2, device="meta", requires_grad=True)}, tmp_path, legacy)
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_saved_storages_are_typed_storages(legacy: bool, tmp_path: Any) -> None:
+    """torch's test_serialization_save_load_storage family: a storage saved on its own comes back as a
+    torch.storage.TypedStorage sharing memory with the tensors over it."""
+    x = torch.arange(6, dtype=torch.float64)
+    y = torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = {"s": x.storage(), "t": x[1:], "l": [y.storage(), (y,)], "u": torch.zeros(3, dtype=torch.int16).storage()}
+        path = _save(obj, tmp_path / "s.pt", legacy)
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path)
+        same(got, ref)
+        assert got["s"].data_ptr() == got["t"].untyped_storage().data_ptr()
+        assert got["l"][0].data_ptr() == got["l"][1][0].untyped_storage().data_ptr()
 
 
 @pytest.mark.parametrize("legacy", FORMATS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections import OrderedDict
 from typing import Any
 
 from .._rebuild.torch import (TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchConstant, TorchDType,
@@ -112,6 +113,9 @@ class TorchTensors:
         self._placed: dict[tuple[str, str], Any] = {}
         self._devices: dict[str, Any] = {}
         self._handed_out: set[tuple[str, str]] = set()
+        self._typed: dict[str, Any] = {}
+        self.refs = 0  # storage references the pickle made (persistent ids) ...
+        self.used = 0  # ... and tensors built over one: fewer tensors than references means saved storages
 
     def _device_for(self, location: str) -> Any:
         device = self._devices.get(location, self)
@@ -166,6 +170,7 @@ class TorchTensors:
     def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
                requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
         torch = self.torch
+        self.used += 1
         key = (storage.key, dtype)
         base = self._placed.get(key)
         if base is None:
@@ -186,6 +191,19 @@ class TorchTensors:
         if requires_grad:
             t.requires_grad_(True)
         return t
+
+    def typed_storage(self, storage: Storage) -> Any:
+        """A saved storage (``torch.save(t.storage())``) as torch.load returns it: a ``TypedStorage`` of the
+        record's dtype over the record's bytes (byteswapped and placed as its tensors are), one per record."""
+        cached = self._typed.get(storage.key)
+        if cached is None:
+            torch = self.torch
+            base = self._placed.get((storage.key, storage.dtype))
+            if base is None:
+                base = self._placed[(storage.key, storage.dtype)] = self._base(storage, storage.dtype)
+            cached = self._typed[storage.key] = torch.storage.TypedStorage(
+                wrap_storage=base.untyped_storage(), dtype=base.dtype, _internal=True)
+        return cached
 
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         """Python attributes saved on a tensor, stored in its ``__dict__`` (names checked by the rebuilder; no
@@ -294,6 +312,38 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
     return persistent_load, _context(builder)
 
 
+def typed_storages(result: Any, builder: Any) -> Any:
+    """With torch tensors, every :class:`Storage` the pickle returns outside a tensor (a saved storage) becomes
+    the ``TypedStorage`` torch.load returns, inside dicts, lists and tuples (and only there: other objects keep
+    safeload's record). Walked only when the pickle referenced storages more often than it built tensors."""
+    if not isinstance(builder, TorchTensors) or builder.refs <= builder.used:
+        return result
+
+    def swap(obj: Any, depth: int) -> Any:
+        kind = type(obj)
+        if kind is Storage:
+            return builder.typed_storage(obj)
+        if depth > 200:
+            return obj
+        if kind in (dict, OrderedDict):
+            for key, value in obj.items():
+                new = swap(value, depth + 1)
+                if new is not value:
+                    obj[key] = new
+        elif kind is list:
+            for i, value in enumerate(obj):
+                new = swap(value, depth + 1)
+                if new is not value:
+                    obj[i] = new
+        elif kind is tuple:
+            items = tuple(swap(v, depth + 1) for v in obj)
+            if any(a is not b for a, b in zip(items, obj)):
+                return items
+        return obj
+
+    return swap(result, 0)
+
+
 def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, int, str, Storage | None]:
     """A zip checkpoint's storage reference ``('storage', type, key, location, numel)``, checked: its storage
     type, key, location, element count and dtype, and the storage already made for that key (which must have
@@ -363,15 +413,20 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         storages[key] = storage
         return storage
 
+    def counted(pid: Any) -> Any:
+        if isinstance(builder, TorchTensors):
+            builder.refs += 1
+        return persistent_load(pid)
+
     pkl_name = prefix + "data.pkl"
     crc = _CrcChecks(zf)
     try:
         with error_context(member=pkl_name):
             pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-            result = run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder),
+            result = run_pickle(pkl, 0, opts, persistent_load=counted, context=_context(builder),
                                 member=pkl_name)
         crc.wait()  # nothing is returned before every record read has passed its CRC-32 check
-        return result
+        return typed_storages(result, builder)
     finally:
         crc.close()
 
@@ -494,14 +549,16 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     if pos != len(data):
         raise FormatError(f"{len(data) - pos} bytes after the last legacy storage", offset=pos,
                           why="trailing data can hide a second payload")
-    return run_pickle(data, main_start, opts, end=main_end,
-                      persistent_load=lambda pid: storages[pid[2]] if type(pid) is tuple and len(pid) == 6
-                      and pid[2] in storages else _bad_pid(),
-                      context=_context(builder), member="legacy object")
+    def persistent_load(pid: Any) -> Any:
+        if type(pid) is not tuple or len(pid) != 6 or pid[2] not in storages:
+            raise FormatError("Unknown legacy persistent id")
+        if isinstance(builder, TorchTensors):
+            builder.refs += 1
+        return storages[pid[2]]
 
-
-def _bad_pid() -> Any:
-    raise FormatError("Unknown legacy persistent id")
+    result = run_pickle(data, main_start, opts, end=main_end, persistent_load=persistent_load,
+                        context=_context(builder), member="legacy object")
+    return typed_storages(result, builder)
 
 
 class _NullTensors:
