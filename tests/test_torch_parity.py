@@ -39,7 +39,11 @@ def same(a: Any, b: Any, where: str = "obj") -> None:
         if b.layout == torch.strided:
             assert a.stride() == b.stride() and a.storage_offset() == b.storage_offset(), where
             assert a.is_conj() == b.is_conj() and a.is_neg() == b.is_neg(), where
-        if b.device.type != "meta":
+        if b.layout != torch.strided:
+            assert torch.equal(a.to_dense(), b.to_dense()), where
+            if b.layout == torch.sparse_coo:
+                assert a.is_coalesced() == b.is_coalesced(), where
+        elif b.device.type != "meta":
             assert torch.equal(a.detach().resolve_conj().resolve_neg(), b.detach().resolve_conj().resolve_neg()), where
         assert set(vars(a)) == set(vars(b)), where
         for k in vars(b):
@@ -209,6 +213,42 @@ def test_saved_storages_are_typed_storages(legacy: bool, tmp_path: Any) -> None:
         same(got, ref)
         assert got["s"].data_ptr() == got["t"].untyped_storage().data_ptr()
         assert got["l"][0].data_ptr() == got["l"][1][0].untyped_storage().data_ptr()
+
+
+def _sparse_cases() -> dict[str, Any]:
+    d = torch.tensor([[0.0, 2, 0, 1], [3, 0, 4, 0], [0, 0, 5, 0], [1, 0, 0, 7]])
+    return {"coo": d.to_sparse(), "coo_uncoalesced": torch.sparse_coo_tensor([[0, 0], [1, 1]], [1.0, 2.0], (2, 2)),
+            "coo_hybrid": torch.randn(3, 2, 2).to_sparse(1), "csr": d.to_sparse_csr(), "csc": d.to_sparse_csc(),
+            "bsr": d.to_sparse_bsr((2, 2)), "bsc": d.to_sparse_bsc((2, 2)), "csr_int32": torch.sparse_csr_tensor(
+                torch.tensor([0, 1, 2], dtype=torch.int32), torch.tensor([1, 0], dtype=torch.int32), [1.0, 2.0], (2, 2))}
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_sparse_tensors(legacy: bool, tmp_path: Any) -> None:
+    path = _save(_sparse_cases(), tmp_path / "sparse.pt", legacy)
+    same(safeload.load(path), torch.load(path, weights_only=True))
+    assert safeload.scan(path).ok
+    with pytest.raises(safeload.FormatError, match="Sparse tensors need torch"):
+        safeload.load(path, tensors="numpy")
+
+
+@pytest.mark.parametrize("case", ["coo", "csr"])
+def test_sparse_index_out_of_range_refused(case: str, tmp_path: Any) -> None:
+    """An index past the size, written into a real checkpoint's index record: torch.load(weights_only=True)
+    refuses it in _validate_loaded_sparse_tensors when invariant checks are on (they are off by default, and
+    torch then returns the broken tensor); safeload always refuses it, before returning anything."""
+    t = {"coo": torch.sparse_coo_tensor([[0, 1], [1, 0]], [1.0, 2.0], (2, 2)),
+         "csr": torch.sparse_csr_tensor([0, 1, 2], [1, 0], [1.0, 2.0], (2, 2))}[case]
+    src = _save(t, tmp_path / "ok.pt", False)
+    plain = (t._indices() if case == "coo" else t.col_indices()).contiguous()
+    old = plain.numpy().tobytes()
+    bad = plain.clone()
+    bad.view(-1)[0] = 99
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: bad.numpy().tobytes() if raw == old else raw)
+    with pytest.raises(RuntimeError), torch.sparse.check_sparse_tensor_invariants():
+        torch.load(out, weights_only=True)
+    with pytest.raises(safeload.FormatError, match="inconsistent"):
+        safeload.load(out)
 
 
 @pytest.mark.parametrize("legacy", FORMATS)

@@ -86,6 +86,9 @@ class NumpyTensors:
                 np.negative(arr, out=arr)
         return arr
 
+    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
+        return None  # numpy has no sparse tensors: the rebuilder refuses
+
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
         view = obj.view(attr_array())
@@ -191,6 +194,18 @@ class TorchTensors:
         if requires_grad:
             t.requires_grad_(True)
         return t
+
+    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
+        """A sparse tensor from rebuilt parts, made by torch's constructor with ``check_invariants=True``; any
+        inconsistency (an index out of range, sizes that disagree) is a FormatError."""
+        torch = self.torch
+        try:
+            if layout == "sparse_coo":
+                return torch.sparse_coo_tensor(parts[0], parts[1], size, check_invariants=True, is_coalesced=coalesced)
+            return torch.sparse_compressed_tensor(*parts, size, layout=getattr(torch, layout), check_invariants=True)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise FormatError(f"Sparse {layout[7:].upper()} tensor is inconsistent", why=str(exc).split("\n")[0][:200],
+                              fix="The file is damaged or was crafted; get a fresh copy from its source") from None
 
     def typed_storage(self, storage: Storage) -> Any:
         """A saved storage (``torch.save(t.storage())``) as torch.load returns it: a ``TypedStorage`` of the
@@ -577,6 +592,9 @@ class _NullTensors:
 
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         return obj
+
+    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
+        return TensorPlaceholder(layout, "sparse", 0, size, ())
 
     def is_parameter(self, obj: Any) -> bool:
         return True

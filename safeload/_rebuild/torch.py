@@ -518,6 +518,67 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
     return tensor
 
 
+def _rebuild_sparse(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``_rebuild_sparse_tensor(layout, data)``: COO ``(indices, values, size[, is_coalesced])`` or compressed
+    (CSR/CSC/BSR/BSC) ``(compressed_indices, plain_indices, values, size)``. Every part must be a tensor this
+    checkpoint rebuilt, indices of an integer dtype (int64 for COO, int32 or int64 and one dtype for compressed),
+    size a tuple of ints. With torch tensors the sparse tensor is made by torch's constructor with
+    ``check_invariants=True`` (indices in range, sizes consistent, compressed indices sorted and bounded: the
+    checks torch.load defers to ``_validate_loaded_sparse_tensors``, here made before anything is returned);
+    numpy has no sparse tensors, so ``tensors="numpy"`` refuses them; scan checks the parts."""
+    if len(args) != 2 or type(args[1]) is not tuple:
+        raise vm.fail("_rebuild_sparse_tensor needs (layout, data)")
+    layout, data = args
+    name = layout.name if type(layout) is TorchConstant and layout.kind == "layout" else str(layout)[6:]
+    if type(layout) is not TorchConstant and (_torch_of(vm) is None or type(layout) is not _torch_of(vm).layout):
+        raise vm.fail(f"Sparse tensor layout is a {type(layout).__name__}")
+    builder = _builder(vm)
+    if name == "sparse_coo":
+        if len(data) not in (3, 4):
+            raise vm.fail(f"Sparse COO data has {len(data)} parts", "expected (indices, values, size[, is_coalesced])")
+        indices, values, size = data[:3]
+        coalesced = data[3] if len(data) == 4 else None
+        if coalesced is not None and type(coalesced) is not bool:
+            raise vm.fail("Sparse COO is_coalesced is not a bool or None")
+        index_dtypes = [_part(vm, builder, indices, "indices")]
+        if index_dtypes != ["int64"]:
+            raise vm.fail(f"Sparse COO indices are {index_dtypes[0]}", "torch requires int64 indices")
+        parts: tuple[Any, ...] = (indices, values)
+    elif name in ("sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc"):
+        if len(data) != 4:
+            raise vm.fail(f"Sparse compressed data has {len(data)} parts",
+                          "expected (compressed_indices, plain_indices, values, size)")
+        compressed, plain, values, size = data
+        coalesced = None
+        dtypes = {_part(vm, builder, compressed, "compressed indices"), _part(vm, builder, plain, "plain indices")}
+        if len(dtypes) != 1 or not dtypes <= {"int32", "int64"}:
+            raise vm.fail(f"Sparse compressed indices are {sorted(dtypes)}", "torch requires one of int32 or int64")
+        parts = (compressed, plain, values)
+    else:
+        raise vm.fail(f"Sparse tensor with layout {name!r:.40}")
+    dtype = _part(vm, builder, values, "values")
+    if type(size) is not tuple and not (_torch_of(vm) is not None and type(size) is _torch_of(vm).Size):
+        raise vm.fail("Sparse tensor size is not a tuple of ints")
+    size = _ints(vm, tuple(size), "size")
+    try:
+        check_extent(size, 1, "Sparse tensor size")
+    except FormatError as err:
+        err.offset = vm.op_start if err.offset is None else err.offset
+        raise
+    made = builder.sparse(name, parts, size, coalesced)
+    if made is None:
+        raise vm.fail("Sparse tensors need torch", "numpy has no sparse tensors",
+                      fix="Load with tensors='torch', or convert with tensor.to_dense() in a trusted environment")
+    return builder.rebuilt.add(made, dtype)
+
+
+def _part(vm: Any, builder: Any, obj: Any, what: str) -> str:
+    dtype = builder.rebuilt.dtype_of(obj)
+    if dtype is None:
+        raise vm.fail(f"Sparse tensor {what} are a {type(obj).__name__}, not a tensor this checkpoint rebuilt")
+    return str(dtype)
+
+
 def _rebuild_meta(vm: Any, args: tuple[Any, ...]) -> Any:
     """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a tensor without data on the meta
     device. The geometry is checked as for any view (ints, at most 64 dims, below 2**63 bytes); with torch tensors
@@ -585,7 +646,8 @@ def _entries() -> tuple[Entry, ...]:
         Entry("torch.Tensor", value=TensorType("Tensor"), reason="the tensor type, as a value"),
         Entry("torch.nn.parameter.Parameter", value=TensorType("Parameter"), reason="the Parameter type, as a value"),
         _unsupported("torch._utils._rebuild_qtensor", "Quantized tensors"),
-        _unsupported("torch._utils._rebuild_sparse_tensor", "Sparse tensors"),
+        Entry("torch._utils._rebuild_sparse_tensor", call=_rebuild_sparse,
+              reason="COO and compressed sparse tensors over rebuilt tensors; torch's invariants checked"),
         _unsupported("torch._utils._rebuild_nested_tensor", "Nested tensors"),
         _unsupported("torch._utils._rebuild_wrapper_subclass", "Tensor subclasses"),
         Entry("torch._utils._rebuild_meta_tensor_no_storage", call=_rebuild_meta,
