@@ -85,7 +85,7 @@ def _build(vm: Any, pending: Any, state: Any) -> Any:
         vm.charge(array.size * dtype.itemsize, "MegEngine tensor")
         array = array.astype(dtype)
     if WANT_TENSORS.get():
-        import megengine
+        import megengine  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         return (megengine.Parameter if parameter else megengine.Tensor)(array)
     return array
