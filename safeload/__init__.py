@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._load import load, loads
+from . import _build
+
+_build.prepare()  # SAFELOAD_PURE_PYTHON=1 or the compiled modules, before anything imports them
+
+from ._load import load, loads  # noqa: E402
 from ._stub import Stub
 from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from .policy import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy, safe_globals

@@ -527,7 +527,9 @@ def exit_table_markdown() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safeload", description="Open untrusted ML checkpoints without running code.")
-    parser.add_argument("--version", action="version", version=f"safeload {__version__}")
+    from ._build import build_description
+
+    parser.add_argument("--version", action="version", version=f"safeload {__version__}, {build_description()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("load", help="load checkpoints safely and print an outline of what they hold")
     p.add_argument("paths", nargs="+", metavar="PATH")

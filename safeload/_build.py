@@ -1,0 +1,93 @@
+"""Which build of safeload is running: the compiled hot modules (built by setup.py) or pure Python.
+
+The compiled modules are compiled by Cython from the unchanged ``.py`` files listed in :data:`COMPILED`; the
+``.py`` files are the only source and are always installed. ``SAFELOAD_PURE_PYTHON=1`` in the environment makes
+``import safeload`` load those ``.py`` files even where compiled modules sit next to them
+(:func:`force_pure`, called from safeload/__init__.py before anything imports them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+__all__ = ["COMPILED", "build_description", "compiled_modules", "force_pure", "prepare", "pure_requested"]
+
+# In import order (each may import the ones before it). Kept in step with setup.py's COMPILED.
+COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm")
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pure_requested() -> bool:
+    """True when ``SAFELOAD_PURE_PYTHON`` is set to anything but empty or ``0``."""
+    return os.environ.get("SAFELOAD_PURE_PYTHON", "").strip() not in ("", "0")
+
+
+def _source(name: str) -> str:
+    return os.path.join(_HERE, name.rpartition(".")[2] + ".py")
+
+
+def force_pure() -> None:
+    """Import every module of :data:`COMPILED` from its ``.py`` file, whatever else sits next to it.
+
+    Must run before anything imports those modules; a module already imported is left as it is.
+    """
+    for name in COMPILED:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, _source(name))
+        if spec is None or spec.loader is None:  # pragma: no cover - the .py files ship with the package
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+
+
+def prepare() -> None:
+    """Called by safeload/__init__.py before anything else imports the modules of :data:`COMPILED`.
+
+    With ``SAFELOAD_PURE_PYTHON`` set, loads the ``.py`` files (:func:`force_pure`). Otherwise, where the VM is
+    compiled, points ``_vm._THIS_FILE`` at the file name the compiled code's frames carry: ``_vm._raised_here``
+    tells the VM's own errors (a truncated argument, a stack underflow: FormatError) from errors raised inside a
+    rebuilder (InternalError) by comparing a traceback frame's file name with ``_THIS_FILE``, and in a compiled
+    module ``__file__`` names the extension while its frames name the ``.py`` source.
+    """
+    if pure_requested():
+        force_pure()
+        return
+    import importlib
+
+    vm = importlib.import_module("safeload._vm")
+    code = getattr(getattr(vm, "_raised_here", None), "__code__", None)
+    if _is_compiled(vm) and code is not None and hasattr(vm, "_THIS_FILE"):
+        vm._THIS_FILE = code.co_filename
+
+
+def _is_compiled(module: ModuleType) -> bool:
+    return not (getattr(module, "__file__", None) or "").endswith(".py")
+
+
+def compiled_modules() -> list[str]:
+    """The modules of :data:`COMPILED` that run as compiled extension modules in this process."""
+    import importlib
+
+    return [name for name in COMPILED if _is_compiled(importlib.import_module(name))]
+
+
+def build_description() -> str:
+    """One line for ``safeload --version``: which build runs, and which modules are compiled."""
+    done = compiled_modules()
+    if not done:
+        why = " (SAFELOAD_PURE_PYTHON is set)" if pure_requested() else ""
+        return f"pure-Python build{why}"
+    short = ", ".join(name.rpartition(".")[2] for name in done)
+    if len(done) == len(COMPILED):
+        return f"compiled build (Cython: {short})"
+    return f"partly compiled build (Cython: {short}; the rest pure Python)"

@@ -1,0 +1,80 @@
+"""Optional compiled build: the hot modules compiled by Cython from their unchanged ``.py`` source.
+
+Everything else about the package lives in pyproject.toml. This file only adds the extension modules:
+
+* with Cython and a C compiler, ``pip install .`` / ``pip install -e .`` / ``python -m build`` compile the
+  modules in :data:`COMPILED` (the ``.py`` files stay the only source and are installed next to them);
+* without Cython, or when compilation fails, the build goes on and the package is pure Python;
+* ``SAFELOAD_PURE_PYTHON=1`` in the build environment skips compilation (and at run time makes safeload
+  import the ``.py`` modules even where compiled ones exist, see safeload/_build.py).
+
+Cython's ``boundscheck`` and ``wraparound`` stay at their defaults (on), and ``annotation_typing`` is off so that
+annotations never add type coercions or ``None`` checks the Python source does not have: the compiled modules
+run the same Python semantics as the source, only without the interpreter loop.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+# Kept in step with safeload/_build.py's COMPILED (tests/test_builds.py checks that they agree).
+COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "annotation_typing": False,  # annotations are documentation, never C types or None checks
+    "binding": True,  # functions stay introspectable like Python functions
+    "always_allow_keywords": True,  # keyword arguments work exactly as in the source
+    "boundscheck": True,  # the defaults, spelled out: the compiled VM must be exactly as safe
+    "wraparound": True,
+}
+
+
+def _pure_requested() -> bool:
+    return os.environ.get("SAFELOAD_PURE_PYTHON", "").strip() not in ("", "0")
+
+
+def _warn(message: str) -> None:
+    print(f"safeload setup.py: {message}; installing the pure-Python build", file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that never fails the install: a module that does not compile stays pure Python."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no Python headers, ...
+            _warn(f"compiled build failed ({type(exc).__name__}: {exc})")
+
+    def build_extension(self, ext):  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            _warn(f"compiling {ext.name} failed ({type(exc).__name__}: {exc})")
+
+
+def _extensions() -> list:  # type: ignore[type-arg]
+    if _pure_requested():
+        print("safeload setup.py: SAFELOAD_PURE_PYTHON is set; installing the pure-Python build", file=sys.stderr)
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn("Cython is not installed")
+        return []
+    from setuptools import Extension
+
+    exts = [Extension(name, [name.replace(".", "/") + ".py"]) for name in COMPILED]
+    try:
+        return list(cythonize(exts, compiler_directives=DIRECTIVES, build_dir="build/cython", quiet=True))
+    except Exception as exc:  # a Cython compile error: keep the install working
+        _warn(f"Cython could not compile the modules ({type(exc).__name__}: {exc})")
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
