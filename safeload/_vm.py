@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copyreg
 import mmap
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -800,14 +801,22 @@ def _long(vm: VM) -> None:
     _push(vm, _parse_int(vm, raw))
 
 
+#: what every pickler writes for INT and LONG: no leading zeros, no '+', no spaces or underscores, no '-0'
+_CANONICAL_INT = re.compile(rb"0|-?[1-9][0-9]*")
+#: what repr(float) writes (Python 2 and 3), for FLOAT
+_CANONICAL_FLOAT = re.compile(rb"-?(?:[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|inf)|nan")
+
+
 def _parse_int(vm: VM, raw: bytes) -> int:
     """A protocol-0 decimal integer. Text to int is quadratic in the digits, so the digits are charged to the
     work budget (and Python's own 4300-digit limit applies, as it does to pickle.loads)."""
     vm.work_digits(len(raw))
-    try:
-        return int(raw, 10)
-    except ValueError as exc:
-        raise vm.fail(f"{opcode_name(vm.data[vm.op_start])} argument is not a decimal integer", str(exc)) from None
+    if _CANONICAL_INT.fullmatch(raw) is None:
+        # C pickle reads INT with strtol(base 0) (``010`` is 8, ``-0`` with its newline is False), pickle.py with
+        # int(base 0) (``010`` is an error, ``1_0`` is 10): only the form every writer emits reads one way.
+        raise vm.fail(f"{opcode_name(vm.data[vm.op_start])} argument {raw[:40]!r} is not a canonical decimal integer",
+                      "C pickle and pickle.py read leading zeros, signs, spaces and underscores differently")
+    return int(raw, 10)
 
 
 @handles("BININT", "BININT1", "BININT2", "LONG1", "LONG4")
@@ -823,6 +832,10 @@ def _binfloat(vm: VM) -> None:
 @handles("FLOAT")
 def _float(vm: VM) -> None:
     raw = vm.arg()
+    if _CANONICAL_FLOAT.fullmatch(raw) is None:
+        # float() accepts underscores, spaces and a trailing '\r' that C pickle's PyOS_string_to_double refuses
+        raise vm.fail(f"FLOAT argument {raw[:40]!r} is not written as repr(float) writes it",
+                      "C pickle and pickle.py read other spellings differently")
     try:
         _push(vm, float(raw))
     except ValueError:

@@ -329,3 +329,35 @@ def test_mxnet_ndarray_called_with_an_array_is_a_format_error() -> None:
     data = b"\x80\x02cmxnet.ndarray.ndarray\nNDArray\n" + _ARRAY + b"\x85R."
     with pytest.raises(safeload.FormatError, match="called with arguments"):
         safeload.loads(data)
+
+
+# ---- protocol-0 numbers: one reading ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [b"I010\n.", b"I-0\n.", b"I1_0\n.", b"I 1\n.", b"I+1\n.", b"L010L\n.", b"F1_0\n.",
+                                 b"F1\r\n.", b"F 1.5\n."])
+def test_text_numbers_that_c_and_python_pickle_read_differently_are_refused(raw):
+    # e.g. C pickle reads I010 as 8 and I-0 as False, pickle.py refuses I010 and reads I-0 as 0
+    with pytest.raises(safeload.FormatError, match="canonical|repr"):
+        safeload.loads(raw)
+
+
+def test_c_and_python_pickle_really_disagree_on_these_forms():
+    import pickle
+
+    assert pickle.loads(b"I010\n.") == 8
+    with pytest.raises(ValueError):
+        pickle._Unpickler(io.BytesIO(b"I010\n.")).load()
+    assert pickle.loads(b"I-0\n.") is False
+    assert pickle._Unpickler(io.BytesIO(b"I-0\n.")).load() == 0
+
+
+@pytest.mark.parametrize("raw, value", [(b"I10\n.", 10), (b"I-5\n.", -5), (b"I0\n.", 0), (b"I00\n.", False),
+                                        (b"I01\n.", True), (b"L0L\n.", 0), (b"L-12345678901234567890L\n.",
+                                                                             -12345678901234567890),
+                                        (b"F1e+300\n.", 1e300), (b"F-inf\n.", float("-inf")),
+                                        (b"F0.10000000000000001\n.", 0.1)])
+def test_canonical_text_numbers_load_as_pickle_does(raw, value):
+    import pickle
+
+    assert safeload.loads(raw) == pickle.loads(raw) == value
+    assert type(safeload.loads(raw)) is type(pickle.loads(raw))
