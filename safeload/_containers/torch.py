@@ -405,7 +405,11 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     builder = tensor_builder(opts, byteswap)
     storages: dict[str, Storage] = {}
 
+    counting = isinstance(builder, TorchTensors)
+
     def persistent_load(pid: Any) -> Any:
+        if counting:
+            builder.refs += 1
         _stype, key, location, numel, dtype, existing = storage_ref(pid, storages)
         if existing is not None:
             return existing
@@ -428,17 +432,12 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         storages[key] = storage
         return storage
 
-    def counted(pid: Any) -> Any:
-        if isinstance(builder, TorchTensors):
-            builder.refs += 1
-        return persistent_load(pid)
-
     pkl_name = prefix + "data.pkl"
     crc = _CrcChecks(zf)
     try:
         with error_context(member=pkl_name):
             pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-            result = run_pickle(pkl, 0, opts, persistent_load=counted, context=_context(builder),
+            result = run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder),
                                 member=pkl_name)
         crc.wait()  # nothing is returned before every record read has passed its CRC-32 check
         return typed_storages(result, builder)

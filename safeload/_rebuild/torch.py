@@ -182,7 +182,7 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
         raise vm.fail("requires_grad is not a bool")
     _empty_hooks(vm, hooks)
     dtype = dtype_name or storage.dtype
-    conj, neg = _view_bits(vm, metadata, dtype)
+    conj, neg = (False, False) if metadata is None else _view_bits(vm, metadata, dtype)
     check_view(storage, dtype, offset, size, stride)
     check_grad(dtype, requires_grad)
     builder = _builder(vm)
