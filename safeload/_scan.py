@@ -510,14 +510,14 @@ class _Scanner:
         names = [n for n in zf.members if not n.endswith("/")]
         torch = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
         read = {m for m, _ in observer.starts if m}
-        if observer.error is not None and observer.error.member:
-            read.add(observer.error.member)  # load stopped on it and reported why: not inflated a second time
+        if isinstance(observer.error, LimitExceededError) and observer.error.member:
+            read.add(observer.error.member)  # load stopped on its size and reported it: not inflated a second time
         if torch:
             prefix = torch[0][: -len("data.pkl")]
             unread = [n for n in names if n not in read and not (n.startswith(prefix + "data/")
                                                                  and "/" not in n[len(prefix) + 5:])]
         elif observer.error is not None:  # an npz that load stopped reading: the rest are scanned here
-            unread = [n for n in names if n not in read]
+            unread = [n for n in names if n not in read and n != observer.error.member]
         else:
             return  # an npz that load read whole
         for name in unread:
