@@ -305,10 +305,11 @@ def test_torchscript_archive_refused(tmp_path):
     assert "state_dict" in str(info.value)
 
 
-def test_quantized_tensors_refused_with_a_reason(tmp_path):
+def test_quantized_and_sparse_tensors_refused_without_torch_with_a_reason(tmp_path):
     q = torch.quantize_per_tensor(torch.rand(4), 0.1, 0, torch.quint8)
-    for name, obj in (("quantized", q),):  # sparse tensors are rebuilt: tests/test_torch_parity.py
+    sparse = torch.eye(3).to_sparse()
+    for name, obj in (("quantized", q), ("sparse", sparse)):  # with torch: tests/test_torch_parity.py
         path = tmp_path / f"{name}.pt"
         torch.save({"t": obj}, path)
         with pytest.raises(safeload.SafeLoadError, match="(?i)" + name):
-            safeload.load(path)
+            safeload.load(path, tensors="numpy")

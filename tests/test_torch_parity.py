@@ -36,6 +36,15 @@ def same(a: Any, b: Any, where: str = "obj") -> None:
         assert a.dtype == b.dtype and a.shape == b.shape and a.device == b.device, where
         assert a.layout == b.layout, where
         assert a.requires_grad == b.requires_grad, where
+        if b.is_quantized:  # README: a quantized tensor is a contiguous copy of its representation
+            assert a.qscheme() == b.qscheme() and torch.equal(a.int_repr(), b.int_repr()), where
+            if b.qscheme() == torch.per_tensor_affine:
+                assert (a.q_scale(), a.q_zero_point()) == (b.q_scale(), b.q_zero_point()), where
+            else:
+                assert torch.equal(a.q_per_channel_scales(), b.q_per_channel_scales()), where
+                assert torch.equal(a.q_per_channel_zero_points(), b.q_per_channel_zero_points()), where
+                assert a.q_per_channel_axis() == b.q_per_channel_axis(), where
+            return
         if b.layout == torch.strided:
             assert a.stride() == b.stride() and a.storage_offset() == b.storage_offset(), where
             assert a.is_conj() == b.is_conj() and a.is_neg() == b.is_neg(), where
@@ -248,6 +257,59 @@ def test_sparse_index_out_of_range_refused(case: str, tmp_path: Any) -> None:
     with pytest.raises(RuntimeError), torch.sparse.check_sparse_tensor_invariants():
         torch.load(out, weights_only=True)
     with pytest.raises(safeload.FormatError, match="inconsistent"):
+        safeload.load(out)
+
+
+def _quantized_cases() -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x = torch.rand(4, 3)
+        q = torch.quantize_per_tensor(x, 0.1, 2, torch.quint8)
+        return {"quint8": q, "qint8": torch.quantize_per_tensor(x - 0.5, 0.05, -3, torch.qint8),
+                "qint32": torch.quantize_per_tensor(x, 0.01, 7, torch.qint32), "transposed": q.t(),
+                "per_channel": torch.quantize_per_channel(x, torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
+                                                          torch.tensor([1, 2, 3]), 1, torch.qint8)}
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_quantized_tensors(legacy: bool, tmp_path: Any) -> None:
+    path = _save(_quantized_cases(), tmp_path / "q.pt", legacy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path)
+    same(got, ref)
+    assert torch.equal(got["transposed"].dequantize(), ref["transposed"].dequantize())
+    assert safeload.scan(path).ok
+    with pytest.raises(safeload.FormatError, match="Quantized tensors need torch"):
+        safeload.load(path, tensors="numpy")
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("inf"), float("nan")])
+def test_quantized_bad_scale_refused(bad: float, tmp_path: Any) -> None:
+    """A real quantized checkpoint with its scale replaced (torch's _rebuild_qtensor does not check it)."""
+    import struct
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = _save({"q": torch.quantize_per_tensor(torch.rand(3), 0.1, 2, torch.quint8)}, tmp_path / "q.pt", False)
+    old, new = b"G" + struct.pack(">d", 0.1), b"G" + struct.pack(">d", bad)
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: raw.replace(old, new) if rel == "data.pkl" else raw)
+    assert new in _zip_member(out, "data.pkl")
+    with pytest.raises(safeload.FormatError, match="scale"):
+        safeload.load(out)
+    assert not safeload.scan(out).ok
+
+
+def test_plain_tensor_over_quantized_storage_refused(tmp_path: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = _save({"q": torch.quantize_per_tensor(torch.rand(3), 0.1, 2, torch.quint8), "f": torch.zeros(3)},
+                    tmp_path / "q.pt", False)
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: raw.replace(b"ctorch\nFloatStorage\n",
+                   b"ctorch\nQUInt8Storage\n") if rel == "data.pkl" else raw)
+    assert b"FloatStorage" not in _zip_member(out, "data.pkl")
+    with pytest.raises(safeload.SafeLoadError):
         safeload.load(out)
 
 

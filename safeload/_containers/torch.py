@@ -89,6 +89,9 @@ class NumpyTensors:
     def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
         return None  # numpy has no sparse tensors: the rebuilder refuses
 
+    def quantized(self, *args: Any) -> Any:
+        return None  # nor quantized ones
+
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
         view = obj.view(attr_array())
@@ -205,6 +208,25 @@ class TorchTensors:
             return torch.sparse_compressed_tensor(*parts, size, layout=getattr(torch, layout), check_invariants=True)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise FormatError(f"Sparse {layout[7:].upper()} tensor is inconsistent", why=str(exc).split("\n")[0][:200],
+                              fix="The file is damaged or was crafted; get a fresh copy from its source") from None
+
+    def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
+                  stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
+        """A quantized tensor from its checked integer representation (the rebuilder checked the quantizer)."""
+        torch = self.torch
+        ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
+        try:
+            if quant[0] == "per_tensor":
+                return torch._make_per_tensor_quantized_tensor(ints, quant[1], quant[2])
+            scales, zero_points, axis = quant[1:]
+            if scales.dim() != 1 or zero_points.dim() != 1 or not scales.numel() == zero_points.numel() == size[axis]:
+                raise ValueError(f"{scales.numel()} scales and {zero_points.numel()} zero points for {size[axis]} "
+                                 f"channels")
+            if not bool(torch.isfinite(scales).all()) or not bool((scales > 0).all()):
+                raise ValueError("a scale is not a finite positive number")
+            return torch._make_per_channel_quantized_tensor(ints, scales, zero_points, axis)
+        except (RuntimeError, ValueError) as exc:
+            raise FormatError("Quantized tensor parameters are inconsistent", why=str(exc).split("\n")[0][:200],
                               fix="The file is damaged or was crafted; get a fresh copy from its source") from None
 
     def typed_storage(self, storage: Storage) -> Any:
@@ -594,6 +616,10 @@ class _NullTensors:
 
     def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
         return TensorPlaceholder(layout, "sparse", 0, size, ())
+
+    def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
+                  stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
+        return TensorPlaceholder(storage.key, storage.dtype, offset, size, stride)
 
     def is_parameter(self, obj: Any) -> bool:
         return True

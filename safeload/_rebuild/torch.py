@@ -35,7 +35,10 @@ TORCH_DTYPES: dict[str, tuple[int, str]] = {
     "float8_e4m3fn": (1, "float8_e4m3fn"), "float8_e5m2": (1, "float8_e5m2"),
     "float8_e4m3fnuz": (1, "float8_e4m3fnuz"), "float8_e5m2fnuz": (1, "float8_e5m2fnuz"),
     "float8_e8m0fnu": (1, "float8_e8m0fnu"),
+    # quantized storages: the integer representation (only _rebuild_qtensor may view them)
+    "quint8": (1, "uint8"), "qint8": (1, "int8"), "qint32": (4, "int32"),
 }
+_QUANTIZED_REPR = {"quint8": ("uint8", 0, 255), "qint8": ("int8", -128, 127), "qint32": ("int32", -(1 << 31), (1 << 31) - 1)}
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
             "short": "int16", "cfloat": "complex64", "cdouble": "complex128"}
 
@@ -182,6 +185,9 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
         raise vm.fail("requires_grad is not a bool")
     _empty_hooks(vm, hooks)
     dtype = dtype_name or storage.dtype
+    if storage.dtype in _QUANTIZED_REPR or dtype in _QUANTIZED_REPR:
+        raise vm.fail(f"A plain tensor over a torch.{storage.dtype} storage",
+                      "quantized storages are read by _rebuild_qtensor only, with their quantizer")
     conj, neg = (False, False) if metadata is None else _view_bits(vm, metadata, dtype)
     check_view(storage, dtype, offset, size, stride)
     check_grad(dtype, requires_grad)
@@ -579,6 +585,60 @@ def _part(vm: Any, builder: Any, obj: Any, what: str) -> str:
     return str(dtype)
 
 
+def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``_rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks)`` over a
+    quint8/qint8/qint32 storage. The integer representation is a checked view like any tensor's; the quantizer is
+    ``(per_tensor_affine, scale, zero_point)`` with a finite positive float scale and an int zero point in the
+    dtype's range, or ``(per_channel_affine, scales, zero_points, axis)`` with tensors this checkpoint rebuilt
+    (float64 scales, int64 zero points, one per index of ``size[axis]``, ``0 <= axis < len(size)``: the checks
+    torch's ``_rebuild_qtensor`` makes, and more). With torch the tensor is made by
+    ``torch._make_per_tensor_quantized_tensor`` / ``_make_per_channel_quantized_tensor`` from the representation
+    (a copy); numpy has no quantized tensors and refuses; scan checks everything but the values."""
+    if len(args) != 7:
+        raise vm.fail(f"_rebuild_qtensor called with {len(args)} arguments")
+    storage, offset, size, stride, params, requires_grad, hooks = args
+    if type(storage) is not Storage or storage.dtype not in _QUANTIZED_REPR:
+        raise vm.fail("_rebuild_qtensor over something other than a quint8, qint8 or qint32 storage")
+    if type(offset) is not int or offset < 0:
+        raise vm.fail("Tensor storage offset is not a non-negative int")
+    size, stride = _ints(vm, size, "size"), _ints(vm, stride, "stride")
+    if requires_grad is not False:
+        raise vm.fail("A quantized tensor requires grad", "quantized tensors cannot require gradients")
+    _empty_hooks(vm, hooks)
+    repr_dtype, low, high = _QUANTIZED_REPR[storage.dtype]
+    check_view(storage, repr_dtype, offset, size, stride)
+    if type(params) is not tuple or not params:
+        raise vm.fail("Quantizer parameters are not a tuple")
+    scheme = params[0]
+    scheme_name = scheme.name if type(scheme) is TorchConstant else str(scheme)[6:]
+    if type(scheme) is not TorchConstant and (_torch_of(vm) is None or type(scheme) is not _torch_of(vm).qscheme):
+        raise vm.fail(f"Quantizer scheme is a {type(scheme).__name__}")
+    builder = _builder(vm)
+    if scheme_name == "per_tensor_affine" and len(params) == 3:
+        scale, zero_point = params[1:]
+        if type(scale) is not float or not 0.0 < scale < float("inf"):
+            raise vm.fail(f"Quantizer scale {scale!r:.30} is not a finite positive float")
+        if type(zero_point) is not int or not low <= zero_point <= high:
+            raise vm.fail(f"Quantizer zero point {zero_point!r:.30} is outside torch.{storage.dtype}'s range")
+        quant: tuple[Any, ...] = ("per_tensor", scale, zero_point)
+    elif scheme_name == "per_channel_affine" and len(params) == 4:
+        scales, zero_points, axis = params[1:]
+        if type(axis) is not int or not 0 <= axis < len(size):
+            raise vm.fail(f"Quantizer axis {axis!r:.30} is outside the tensor's {len(size)} dimensions")
+        if builder.rebuilt.dtype_of(scales) != "float64" or builder.rebuilt.dtype_of(zero_points) != "int64":
+            raise vm.fail("Per-channel scales and zero points are not float64 and int64 tensors this checkpoint rebuilt")
+        quant = ("per_channel", scales, zero_points, axis)
+    else:
+        raise vm.fail(f"Quantizer {scheme_name!r:.40} with {len(params)} parameters",
+                      "safeload rebuilds per_tensor_affine and per_channel_affine quantized tensors",
+                      fix="Dequantize (tensor.dequantize()) in a trusted environment and save a state_dict")
+    made = builder.quantized(storage, repr_dtype, offset, size, stride, quant)
+    if made is None:
+        raise vm.fail("Quantized tensors need torch", "numpy has no quantized tensors",
+                      fix="Load with tensors='torch', or dequantize in a trusted environment")
+    return builder.rebuilt.add(made, storage.dtype)
+
+
 def _rebuild_meta(vm: Any, args: tuple[Any, ...]) -> Any:
     """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a tensor without data on the meta
     device. The geometry is checked as for any view (ints, at most 64 dims, below 2**63 bytes); with torch tensors
@@ -645,7 +705,8 @@ def _entries() -> tuple[Entry, ...]:
               reason="only with torch's own rebuild functions and Tensor/Parameter"),
         Entry("torch.Tensor", value=TensorType("Tensor"), reason="the tensor type, as a value"),
         Entry("torch.nn.parameter.Parameter", value=TensorType("Parameter"), reason="the Parameter type, as a value"),
-        _unsupported("torch._utils._rebuild_qtensor", "Quantized tensors"),
+        Entry("torch._utils._rebuild_qtensor", call=_rebuild_qtensor,
+              reason="per-tensor and per-channel affine quantized tensors; scale, zero point and axis checked"),
         Entry("torch._utils._rebuild_sparse_tensor", call=_rebuild_sparse,
               reason="COO and compressed sparse tensors over rebuilt tensors; torch's invariants checked"),
         _unsupported("torch._utils._rebuild_nested_tensor", "Nested tensors"),
@@ -664,7 +725,8 @@ def _entries() -> tuple[Entry, ...]:
         tensor_cls = cls.replace("Storage", "Tensor")
         out.append(Entry(f"torch.{tensor_cls}", value=TensorType(tensor_cls), reason="a tensor class, as a value"))
     for cls in _QUANTIZED:
-        out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", "q:" + cls), reason="quantized storage"))
+        qname = {"QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32"}.get(cls, "q:" + cls)
+        out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", qname), reason="quantized storage"))
     out.append(Entry("torch.storage.UntypedStorage", value=StorageType("torch.storage.UntypedStorage", None),
                      reason="an untyped storage class, as a value"))
     out.append(Entry("torch.UntypedStorage", value=StorageType("torch.UntypedStorage", None),
