@@ -478,3 +478,20 @@ def _zip_member(path: Any, rel: str) -> bytes:
 
     with zipfile.ZipFile(path) as zf:
         return zf.read(next(n for n in zf.namelist() if n.endswith("/" + rel)))
+
+
+def test_pickle_module_path_runs_no_payload(tmp_path: Any, monkeypatch: Any) -> None:
+    """A real checkpoint whose data.pkl is the oracle's payload: live under torch.load(weights_only=False); with
+    pickle_module=safeload torch reads the same archive and nothing runs."""
+    import os
+
+    import oracle
+
+    src = _save({"w": torch.randn(2)}, tmp_path / "ok.pt", False)
+    path = _rewrite(src, tmp_path / "live.pt", lambda rel, raw: oracle.payload(2) if rel == "data.pkl" else raw)
+    assert oracle.live(path, ("torch",)) == ["torch"]
+    assert oracle.check(path, ("torch",)) == []
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(safeload.UnsafeGlobalError, match="builtins.open"):
+        torch.load(path, pickle_module=safeload, weights_only=False)
+    assert not any(oracle.MARKER in files for _r, _d, files in os.walk(tmp_path))
