@@ -314,6 +314,38 @@ def test_plain_tensor_over_quantized_storage_refused(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize("legacy", FORMATS)
+def test_nested_tensors(legacy: bool, tmp_path: Any) -> None:
+    """Compared with the saved objects: torch's own legacy reader returns nested tensors over memory it has freed
+    (sizes like 140141444144528), so for the legacy format torch.load is no reference."""
+    nt = torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3), torch.randn(0, 3)])
+    ref = {"nt": nt, "ints": torch.nested.nested_tensor([torch.arange(3), torch.arange(5)])}
+    path = _save(ref, tmp_path / "n.pt", legacy)
+    if not legacy:
+        ref = torch.load(path, weights_only=True)
+    got = safeload.load(path)
+    for key in ("nt", "ints"):
+        assert got[key].is_nested and got[key].dtype == ref[key].dtype
+        assert len(got[key].unbind()) == len(ref[key].unbind())
+        assert all(torch.equal(a, b) for a, b in zip(got[key].unbind(), ref[key].unbind()))
+    assert safeload.scan(path).ok
+    with pytest.raises(safeload.FormatError, match="Nested tensors need torch"):
+        safeload.load(path, tensors="numpy")
+
+
+def test_nested_component_past_its_buffer_refused(tmp_path: Any) -> None:
+    """A real nested checkpoint whose offsets record is changed to reach past the buffer:
+    torch._nested_view_from_buffer trusts it; safeload refuses before calling it."""
+    nt = torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)])
+    src = _save(nt, tmp_path / "n.pt", False)
+    offsets = nt._nested_tensor_storage_offsets()
+    old = offsets.numpy().tobytes()
+    new = torch.tensor([0, 100], dtype=torch.int64).numpy().tobytes()
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: new if raw == old else raw)
+    with pytest.raises(safeload.FormatError, match="past its buffer"):
+        safeload.load(out)
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
 def test_tied_weights_and_views(legacy: bool, tmp_path: Any) -> None:
     w = torch.randn(6, 4)
     check({"a": w, "b": w, "t": w.t(), "row": w[2], "col": w[:, 1], "p": torch.nn.Parameter(w)}, tmp_path, legacy)

@@ -92,6 +92,9 @@ class NumpyTensors:
     def quantized(self, *args: Any) -> Any:
         return None  # nor quantized ones
 
+    def nested(self, *args: Any) -> Any:
+        return None  # nor nested ones
+
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
         view = obj.view(attr_array())
@@ -228,6 +231,14 @@ class TorchTensors:
         except (RuntimeError, ValueError) as exc:
             raise FormatError("Quantized tensor parameters are inconsistent", why=str(exc).split("\n")[0][:200],
                               fix="The file is damaged or was crafted; get a fresh copy from its source") from None
+
+    def nested(self, buffer: Any, sizes: Any, strides: Any, offsets: Any, check: Any) -> Any:
+        """A strided nested tensor, once ``check`` has bounded every component by the buffer."""
+        if buffer.dim() != 1 or buffer.stride() != (1,) or sizes.dim() != 2 or strides.dim() != 2 or offsets.dim() != 1:
+            raise FormatError("Nested tensor parts have the wrong rank", why="torch saves a 1-D contiguous buffer, "
+                              "[n, ndim] sizes and strides and [n] offsets")
+        check(buffer.numel(), sizes.tolist(), strides.tolist(), offsets.tolist())
+        return self.torch._nested_view_from_buffer(buffer, sizes, strides, offsets)
 
     def typed_storage(self, storage: Storage) -> Any:
         """A saved storage (``torch.save(t.storage())``) as torch.load returns it: a ``TypedStorage`` of the
@@ -620,6 +631,9 @@ class _NullTensors:
     def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
                   stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
         return TensorPlaceholder(storage.key, storage.dtype, offset, size, stride)
+
+    def nested(self, buffer: Any, sizes: Any, strides: Any, offsets: Any, check: Any) -> Any:
+        return TensorPlaceholder(buffer.storage_key, "nested", 0, (), ())
 
     def is_parameter(self, obj: Any) -> bool:
         return True

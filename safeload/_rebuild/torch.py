@@ -639,6 +639,41 @@ def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
     return builder.rebuilt.add(made, storage.dtype)
 
 
+def _rebuild_nested(vm: Any, args: tuple[Any, ...]) -> Any:
+    """``_rebuild_nested_tensor(buffer, sizes, strides, offsets)`` (a strided nested tensor): the buffer a 1-D
+    tensor this checkpoint rebuilt, sizes and strides int64 ``[n, ndim]`` tensors and offsets an int64 ``[n]``
+    tensor, all rebuilt here; with values, each component's size, stride and offset must be non-negative and
+    address only elements of the buffer (the rule of :func:`check_view`), before ``torch._nested_view_from_buffer``
+    sees them (it trusts them). numpy has no nested tensors and refuses; scan checks the parts' dtypes."""
+    if len(args) != 4:
+        raise vm.fail(f"_rebuild_nested_tensor called with {len(args)} arguments")
+    builder = _builder(vm)
+    buffer, sizes, strides, offsets = args
+    dtype = builder.rebuilt.dtype_of(buffer)
+    if dtype is None or any(builder.rebuilt.dtype_of(t) != "int64" for t in (sizes, strides, offsets)):
+        raise vm.fail("Nested tensor parts are not tensors this checkpoint rebuilt (int64 sizes, strides, offsets)")
+    made = builder.nested(buffer, sizes, strides, offsets, _nested_check(vm))
+    if made is None:
+        raise vm.fail("Nested tensors need torch", "numpy has no nested tensors",
+                      fix="Load with tensors='torch', or save t.unbind() (a list of tensors) instead")
+    return builder.rebuilt.add(made, dtype)
+
+
+def _nested_check(vm: Any) -> Any:
+    def check(numel: int, sizes: list[Any], strides: list[Any], offsets: list[Any]) -> None:
+        if not (len(sizes) == len(strides) == len(offsets)) or len({len(r) for r in sizes} | {len(r) for r in strides}) > 1:
+            raise vm.fail("Nested tensor sizes, strides and offsets disagree in count or rank")
+        for size, stride, offset in zip(sizes, strides, offsets):
+            if offset < 0 or any(v < 0 for v in (*size, *stride)):
+                raise vm.fail("Nested tensor component with a negative size, stride or offset")
+            span = byte_span(tuple(size), tuple(stride), 1, offset)
+            if (span is not None and span[1] > numel) or (span is None and offset > numel):
+                raise vm.fail(f"Nested tensor component reaches past its buffer of {numel} elements",
+                              "a size, stride or offset beyond the buffer would read memory outside it")
+
+    return check
+
+
 def _rebuild_meta(vm: Any, args: tuple[Any, ...]) -> Any:
     """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a tensor without data on the meta
     device. The geometry is checked as for any view (ints, at most 64 dims, below 2**63 bytes); with torch tensors
@@ -709,7 +744,8 @@ def _entries() -> tuple[Entry, ...]:
               reason="per-tensor and per-channel affine quantized tensors; scale, zero point and axis checked"),
         Entry("torch._utils._rebuild_sparse_tensor", call=_rebuild_sparse,
               reason="COO and compressed sparse tensors over rebuilt tensors; torch's invariants checked"),
-        _unsupported("torch._utils._rebuild_nested_tensor", "Nested tensors"),
+        Entry("torch._utils._rebuild_nested_tensor", call=_rebuild_nested,
+              reason="a strided nested tensor over a rebuilt buffer; every component checked against it"),
         _unsupported("torch._utils._rebuild_wrapper_subclass", "Tensor subclasses"),
         Entry("torch._utils._rebuild_meta_tensor_no_storage", call=_rebuild_meta,
               reason="a tensor without data on the meta device; geometry checked"),
