@@ -56,6 +56,31 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:
             _warn(f"compiling {ext.name} failed ({type(exc).__name__}: {exc})")
+            return
+        _write_digest(ext.name, self.get_ext_fullpath(ext.name))
+
+    def copy_extensions_to_source(self) -> None:  # the in-place (editable) build: the digests go along
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            if os.path.exists(regular_file + DIGEST_SUFFIX):
+                self.copy_file(regular_file + DIGEST_SUFFIX, inplace_file + DIGEST_SUFFIX, level=self.verbose)
+
+
+# Next to each extension module, the SHA-256 of the .py file it was compiled from: at run time safeload uses a
+# compiled module only while its .py file still has that digest (safeload/_build.py, prepare).
+DIGEST_SUFFIX = ".sha256"
+
+
+def _write_digest(name: str, ext_path: str) -> None:
+    import hashlib
+
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), *name.split(".")) + ".py"
+    with open(source, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    with open(ext_path + DIGEST_SUFFIX, "w", encoding="ascii") as fh:
+        fh.write(digest + "\n")
 
 
 def _extensions() -> list:  # type: ignore[type-arg]

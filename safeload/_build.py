@@ -62,12 +62,52 @@ def prepare() -> None:
     if pure_requested():
         force_pure()
         return
+    stale = _stale_compiled()
+    if stale:
+        _STALE[:] = stale
+        import warnings
+
+        warnings.warn(f"safeload: the compiled {', '.join(stale)} was built from another version of its .py "
+                      "source; running the pure-Python build (rebuild with `pip install -e .`, or set "
+                      "SAFELOAD_PURE_PYTHON=1)", RuntimeWarning, stacklevel=3)
+        force_pure()
+        return
     import importlib
 
     vm = importlib.import_module("safeload._vm")
     code = getattr(getattr(vm, "_raised_here", None), "__code__", None)
     if _is_compiled(vm) and code is not None and hasattr(vm, "_THIS_FILE"):
-        vm._THIS_FILE = code.co_filename
+        setattr(vm, "_THIS_FILE", code.co_filename)  # noqa: B010 (the module is typed as having no such name)
+
+
+DIGEST_SUFFIX = ".sha256"  # setup.py writes it next to each extension module
+_STALE: list[str] = []  # the compiled modules prepare() found out of date
+
+
+def _stale_compiled() -> list[str]:
+    """The compiled modules whose ``.py`` file no longer has the SHA-256 they were compiled from (or has none).
+
+    An edited ``.py`` file next to an older extension module (an editable install) must not leave the old code
+    running, which may lack a fix: such a module, and then the whole build, runs from the ``.py`` files.
+    """
+    stale = []
+    for name in COMPILED:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if not origin or origin.endswith(".py"):
+            continue
+        try:
+            with open(origin + DIGEST_SUFFIX, encoding="ascii") as fh:
+                recorded = fh.read().strip()
+            import hashlib
+
+            with open(_source(name), "rb") as fh:
+                current = hashlib.sha256(fh.read()).hexdigest()
+        except OSError:
+            recorded, current = "", "?"
+        if recorded != current:
+            stale.append(name.rpartition(".")[2])
+    return stale
 
 
 def _is_compiled(module: ModuleType) -> bool:
@@ -85,7 +125,8 @@ def build_description() -> str:
     """One line for ``safeload --version``: which build runs, and which modules are compiled."""
     done = compiled_modules()
     if not done:
-        why = " (SAFELOAD_PURE_PYTHON is set)" if pure_requested() else ""
+        why = " (SAFELOAD_PURE_PYTHON is set)" if pure_requested() else \
+            f" (the compiled {', '.join(_STALE)} out of date: rebuild)" if _STALE else ""
         return f"pure-Python build{why}"
     short = ", ".join(name.rpartition(".")[2] for name in done)
     if len(done) == len(COMPILED):

@@ -2,13 +2,14 @@
 
 The differential tests run the same bytes through this process's safeload and through a worker process started
 with ``SAFELOAD_PURE_PYTHON=1`` (which imports the ``.py`` modules, safeload/_build.py), and require the same
-result (``repr``) or the same error (type and message, offsets included). They run only where this process has
+result (``repr``, set members sorted) or the same error (type and message, offsets included). They run only where this process has
 the compiled build; the tests of the switch itself run in both builds.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import math
 import os
@@ -34,8 +35,29 @@ needs_compiled = pytest.mark.skipif(
            "C compiler builds them)",
 )
 
+# A result as text, the same in every process: set members sorted (their order follows the string hash, which
+# differs between processes), containers that contain themselves cut short as repr does.
+def canon(x: Any, active: set[int] | None = None) -> str:
+    active = set() if active is None else active
+    t = type(x)
+    if t not in (set, frozenset, list, tuple, dict):
+        return repr(x)
+    if id(x) in active:
+        return "..."
+    active.add(id(x))
+    try:
+        if t is dict:
+            return "{" + ", ".join(canon(k, active) + ": " + canon(v, active) for k, v in x.items()) + "}"
+        parts = [canon(v, active) for v in x]
+        if t in (set, frozenset):
+            return t.__name__ + "{" + ", ".join(sorted(parts)) + "}"
+        return ("[%s]" if t is list else "(%s,)") % ", ".join(parts)
+    finally:
+        active.discard(id(x))
+
+
 # The worker: reads length-prefixed pickles on stdin, answers one JSON line each.
-WORKER = r"""
+WORKER = "from __future__ import annotations\nfrom typing import Any\n" + inspect.getsource(canon) + r"""
 import json, struct, sys
 import safeload
 from safeload import _build
@@ -47,7 +69,7 @@ while True:
         break
     data = inp.read(struct.unpack("<I", head)[0])
     try:
-        out = {"ok": True, "value": repr(safeload.loads(data))}
+        out = {"ok": True, "value": canon(safeload.loads(data))}
     except Exception as exc:
         out = {"ok": False, "type": type(exc).__name__, "message": str(exc)}
     print(json.dumps(out), flush=True)
@@ -56,7 +78,7 @@ while True:
 
 def outcome(data: bytes) -> dict[str, Any]:
     try:
-        return {"ok": True, "value": repr(safeload.loads(data))}
+        return {"ok": True, "value": canon(safeload.loads(data))}
     except Exception as exc:
         return {"ok": False, "type": type(exc).__name__, "message": str(exc)}
 
@@ -169,7 +191,7 @@ def test_generated_pickles_agree(pure: PureWorker, obj: Any, proto: int) -> None
     data = pickle.dumps(obj, protocol=proto)
     got = same(pure, data)
     if got["ok"]:  # where safeload accepts the plain data, it rebuilds it exactly
-        assert got["value"] == repr(obj)
+        assert got["value"] == canon(obj)
 
 
 @needs_compiled
@@ -193,3 +215,16 @@ def test_malicious_corpus_agrees(pure: PureWorker) -> None:
         got = same(pure, case.data)
         refused += not got["ok"]
     assert refused == len(corpus.CORPUS)
+
+
+def test_a_compiled_module_runs_only_while_its_source_is_unchanged(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # setup.py records the SHA-256 of each .py file next to its extension module; prepare() runs the pure-Python
+    # build when a .py file was edited after the compile (an editable install), so old code never runs.
+    assert _build._stale_compiled() == []
+    edited = tmp_path / "edited.py"
+    edited.write_text("# another version\n")
+    monkeypatch.setattr(_build, "_source", lambda name: str(edited))
+    expected = [name.rpartition(".")[2] for name in _build.COMPILED if name.rpartition(".")[2]
+                in {m.rpartition(".")[2] for m in COMPILED_HERE}] if COMPILED_HERE else []
+    assert _build._stale_compiled() == expected
