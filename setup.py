@@ -96,10 +96,13 @@ def _extensions() -> list:  # type: ignore[type-arg]
 
     exts = [Extension(name, [name.replace(".", "/") + ".py"]) for name in COMPILED]
     try:
-        return list(cythonize(exts, compiler_directives=DIRECTIVES, build_dir="build/cython", quiet=True))
+        compiled = list(cythonize(exts, compiler_directives=DIRECTIVES, build_dir="build/cython", quiet=True))
     except Exception as exc:  # a Cython compile error: keep the install working
         _warn(f"Cython could not compile the modules ({type(exc).__name__}: {exc})")
         return []
+    for ext in compiled:
+        ext.optional = True  # an extension that fails to build is skipped, in every setuptools command
+    return compiled
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
