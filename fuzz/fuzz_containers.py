@@ -50,9 +50,10 @@ def stage(data: bytes) -> None:
         if STATS["files"] % 500 == 0 or STATS["accepted"] != before:
             _save_stats()
     if problems:
-        out = common.HERE / "findings" / "containers"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / (hashlib.sha1(data).hexdigest()[:16] + ".mutant")).write_bytes(mutant)
+        if not problems[0].startswith(corpus_attacks.KNOWN):  # the file the natives really ran the payload from
+            out = common.HERE / "findings" / "containers"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / (hashlib.sha1(data).hexdigest()[:16] + ".mutant")).write_bytes(mutant)
         _save_stats()
         raise common.ContractViolation(problems[0])
 

@@ -562,6 +562,10 @@ def build() -> list[Attack]:
         Attack("lzma-alone-joblib-prefix-in-hdf5", 4,
                _with_clean_model("weights.h5", lambda: in_hdf5_user_block(lzma_alone(oracle.payload(2), 0x5D, 256))),
                ("joblib", "decompress")),
+        Attack("zip-appended-to-hdf5-magic", 4,  # found by the hypothesis long run on 88fe887
+               _with_clean_model("weights.h5", lambda: b"\x89HDF\r\n\x1a\n" + make_zip(entries(torch_payload_members()),
+                                                                                        base=8)),
+               ("zipfile", "unzip")),
         # 5. joblib desyncs
         Attack("joblib-dtype-elsize-S", 5, _file("model.joblib", lambda: joblib_elsize("S1", 1, 64)), ("joblib",)),
         Attack("joblib-dtype-elsize-U", 5, _file("model.joblib", lambda: joblib_elsize("U1", 4, 64)), ("joblib",)),
@@ -887,6 +891,7 @@ def loaders_for(data: bytes) -> tuple[str, ...]:
 #: a finding is not run again. This bounds a long run's time and keeps the answer for one kind the same.
 _JUDGED: dict[tuple[str, bool], list] = {}
 MAX_JUDGED = 40
+KNOWN = "(same kind as an earlier finding) "
 
 
 def verdict(data: bytes) -> tuple[int, bool]:
@@ -920,9 +925,9 @@ def judge(data: bytes, folder: Path, stats: dict[str, int] | None = None) -> lis
         return []
     stats["accepted"] = stats.get("accepted", 0) + 1
     seen = _JUDGED.setdefault((kind, accepted), [0, ""])
-    if seen[1]:
+    if seen[1]:  # not rerun: this file itself was not shown live (KNOWN marks it; keep only the first as evidence)
         stats["known_findings"] = stats.get("known_findings", 0) + 1
-        return [seen[1]]
+        return [KNOWN + seen[1]]
     if seen[0] >= MAX_JUDGED:
         stats["not_judged"] = stats.get("not_judged", 0) + 1
         return []
