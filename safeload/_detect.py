@@ -159,6 +159,11 @@ def detect(data: Any) -> str:
         found = classify(data)
         if found is not None and found[0] != "safetensors":
             return found[0]
+        if primary == "hdf5":
+            # classify refused to name it: a zip end record lies in the tail (tar and pickle were refused above),
+            # and zipfile and unzip read a zip after any prefix, where the HDF5 reader reads the superblock
+            raise _polyglot(["hdf5", "zip"], "an HDF5 reader reads the superblock at byte 0, and zipfile and unzip "
+                                             "read the zip whose end record lies in the last 64 KiB")
     return primary
 
 
