@@ -16,8 +16,15 @@ _ALLOWED_IMPORTS = ("safeload", "numpy", "zstandard", "lz4", "bz2", "_bz2", "lzm
                     "Cryptodome", "texttable", "psutil", "bcj", "ppmd", "_zstd", "fickling", "encodings.idna",
                     "atheris", "signal", "_signal", "unicodedata", "stringprep", "encodings.raw_unicode_escape", "encodings.latin_1",
                     "encodings.unicode_escape", "encodings.ascii", "encodings.utf_8", "encodings.cp437")
-_KINDS = {"pickle", "npy", "zip", "hdf5", "safetensors", "mxnet", "zlib", "zfile", "gzip", "bz2", "xz", "lzma", "lz4",
-          "zstd", "7z", "mindspore-encrypted", "paddle-tensor", "mindspore", "empty", "unknown"}
+_KINDS = {"pickle", "npy", "zip", "tar", "hdf5", "safetensors", "mxnet", "zlib", "zfile", "gzip", "bz2", "xz", "lzma",
+          "lz4", "zstd", "7z", "mindspore-encrypted", "paddle-tensor", "mindspore", "empty", "unknown"}
+
+
+def _known_kinds() -> set[str]:
+    """The formats above plus every kind safeload/_kinds.py names (files that carry no pickle)."""
+    from safeload._kinds import CODE_KINDS, MODEL_KINDS, OTHER_KINDS
+
+    return _KINDS | set(MODEL_KINDS) | set(CODE_KINDS) | set(OTHER_KINDS) | {"keras-lambda"}
 
 _known_modules: set[str] = set()
 
@@ -47,7 +54,7 @@ def detect(data: bytes) -> None:
     from safeload._detect import detect as _detect
 
     kind = _detect(data)
-    if kind not in _KINDS:
+    if kind not in _known_kinds():
         raise common.ContractViolation(f"detect returned {kind!r}")
 
 
