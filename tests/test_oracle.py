@@ -26,6 +26,7 @@ from safeload._detect import detect
 from safeload._scan import sniff
 
 _built: dict[str, tuple[Path, Path, list[str]]] = {}
+_unbuildable: dict[str, str] = {}  # attacks whose real base file needs a framework this Python lacks
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,17 @@ def attack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def built(name: str, folder: Path) -> tuple[Path, Path, list[str]]:
     """(target, scan path, loaders that run the payload), once per session."""
+    if name in _unbuildable:
+        pytest.skip(_unbuildable[name])
     if name not in _built:
         attack = corpus_attacks.BY_NAME[name]
         where = folder / name
-        where.mkdir()
+        where.mkdir(exist_ok=True)
         try:
             target, scan_path = attack.build(where)
         except ModuleNotFoundError as exc:  # torch or joblib writes the real file this attack is built around
-            pytest.skip(f"{name}: {exc.name} is not installed")
+            _unbuildable[name] = f"{name}: {exc.name} is not installed"
+            pytest.skip(_unbuildable[name])
         hits = oracle.live(target, attack.loaders) if attack.loaders else []
         _built[name] = (target, scan_path, hits)
     return _built[name]
