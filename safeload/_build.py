@@ -53,11 +53,8 @@ def force_pure() -> None:
 def prepare() -> None:
     """Called by safeload/__init__.py before anything else imports the modules of :data:`COMPILED`.
 
-    With ``SAFELOAD_PURE_PYTHON`` set, loads the ``.py`` files (:func:`force_pure`). Otherwise, where the VM is
-    compiled, points ``_vm._THIS_FILE`` at the file name the compiled code's frames carry: ``_vm._raised_here``
-    tells the VM's own errors (a truncated argument, a stack underflow: FormatError) from errors raised inside a
-    rebuilder (InternalError) by comparing a traceback frame's file name with ``_THIS_FILE``, and in a compiled
-    module ``__file__`` names the extension while its frames name the ``.py`` source.
+    With ``SAFELOAD_PURE_PYTHON`` set, loads the ``.py`` files (:func:`force_pure`); with a compiled module built
+    from another version of its source, warns and does the same.
     """
     if pure_requested():
         force_pure()
@@ -72,12 +69,6 @@ def prepare() -> None:
                       "SAFELOAD_PURE_PYTHON=1)", RuntimeWarning, stacklevel=3)
         force_pure()
         return
-    import importlib
-
-    vm = importlib.import_module("safeload._vm")
-    code = getattr(getattr(vm, "_raised_here", None), "__code__", None)
-    if _is_compiled(vm) and code is not None and hasattr(vm, "_THIS_FILE"):
-        setattr(vm, "_THIS_FILE", code.co_filename)  # noqa: B010 (the module is typed as having no such name)
 
 
 DIGEST_SUFFIX = ".sha256"  # setup.py writes it next to each extension module

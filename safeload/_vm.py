@@ -675,17 +675,17 @@ class VM:
         return value
 
 
-_THIS_FILE = __file__
-
-
 def _raised_here(exc: BaseException) -> bool:
-    """True if ``exc`` was raised by this module's own code (the run loop or a handler), not by a rebuilder."""
+    """True if ``exc`` was raised by this module's own code (the run loop or a handler), not by a rebuilder.
+
+    Frames are told apart by their module globals, which the compiled build's frames carry too (their file name
+    is the ``.py`` source, not ``__file__``)."""
     tb = exc.__traceback__
     last = None
     while tb is not None:
         last = tb
         tb = tb.tb_next
-    return last is not None and last.tb_frame.f_code.co_filename == _THIS_FILE
+    return last is not None and last.tb_frame.f_globals is globals()
 
 
 def _overruns(vm: VM, spec: Any) -> bool:
