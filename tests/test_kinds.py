@@ -139,3 +139,17 @@ def test_polyglots_are_live_and_never_classified(name: str, tmp_path: Path) -> N
 def test_reasons_and_kinds_are_disjoint() -> None:
     assert not (set(MODEL_KINDS) & set(OTHER_KINDS) or set(CODE_KINDS) & (set(MODEL_KINDS) | set(OTHER_KINDS)))
     assert all(reason and "\n" not in reason for reason in {**MODEL_KINDS, **CODE_KINDS, **OTHER_KINDS}.values())
+
+
+def test_a_source_that_starts_like_a_protobuf_value_is_text_not_a_mindspore_checkpoint(tmp_path: Path) -> None:
+    """``\\n#\\n#`` is a length-delimited field 1 holding a field 1 to a protobuf reader: CPython's own
+    curses/has_key.py begins so. Only a file whose every top-level field is a Value reads as MindSpore."""
+    import safeload
+    from safeload._detect import detect
+
+    source = b"\n#\n# Emulation of has_key() function for platforms that don't use ncurses\n#\n\nimport _curses\n"
+    assert detect(source) != "mindspore"
+    path = tmp_path / "has_key.py"
+    path.write_bytes(source)
+    report = safeload.scan(str(path))
+    assert report.exit_code != 2 and report.files[0].status == "skipped", report.to_dict()

@@ -75,14 +75,28 @@ def _int64(v: int) -> int:
 
 
 def is_mindspore(data: bytes) -> bool:
-    """A first ``Value`` whose first field is its tag string."""
-    if len(data) < 4 or data[0] != 0x0A:
+    """The whole file is a ``Checkpoint``: top-level fields that are all ``Value`` messages (field 1, length
+    delimited) whose first field is their tag string, ending exactly at the end of the file.
+
+    Only the top level is walked (one step per parameter); checking every field, not just the first, keeps a
+    source file that starts with a newline and a quote from reading as a checkpoint."""
+    n = len(data)
+    if n < 4 or data[0] != 0x0A:
         return False
-    try:
-        length, pos = _varint(data, 1, min(len(data), 11))
-    except FormatError:
-        return False
-    return pos + length <= len(data) and pos < len(data) and data[pos] == 0x0A
+    if n >= 17 and bytes(data[-17:-10]) == _CRC_TAG:
+        n -= 17  # the crc_num trailer MindSpore appends with crc_check=True
+    pos = 0
+    while pos < n:
+        if data[pos] != 0x0A:
+            return False
+        try:
+            length, start = _varint(data, pos + 1, min(n, pos + 11))
+        except FormatError:
+            return False
+        if start >= n or data[start] != 0x0A or start + length > n:
+            return False
+        pos = start + length
+    return True
 
 
 def encrypted_kind(data: bytes) -> str | None:
