@@ -3,6 +3,9 @@
 Workloads (generated in a temporary folder, never in the repo):
   * a ~500 MB torch checkpoint (``torch.save`` of a state_dict)
   * a folder of 1000 small pickles
+  * a mixed repository: Python sources, docs, real PNG/JPEG images and shared libraries copied from this Python's
+    installation, an LFS pointer, and the real checkpoints of ../shared/samples/pytorch (what a CI scan of a
+    project sees)
   * the real samples in ../shared/samples (if present)
 
 Each command runs ``--repeat`` times; the best wall time counts. Ratios are against picklescan, in the same run.
@@ -55,6 +58,37 @@ def make_small(folder: Path, count: int) -> Path:
     return out
 
 
+def make_mixed_repo(folder: Path, sources: int = 400) -> Path:
+    """A project tree as CI scans it: mostly code, docs, images and libraries, a few real checkpoints."""
+    import sysconfig
+
+    repo = folder / "repo"
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    copied = 0
+    for path in sorted(stdlib.rglob("*.py")):
+        if copied >= sources:
+            break
+        dest = repo / "src" / f"{copied:04d}_{path.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+        copied += 1
+    for pattern, sub, most in (("*.png", "docs/img", 40), ("*.jpg", "docs/img", 10), ("*.so", "lib", 20),
+                               ("*.md", "docs", 40), ("*.txt", "docs", 40)):
+        found = [p for p in sorted(purelib.rglob(pattern)) if p.is_file() and p.stat().st_size < 8 << 20][:most]
+        for i, path in enumerate(found):
+            dest = repo / sub / f"{i:03d}_{path.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(path.read_bytes())
+    (repo / "models").mkdir(parents=True, exist_ok=True)
+    (repo / "models" / "big.bin").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 12345\n")
+    if (SAMPLES / "pytorch").is_dir():
+        for path in sorted((SAMPLES / "pytorch").glob("*state_dict*.pt")):  # weights, not pickled modules
+            (repo / "models" / path.name).write_bytes(path.read_bytes())
+    return repo
+
+
 def commands(target: Path, is_folder: bool) -> dict[str, list[str] | None]:
     def tool(name: str) -> str | None:
         path = BIN / name
@@ -94,7 +128,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         workloads = [(f"torch checkpoint, {args.size_mb} MB", make_checkpoint(root, args.size_mb), False),
-                     (f"{args.small} small pickles", make_small(root, args.small), True)]
+                     (f"{args.small} small pickles", make_small(root, args.small), True),
+                     ("mixed repository (code, docs, images, libraries, checkpoints)", make_mixed_repo(root), True)]
         if SAMPLES.is_dir():
             workloads.append(("mixed real samples", SAMPLES, True))
         rows = []
