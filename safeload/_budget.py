@@ -105,7 +105,7 @@ def current(limits: Any = None, input_size: int = 0) -> Budget:
     ``input_size`` bytes."""
     budget = _CURRENT.get()
     if budget is None:
-        from .policy import DEFAULT_LIMITS
+        from ._types import DEFAULT_LIMITS
 
         budget = Budget(input_size, DEFAULT_LIMITS if limits is None else limits)
     return budget

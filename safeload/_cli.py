@@ -310,7 +310,7 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str,
     except TypeError as exc:
         raise UsageError(str(exc)) from None
     try:
-        from ._remote import collect_any  # paths, and fsspec URLs (s3://, https://, ...)
+        from ._scan import collect_any  # paths, and fsspec URLs (s3://, https://, ...)
 
         return collect_any(paths)
     except FileNotFoundError as exc:

@@ -2,7 +2,7 @@
 (``--scheduler tcp://HOST:PORT``, :func:`scan_distributed`), and a results file to resume an interrupted run.
 
 Every file is scanned by the code a local scan runs (:func:`safeload._scan.scan_file`, or
-:func:`safeload._remote.scan_url` for a URL), in a worker, and the reports are merged into one
+:func:`safeload._scan.scan_url` for a URL), in a worker, and the reports are merged into one
 :class:`safeload._scan.Report`, sorted by path as a local scan's is. So the JSON and SARIF of a distributed scan
 and its exit status are those of a local scan of the same files.
 
@@ -116,7 +116,7 @@ def scan_one(item: tuple[str, str], allow: tuple[str, ...] = (), max_decompresse
     from ._remote import is_url
 
     if is_url(target):
-        from ._remote import scan_url
+        from ._scan import scan_url
 
         return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
     return _scan.scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)

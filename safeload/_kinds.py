@@ -15,12 +15,12 @@ names a kind for a file that some native loader could act on:
 
 * ``pickle.load`` (and ``torch.load``, ``joblib.load``, ``numpy.load(allow_pickle=True)``, which fall back to it)
   reads any bytes from byte 0; several magics are valid opcodes (``G`` BINFLOAT in GIF and GGUF, ``M`` BININT2
-  in PE, ``B`` BINBYTES in BMP, ``\\x89`` NEWFALSE in PNG and HDF5). :func:`safeload._detect.cpython_reach` walks
+  in PE, ``B`` BINBYTES in BMP, ``\\x89`` NEWFALSE in PNG and HDF5). :func:`safeload._reach.cpython_reach` walks
   the stream as CPython does; if it reaches an opcode that could import or call, the file is not classified.
 * ``zipfile`` and ``unzip`` find an archive by its end-of-central-directory record at the end of the file, so a
   file whose last 64 KiB hold ``PK\\x05\\x06`` is not classified (an image with a zip appended is a zip).
 * ``tarfile`` (which ``torch.load`` tries first on a non-zip file) accepts any first block with a valid checksum:
-  :func:`safeload._detect.is_tar` is that test.
+  :func:`safeload._reach.is_tar` is that test.
 
 Zip archives are never classified here: the scanner opens them member by member (a Keras v3 ``.keras`` zip then
 has JSON and HDF5 members, which are classified one by one).
@@ -187,7 +187,7 @@ def _other_reader(data: Any) -> bool:
     if b"PK\x05\x06" in tail or b"PK\x06\x06" in tail:
         return True
     try:
-        from ._detect import cpython_reach, is_tar
+        from ._reach import cpython_reach, is_tar
 
         return is_tar(data) or bool(cpython_reach(data))
     except Exception:  # a walk that cannot decide: not classified, so the file is scanned instead

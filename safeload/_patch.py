@@ -475,7 +475,7 @@ def _install_pickle(module: Any, settings: _Settings) -> None:
 
 def pickle_py_unpickler() -> type:
     """The pure-Python unpickler class (``pickle._Unpickler`` before patch())."""
-    return _ORIGINALS.get((pickle, "_Unpickler"), pickle._Unpickler)  # type: ignore[attr-defined,no-any-return]
+    return _ORIGINALS.get((pickle, "_Unpickler"), pickle._Unpickler)  # type: ignore[no-any-return]
 
 
 def _subclass_load(settings: _Settings) -> Any:

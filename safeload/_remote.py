@@ -5,7 +5,7 @@ Needs ``fsspec`` (``pip install 'safeload[remote]'``); the protocol's own implem
 configuration; the scanner never prints them: the user and password part of a URL is removed from every path it
 reports.
 
-A remote file is scanned by the same code as a local one (:func:`safeload._scan.scan_file`): its bytes are put in a
+A remote file is scanned by the same code as a local one (:func:`safeload._scan.scan_url` calls :func:`safeload._scan.scan_file`): its bytes are put in a
 temporary file of the same size, which is mapped, as a local file is. What is fetched:
 
 * a zip whose central directory names a torch checkpoint (a member ``data.pkl``): everything except the payload
@@ -23,14 +23,12 @@ have to be fetched is an error, not a partial scan.
 
 from __future__ import annotations
 
-import os
 import re
 import struct
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["is_url", "redact", "iter_remote", "collect_any", "scan_url", "SKIP_AT_LEAST"]
+__all__ = ["is_url", "redact", "iter_remote", "fetch_to", "SKIP_AT_LEAST"]
 
 #: storage records at least this large are not fetched (their bytes are never read by a scan)
 SKIP_AT_LEAST = 64 * 1024
@@ -91,25 +89,6 @@ def iter_remote(url: str) -> Iterator[tuple[str, str]]:
                 yield full, redact(full)
             else:
                 yield fs.unstrip_protocol(full), _display(fs, url, full)
-
-
-def collect_any(paths: Iterable[Any]) -> tuple[list[tuple[str, str]], list[Any]]:
-    """:func:`safeload._scan.collect_files` for paths, :func:`iter_remote` for URLs; sorted by what is shown."""
-    from ._scan import collect_files
-
-    paths = list(paths)
-    urls = [p for p in paths if is_url(p)]
-    files, skipped = collect_files([p for p in paths if not is_url(p)])
-    if not urls:
-        return files, skipped
-    seen = {d for _, d in files}
-    for url in urls:
-        for target, display in iter_remote(url):
-            if display not in seen:
-                seen.add(display)
-                files.append((target, display))
-    files.sort(key=lambda kv: kv[1])
-    return files, skipped
 
 
 # ---- fetching ------------------------------------------------------------------------------------------------------
@@ -238,7 +217,7 @@ def _fill(rd: _Ranged, out: Any, spans: list[tuple[int, int]]) -> None:
 
 def fetch_to(url: str, out: Any, *, max_download: int, ranged_at_least: int = RANGED_AT_LEAST) -> int:
     """Write the bytes of ``url`` a scan needs into ``out`` (a file opened ``w+b``), at their offsets; return the
-    file size. Raises OSError/ValueError (reported by :func:`scan_url` as an unreadable file)."""
+    file size. Raises OSError/ValueError (reported by :func:`safeload._scan.scan_url` as an unreadable file)."""
     from .errors import LimitExceededError
 
     fs, path = _fs(url)
@@ -262,30 +241,3 @@ def fetch_to(url: str, out: Any, *, max_download: int, ranged_at_least: int = RA
     _fill(rd, out, spans)
     out.flush()
     return size
-
-
-def scan_url(url: str, policy: Any = None, *, max_decompressed: int | None = None, explain: bool = False,
-             display: str | None = None, max_download: int | None = None) -> Any:
-    """:func:`safeload._scan.scan_file` for a URL; the report's path is the URL without credentials."""
-    from ._scan import ERROR, FileReport, Finding, _finding_from_error, policy_for, scan_file
-    from .errors import SafeLoadError
-
-    pol = policy if policy is not None else policy_for()
-    name = display if display is not None else redact(url)
-    cap = max_download if max_download is not None else (
-        max_decompressed if max_decompressed is not None else pol.limits.max_decompressed)
-    with tempfile.NamedTemporaryFile(prefix="safeload-") as out:
-        try:
-            size = fetch_to(url, out, max_download=cap)
-        except SafeLoadError as err:
-            report = FileReport(name, ERROR)
-            report.findings.append(_finding_from_error(name, err, None, None))
-            return report
-        except Exception as exc:  # noqa: BLE001 - any backend's error: the file was not read, so it is not clean
-            report = FileReport(name, ERROR)
-            # the exception's text is not shown: a backend's message can quote a signed URL or a key
-            why = getattr(exc, "strerror", None) or type(exc).__name__
-            report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {why}",
-                                           fix="Check the URL and the credentials fsspec is configured with"))
-            return report
-        return scan_file(out.name, pol, max_decompressed=max_decompressed, explain=explain, display=name)

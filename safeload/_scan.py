@@ -826,7 +826,7 @@ def scan(path_or_bytes: Any, policy: Policy | None = None, *, allow: Iterable[st
     if not isinstance(path_or_bytes, (str, os.PathLike)):
         raise TypeError(f"safeload.scan expects a path or bytes, not {type(path_or_bytes).__name__}")
     if isinstance(path_or_bytes, str) and "://" in path_or_bytes:  # an fsspec URL: safeload/_remote.py
-        from ._remote import iter_remote, scan_url
+        from ._remote import iter_remote
 
         return Report([scan_url(url, pol, max_decompressed=max_decompressed, explain=explain, display=shown)
                        for url, shown in sorted(iter_remote(path_or_bytes), key=lambda item: item[1])])
@@ -911,3 +911,52 @@ def _add(files: dict[str, str], skipped: list[FileReport], path: Path, real_dir:
     # Hugging Face caches: prefer the snapshots/<rev>/name a user knows over blobs/<sha>
     if previous is None or ("/blobs/" in previous and "/blobs/" not in display):
         files[real] = display
+
+
+# ---- remote sources (fetched by safeload/_remote.py, scanned here) ------------------------------------------
+
+def scan_url(url: str, policy: Any = None, *, max_decompressed: int | None = None, explain: bool = False,
+             display: str | None = None, max_download: int | None = None) -> Any:
+    """:func:`safeload._scan.scan_file` for a URL; the report's path is the URL without credentials."""
+    import tempfile
+
+    from ._remote import fetch_to, redact
+
+    pol = policy if policy is not None else policy_for()
+    name = display if display is not None else redact(url)
+    cap = max_download if max_download is not None else (
+        max_decompressed if max_decompressed is not None else pol.limits.max_decompressed)
+    with tempfile.NamedTemporaryFile(prefix="safeload-") as out:
+        try:
+            size = fetch_to(url, out, max_download=cap)
+        except SafeLoadError as err:
+            report = FileReport(name, ERROR)
+            report.findings.append(_finding_from_error(name, err, None, None))
+            return report
+        except Exception as exc:  # noqa: BLE001 - any backend's error: the file was not read, so it is not clean
+            report = FileReport(name, ERROR)
+            # the exception's text is not shown: a backend's message can quote a signed URL or a key
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {why}",
+                                           fix="Check the URL and the credentials fsspec is configured with"))
+            return report
+        return scan_file(out.name, pol, max_decompressed=max_decompressed, explain=explain, display=name)
+
+
+def collect_any(paths: Iterable[Any]) -> tuple[list[tuple[str, str]], list[Any]]:
+    """:func:`safeload._scan.collect_files` for paths, :func:`iter_remote` for URLs; sorted by what is shown."""
+    from ._remote import is_url, iter_remote
+
+    paths = list(paths)
+    urls = [p for p in paths if is_url(p)]
+    files, skipped = collect_files([p for p in paths if not is_url(p)])
+    if not urls:
+        return files, skipped
+    seen = {d for _, d in files}
+    for url in urls:
+        for target, display in iter_remote(url):
+            if display not in seen:
+                seen.add(display)
+                files.append((target, display))
+    files.sort(key=lambda kv: kv[1])
+    return files, skipped

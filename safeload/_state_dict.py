@@ -135,7 +135,7 @@ def _expand(prefix: str, value: Any, depth: int) -> list[tuple[str, Any]]:
                 return []
         else:
             targets = [(str(i), v) for i, v in enumerate(value)]
-        out = []
+        out: list[tuple[str, Any]] = []
         for key, item in targets:
             out.extend((f"{prefix}.{sub}", v) for sub, v in _expand(key, item, depth + 1))
         return out

@@ -28,13 +28,17 @@ import re
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _budget
 from ._opcodes import OPCODES, READERS, by_code, opcode_name
 from ._stub import Stub
 from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
-from .policy import Entry, Policy, canonical_name, danger_of
+from ._names import canonical_name, danger_of
+from ._types import Entry, Pending
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 __all__ = ["VM", "Pending", "check_keys"]
 
@@ -44,21 +48,6 @@ _unpack_I = struct.Struct("<I").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 _INT_HASH_SAFE = (1 << 61) - 2  # ints with |x| below this have distinct hashes (except -1 and -2)
-
-
-class Pending:
-    """An object a rebuilder started (REDUCE) that needs its BUILD state to become real (ndarray, dtype)."""
-
-    __slots__ = ("builder", "args", "result", "qualname")
-
-    def __init__(self, qualname: str, builder: Callable[[VM, Pending, Any], Any], args: tuple[Any, ...]) -> None:
-        self.qualname = qualname
-        self.builder = builder
-        self.args = args
-        self.result: Any = None
-
-    def __repr__(self) -> str:
-        return f"<safeload pending {self.qualname}>"
 
 
 def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
@@ -534,10 +523,10 @@ class VM:
                     memo[n] = stack[-1]
                     pos += 5
                 elif op == 0x74 and metastack and len(stack) <= max_items:  # TUPLE
-                    v = tuple(stack)
+                    tup = tuple(stack)
                     stack = self.stack = metastack.pop()
                     push = stack.append
-                    push(v)
+                    push(tup)
                     pos += 1
                 elif op == 0x29:  # EMPTY_TUPLE
                     push(())
@@ -696,7 +685,7 @@ def _overruns(vm: VM, spec: Any) -> bool:
     return False
 
 
-def _refuse_opcode(vm: VM, op: int) -> None:
+def _refuse_opcode(vm: VM, op: int) -> NoReturn:
     spec = by_code[op]
     if spec is not None and spec.action == "forbidden":
         raise vm.fail(f"Opcode {spec.name} refused", "out-of-band buffers never occur in files; a pickle that uses "
@@ -721,7 +710,8 @@ def _dict_setter(vm: VM, target: Any) -> Callable[[Any, Any], None]:
     if kind is Stub:
         if target.args is None:
             raise vm.fail(f"SETITEM on the global {target.qualname} itself")
-        return target.dictitems.__setitem__
+        setter: Callable[[Any, Any], None] = target.dictitems.__setitem__
+        return setter
     if kind is dict or (kind in vm.policy.types and issubclass(kind, dict)):
         # The C __setitem__ of the nearest built-in base: a subclass's own __setitem__ never runs.
         base = OrderedDict if issubclass(kind, OrderedDict) else dict

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["FormatError", "InternalError", "LimitExceededError", "SafeLoadError", "UnsafeGlobalError", "error_context"]
 
@@ -139,9 +140,9 @@ class InternalError(SafeLoadError):
                    "the file with a loader that runs code")
 
     @classmethod
-    def wrap(cls, exc: BaseException, *, where: str = "while reading the file", **kwargs: object) -> InternalError:
+    def wrap(cls, exc: BaseException, *, where: str = "while reading the file", **kwargs: Any) -> InternalError:
         """The InternalError for an unexpected ``exc``; raise it ``from exc``."""
-        return cls(f"Internal error {where}: {type(exc).__name__}: {exc}",  # type: ignore[arg-type]
+        return cls(f"Internal error {where}: {type(exc).__name__}: {exc}",
                    why="safeload hit an exception it does not expect on any input", **kwargs)
 
 

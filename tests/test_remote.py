@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import oracle
-from safeload import _remote, scan
+from safeload import _remote, _scan, scan
 from safeload._cli import main
 
 fsspec = pytest.importorskip("fsspec")
@@ -90,12 +90,12 @@ def test_credentials_never_reach_the_report() -> None:
     assert _remote.redact("s3://KEY:SECRET@bucket/m.pt") == "s3://bucket/m.pt"
     assert _remote.redact("https://user:pw@host/a/b.pt") == "https://host/a/b.pt"
     assert _remote.redact("https://host/a@b.pt") == "https://host/a@b.pt"  # an @ in the path is not userinfo
-    report = _remote.scan_url("memory://user:secret@nowhere/x.pt")
+    report = _scan.scan_url("memory://user:secret@nowhere/x.pt")
     assert report.status == "error" and "secret" not in json.dumps(report.to_dict())
 
 
 def test_a_file_over_the_download_limit_is_an_error_not_a_partial_scan(memfs: str) -> None:
-    report = _remote.scan_url(memfs + "/plain.pkl", max_download=10)
+    report = _scan.scan_url(memfs + "/plain.pkl", max_download=10)
     assert report.status == "error" and report.findings[0].rule == "limit-exceeded"
 
 
@@ -164,7 +164,7 @@ def test_a_big_zip_over_http_is_read_by_ranges(server) -> None:
     base, big = server
     size = (big / "big.pt").stat().st_size
     _Counting.sent = 0
-    remote = _remote.scan_url(f"{base}/{big.name}/big.pt")
+    remote = _scan.scan_url(f"{base}/{big.name}/big.pt")
     sent = _Counting.sent
     local = scan(str(big / "big.pt")).files[0]
     assert remote.status == "clean" and remote.format == "torch-zip"
@@ -188,7 +188,7 @@ def test_a_payload_in_a_big_zip_over_http_is_found(server, tmp_path: Path) -> No
         (tmp_path / "extra.pkl").write_bytes(zf.read("big/extra.pkl"))
     assert oracle.live(tmp_path / "extra.pkl", ("pickle",)) == ["pickle"]
     _Counting.sent = 0
-    remote = _remote.scan_url(f"{base}/{big.name}/big-evil.pt")
+    remote = _scan.scan_url(f"{base}/{big.name}/big-evil.pt")
     assert _Counting.sent < target.stat().st_size / 10
     local = scan(str(target)).files[0]
     assert remote.status == local.status != "clean"
@@ -218,7 +218,7 @@ def test_a_storage_record_that_overlaps_the_next_member_is_fetched_whole(tmp_pat
         fs_, p = fsspec.core.url_to_fs("memory://overlap/overlap.pt")
         rd = _remote._Ranged(fs_, p, len(raw))
         assert _remote._zip_skips(rd) is None
-        remote = _remote.scan_url("memory://overlap/overlap.pt", display=str(path))
+        remote = _scan.scan_url("memory://overlap/overlap.pt", display=str(path))
         local = scan(str(path)).files[0]
         assert remote.status == local.status != "clean"
         assert json.dumps(remote.to_dict()) == json.dumps(local.to_dict())

@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 from ..errors import UnsafeGlobalError
-from ..policy import Entry
+from .._types import Entry
 from .._stub import Stub
 
 __all__ = ["ENTRIES", "apply_plain_state"]
@@ -190,11 +190,17 @@ def _dict_ctor(kind: type) -> Any:
     return call
 
 
+def _new(kind: type) -> Any:
+    """``kind.__new__(kind)``: the class's own (C) allocator, typed for any class."""
+    new: Any = kind.__new__
+    return new(kind)
+
+
 def _newobj_plain(kind: type) -> Any:
     def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if args or kwargs:
             raise vm.fail(f"{kind.__name__} created with arguments", "safeload creates it empty and fills it from state")
-        return kind.__new__(kind)
+        return _new(kind)
 
     return newobj
 
@@ -202,7 +208,7 @@ def _newobj_plain(kind: type) -> Any:
 def _namespace_call(kind: type) -> Any:
     def call(vm: Any, args: tuple[Any, ...]) -> Any:
         _argc(vm, args, kind.__name__, 0, 1)
-        inst = kind.__new__(kind)
+        inst = _new(kind)
         if args:  # SimpleNamespace(**dict) in some reduce forms
             apply_plain_state(vm, inst, args[0])
         return inst

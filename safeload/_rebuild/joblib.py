@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FormatError, LimitExceededError
-from ..policy import Entry
+from .._types import Entry
 
 __all__ = ["ENTRIES", "MAX_NESTING"]
 
@@ -34,7 +34,7 @@ _SHARED_COUNTERS = ("ops", "ops_settled", "op_cap", "allocated")
 
 
 def _wrapper_newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from .._vm import Pending
+    from .._types import Pending
 
     if args or kwargs:
         raise vm.fail("NumpyArrayWrapper created with arguments", "joblib creates it empty and gives it state by BUILD")

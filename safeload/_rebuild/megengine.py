@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from ..policy import Entry
+from .._types import Entry
 
 __all__ = ["ENTRIES", "WANT_TENSORS"]
 
@@ -33,7 +33,7 @@ def _newobj(qualname: str, parameter: bool) -> Any:
     def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import numpy as np
 
-        from .._vm import Pending
+        from .._types import Pending
 
         if kwargs:
             raise vm.fail(f"{qualname} created with keyword arguments")

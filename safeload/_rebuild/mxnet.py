@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..policy import Entry
+from .._types import Entry
 
 __all__ = ["ENTRIES"]
 
@@ -22,7 +22,7 @@ _CLASSES = ("mxnet.ndarray.ndarray.NDArray", "mxnet.numpy.ndarray", "mxnet.numpy
 
 def _call(qualname: str) -> Any:
     def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        from .._vm import Pending
+        from .._types import Pending
 
         if not (args == () or (len(args) == 1 and args[0] is None)):  # by identity: never an array's __eq__
             raise vm.fail(f"{qualname} called with arguments", "MXNet pickles NDArray(None) and sets the data by BUILD")

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .._views import make_view
-from ..policy import Entry
+from .._types import Entry
 from .._stub import Stub
 
 __all__ = ["ENTRIES", "build_dtype"]
@@ -67,7 +67,7 @@ def _dtype_of(vm: Any, dtype: Any) -> Any:
 # ---- dtype --------------------------------------------------------------------------------------------------------
 
 def _dtype_call(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._vm import Pending
+    from .._types import Pending
 
     if not 1 <= len(args) <= 3:
         raise vm.fail(f"numpy.dtype called with {len(args)} arguments")
@@ -192,7 +192,7 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
 # ---- arrays ---------------------------------------------------------------------------------------------------------
 
 def _reconstruct_call(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._vm import Pending
+    from .._types import Pending
 
     np = _np()
     if len(args) != 3:

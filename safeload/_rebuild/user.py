@@ -22,7 +22,7 @@ import pathlib
 from collections import OrderedDict
 from typing import Any
 
-from ..policy import Entry
+from .._types import Entry
 from .builtins import check_attr_names
 
 __all__ = ["user_class_entry"]
@@ -39,7 +39,8 @@ def _slots_of(cls: type) -> set[str]:
 def _blank(cls: type) -> Any:
     for base in (OrderedDict, dict, list, set):
         if issubclass(cls, base):
-            return base.__new__(cls)  # type: ignore[call-overload]
+            new: Any = base.__new__
+            return new(cls)
     return object.__new__(cls)
 
 
