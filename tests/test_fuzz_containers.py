@@ -19,8 +19,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import corpus_attacks
-import oracle
+# every mutant is built around files torch.save writes here (the no-torch CI lanes run the rest of the suite)
+pytest.importorskip("torch", reason="the mutants are built around real torch.save files")
+
+import corpus_attacks  # noqa: E402
+import oracle  # noqa: E402
 
 STATS: dict[str, int] = {}
 #: SAFELOAD_HYPOTHESIS_EXAMPLES=50000 for a long run outside CI (random, not derandomized); with
@@ -49,8 +52,6 @@ class DrawnChoices(corpus_attacks.Choices):
 
 @pytest.fixture(scope="module")
 def folder() -> Iterator[Path]:
-    # the mutants are built around files torch.save writes (the no-torch CI lanes run the rest of the suite)
-    pytest.importorskip("torch", reason="the mutants are built around real torch.save files")
     corpus_attacks.materials()
     yield Path(tempfile.mkdtemp(prefix="safeload-fuzz-containers-"))
     _write_stats()
