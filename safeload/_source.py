@@ -29,7 +29,7 @@ class MappedFile(_mmap.mmap):
         # numpy.empty, not bytearray(size): a bytearray is zero-filled first, which touches every page twice
         import numpy
 
-        buf = numpy.empty(size, dtype=numpy.uint8)
+        buf: Any = numpy.empty(size, dtype=numpy.uint8)
         view = memoryview(buf)
         done = 0
         while done < size:

@@ -218,7 +218,4 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
     return base.allowing(*extra) if extra else base
 
 
-_canonical_qualname = canonical_qualname  # the name safeload/_rebuild/torch.py imports
-
-
 DEFAULT_POLICY = Policy(default_entries())

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._views import byte_span, check_extent
 from ..errors import FormatError
-from ..policy import Entry
+from .._types import Entry
 
 __all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchConstant", "TorchDType",
            "TorchDevice", "TORCH_DTYPES", "torch_safe_globals",
@@ -413,7 +413,7 @@ def torch_safe_globals() -> tuple[Any, ...]:
     get = getattr(getattr(torch, "serialization", None), "get_safe_globals", None)
     if get is None:
         return ()
-    from ..policy import _canonical_qualname
+    from .._names import canonical_qualname as _canonical_qualname
     from .user import user_class_entry
 
     out: list[Any] = []
