@@ -1,6 +1,6 @@
 """Shared by every harness in fuzz/: the contract, the memory cap and the findings log.
 
-Contract (STYLE.md practice 12): on any input, only ``safeload.SafeLoadError`` may leave a stage, and never its
+Contract: on any input, only ``safeload.SafeLoadError`` may leave a stage, and never its
 ``InternalError`` subclass (an unexpected exception inside safeload). Anything else is a crash. A ``LimitExceededError`` caused by a ``MemoryError`` is a crash too: it means safeload tried an
 allocation larger than the address-space cap set here before checking a limit. A harness also fails if a module
 the input names gets imported.

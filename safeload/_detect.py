@@ -17,7 +17,7 @@ Two signatures are not magic numbers, and are tested the way the native readers 
   NEWOBJ_EX, BUILD). A GLOBAL whose module is not a dotted identifier (``class Net:`` read as ``c`` + ``lass
   Net:``) imports nothing: ``__import__`` of such a name fails.
 
-Where magic numbers overlap (see formats.md §0.1): strong magic first, then protocol 2+ pickles, compressors, the
+Where magic numbers overlap: strong magic first, then protocol 2+ pickles, compressors, the
 magic-less binary formats, and protocol 0/1 pickles last. A file that is a tar and any other format, or another
 format and a pickle CPython would act on, is a polyglot.
 """

@@ -1,7 +1,7 @@
 """Structured fuzzing with hypothesis: valid pickles split into opcodes (``safeload._opcodes.iter_ops``), mutated
 at the opcode level and re-emitted; plus differential tests against CPython's ``pickle``.
 
-Contract (STYLE.md practice 12): only SafeLoadError may leave ``safeload.loads``; ``scan`` and ``load`` agree on
+Contract: only SafeLoadError may leave ``safeload.loads``; ``scan`` and ``load`` agree on
 every stream; benign data round-trips through ``pickle.dumps`` and ``safeload.loads`` on every protocol.
 """
 

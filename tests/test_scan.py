@@ -1,7 +1,7 @@
 """``safeload.scan`` against ``safeload.load``: the same walker and policy, so the same verdict, on every file.
 
 The agreement test runs the whole adversarial corpus, malformed streams and the real samples through both. Then
-each container trick of DESIGN.md section 2 gets a generated file: the payload hidden in tar, zip, nested zips,
+each container trick of SECURITY.md's threat model gets a generated file: the payload hidden in tar, zip, nested zips,
 gzip, bz2, xz, lzma, zstd and 7z streams, under innocent names, next to bombs and ambiguous archives.
 """
 
@@ -176,7 +176,7 @@ def test_allow_by_name_without_import() -> None:
     assert scan(data, allow=["notinstalled_pkg.mod.Config"]).ok
 
 
-# ---- container tricks (DESIGN.md section 2), each with a generated file -------------------------------------------
+# ---- container tricks (SECURITY.md), each with a generated file ---------------------------------------------
 
 def _zstd(data: bytes) -> bytes:
     import zstandard
