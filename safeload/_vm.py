@@ -36,6 +36,7 @@ from ._stub import Stub
 from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
 from ._names import canonical_name, danger_of
 from ._types import Entry, Pending
+from ._rebuild.context import RebuildContext
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -112,8 +113,10 @@ def _key_type_problem(kind: type) -> str:
     return why
 
 
-#: Python classes whose ``__hash__``/``__eq__`` only read their own fields (standard library, torch's id hash)
-_TRUSTED_KEY_CLASSES = frozenset({"enum.Enum", "fractions.Fraction", "torch._tensor.Tensor"})
+#: Python classes whose ``__hash__``/``__eq__`` only read their own fields (standard library, torch's id hash,
+#: and safeload's own device/layout/qscheme values, made from checked strings and ints by safeload/_rebuild/torch.py)
+_TRUSTED_KEY_CLASSES = frozenset({"enum.Enum", "fractions.Fraction", "torch._tensor.Tensor",
+                                  "safeload._rebuild.torch.TorchDevice", "safeload._rebuild.torch.TorchConstant"})
 
 
 def _check_key_graph(vm: VM, key: Any, what: str) -> None:
@@ -215,6 +218,8 @@ class VM:
         self.budget = _budget.current(self.limits, self.end - self.start)
         self.ops_settled = 0
         self.op_cap = min(self.limits.max_opcodes, self.budget.left)
+        #: the one object rebuilders receive (safeload/_rebuild/context.py), never the VM itself
+        self.rebuild = RebuildContext(self, check_keys)
 
     # ---- helpers for handlers and rebuilders -------------------------------------------------------------
 
@@ -313,7 +318,7 @@ class VM:
         entry = self.entry_of(func)
         if entry is None or entry.call is None:
             raise self._not_callable(func, "calling")
-        return entry.call(self, args)
+        return entry.call(self.rebuild, args)
 
     def newobj(self, cls: Any, args: Any, kwargs: Any) -> Any:
         """NEWOBJ semantics: ``cls.__new__(cls, *args, **kwargs)``, for safeload rebuilders and stubs only."""
@@ -325,7 +330,7 @@ class VM:
         entry = self.entry_of(cls)
         if entry is None or entry.newobj is None:
             raise self._not_callable(cls, "instantiating")
-        return entry.newobj(self, args, kwargs)
+        return entry.newobj(self.rebuild, args, kwargs)
 
     def instantiate(self, cls: Any, args: tuple[Any, ...]) -> Any:
         """INST and OBJ: with arguments, a call; without, a bare instance (as pickle does)."""
@@ -333,7 +338,7 @@ class VM:
             return self.call(cls, args)
         entry = self.entry_of(cls)
         if entry is not None and entry.newobj is not None:
-            return entry.newobj(self, (), {})
+            return entry.newobj(self.rebuild, (), {})
         return self.call(cls, ())
 
     def build(self, inst: Any, state: Any) -> Any:
@@ -342,7 +347,7 @@ class VM:
         if kind is Pending:
             if inst.result is not None:
                 raise self.fail(f"Second BUILD on {inst.qualname}", "an object's state can be set once")
-            result = inst.builder(self, inst, state)
+            result = inst.builder(self.rebuild, inst, state)
             inst.result = result
             self.pending -= 1
             return result
@@ -357,7 +362,7 @@ class VM:
                 f"BUILD on a {kind.__module__}.{kind.__qualname__}, which takes no state",
                 "setting state on anything but a plain data holder is how __setstate__ injection works",
             )
-        return builder(self, inst, state)
+        return builder(self.rebuild, inst, state)
 
     def count_op(self) -> None:
         self.count_ops(1)
@@ -391,6 +396,49 @@ class VM:
         if n > self.limits.max_container:
             raise LimitExceededError("max_container", n, self.limits.max_container, offset=self.op_start,
                                      what=f"A {what} of {n} items is larger than the limit")
+
+    # ---- bytes outside the opcodes (joblib's arrays), for RebuildContext.splice_raw and run_nested ----------------
+
+    def _outside_frame(self, what: str) -> None:
+        if 0 <= self.frame_end and self.pos < self.frame_end:
+            raise self.fail(f"{what} inside a pickle frame", "the writer ends the frame before writing these bytes; "
+                            "bytes in the middle of a frame are read differently by different readers")
+
+    def splice_raw(self, nbytes: int, what: str) -> bytearray:
+        """Consume ``nbytes`` raw bytes after the current opcode, outside any FRAME, as a private charged copy."""
+        self._outside_frame(what)
+        pos = self.pos
+        if not 0 <= nbytes <= self.end - pos:
+            raise FormatError(f"{what} needs {nbytes} bytes, but only {max(self.end - pos, 0)} remain", offset=pos,
+                              why="the file is truncated or a length in it lies")
+        self.charge(nbytes, what)
+        raw = bytearray(memoryview(self.data)[pos:pos + nbytes])
+        self.pos = pos + nbytes
+        self.frame_end = -1  # the bytes after these are outside the frame that ended before them
+        return raw
+
+    def run_nested(self, context: dict[str, Any]) -> Any:
+        """Run the whole pickle that follows the current opcode, outside any FRAME, with this VM's policy, observer
+        and counters (one opcode count, allocation count and work budget per file); resume after it."""
+        self._outside_frame("A nested pickle")
+        if self.pos >= self.end:
+            raise self.fail("The nested pickle is missing: the stream ends here")
+        inner = VM(self.data, 0, policy=self.policy, unknown=self.unknown, encoding=self.encoding, errors=self.errors,
+                   observer=self.observer, context=context)  # shares the stream: started at 0, then moved
+        inner.pos = inner.start = inner.op_start = self.pos
+        inner.base = self.base  # its errors give offsets in the input, as this VM's do
+        inner.ops, inner.ops_settled, inner.op_cap, inner.allocated = self.ops, self.ops_settled, self.op_cap, self.allocated
+        result = inner.run()
+        self.ops, self.ops_settled, self.op_cap, self.allocated = inner.ops, inner.ops_settled, inner.op_cap, inner.allocated
+        if 0 <= inner.frame_end and inner.pos != inner.frame_end:
+            raise FormatError(f"The nested pickle stops {inner.frame_end - inner.pos} bytes before the end of its FRAME",
+                              offset=inner.pos - 1, opcode="STOP",
+                              why="an unpickler that reads whole frames from the file resumes where the frame ends, "
+                                  "not after STOP: the bytes in between would be read by one reader and skipped by "
+                                  "another")
+        self.pos = inner.pos
+        self.frame_end = -1
+        return result
 
     # ---- the run loop ------------------------------------------------------------------------------------
 

@@ -127,6 +127,21 @@ def test_training_checkpoint(legacy: bool, tmp_path: Any) -> None:
     check(ckpt, tmp_path, legacy)
 
 
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_torch_values_as_dict_keys(legacy: bool, tmp_path: Any) -> None:
+    """torch allows devices, dtypes, layouts and qschemes as dict keys (``{torch.device("cpu"): ...}``); so does
+    safeload in every mode: without torch they are its own value classes, hashed from checked strings and ints."""
+    obj = {torch.device("cpu"): 1, torch.device("cuda", 1): 2, torch.float16: 3, torch.strided: 4,
+           torch.per_channel_affine: 5, (torch.device("meta"), torch.sparse_csr): 6}
+    got = check(obj, tmp_path, legacy)
+    assert list(got) == list(obj)
+    path = tmp_path / "ckpt.pt"
+    plain = safeload.load(path, tensors="numpy")
+    assert [repr(k) for k in plain] == [repr(k) for k in obj]
+    assert list(plain.values()) == list(obj.values())
+    assert safeload.scan(path).ok
+
+
 @pytest.mark.parametrize("args", [("cuda", 128), ("cuda", -1), ("cuda:01",), ("cuda:1000",), ("disk",), ("cuda", True)],
                          ids=repr)
 def test_device_refuses_what_torch_would_misread(args: tuple[Any, ...]) -> None:
