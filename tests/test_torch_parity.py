@@ -174,6 +174,101 @@ def _rewrite(src: Any, out: Any, edit: Any) -> Any:
     return out
 
 
+# ---- zip records: alignment, byteorder, format version -------------------------------------------------------------
+
+def _record_obj() -> Any:
+    w = torch.arange(12.0).view(3, 4)
+    return {"w": w, "t": w.t(), "h": torch.ones(5, dtype=torch.float16), "c": torch.randn(3, dtype=torch.complex64),
+            "i": torch.arange(3)}
+
+
+@pytest.mark.parametrize("alignment", [1, 8, 4096])
+def test_storage_alignment(alignment: int, tmp_path: Any) -> None:
+    """torch 2.13 writes ``.format_version``, ``.storage_alignment``, ``byteorder`` and ``.data/serialization_id``
+    records and aligns each data record to ``config.save.storage_alignment``; every alignment loads equal."""
+    from torch.utils.serialization import config
+
+    with config.patch({"save.storage_alignment": alignment}):
+        check(_record_obj(), tmp_path, False)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "ckpt.pt") as zf:
+        assert zf.read("ckpt/.storage_alignment") == str(alignment).encode()
+
+
+@pytest.mark.parametrize("dropped", ["byteorder", ".format_version", ".storage_alignment"])
+def test_metadata_record_missing(dropped: str, tmp_path: Any) -> None:
+    """Older torch wrote no byteorder, format version or alignment record: torch reads the host's byte order and
+    finds records by their offsets, and so does safeload."""
+    import zipfile
+
+    src = _save(_record_obj(), tmp_path / "src.pt", False)
+    path = tmp_path / "ckpt.pt"
+    if dropped == "byteorder":  # torch's archive writer adds it itself: Python's zipfile writes this one
+        with zipfile.ZipFile(src) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as new:
+            for info in old.infolist():
+                if info.filename.split("/", 1)[1] != dropped:
+                    new.writestr(info.filename, old.read(info))
+    else:
+        _rewrite(src, path, lambda rel, raw: None if rel == dropped else raw)
+    with zipfile.ZipFile(path) as zf:
+        assert dropped not in [n.split("/", 1)[1] for n in zf.namelist()]
+    same(safeload.load(path), torch.load(path, weights_only=True))
+
+
+def _with_record(src: Any, path: Any, rel: str, raw: bytes | None) -> Any:
+    """``src`` re-written by Python's zipfile with record ``rel`` replaced (or dropped, for None)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as new:
+        for info in old.infolist():
+            name = info.filename.split("/", 1)[1]
+            if name != rel:
+                new.writestr(info.filename, old.read(info))
+            elif raw is not None:
+                new.writestr(info.filename, raw)
+    return path
+
+
+@pytest.mark.parametrize("version", [b"1\n", b"3", b"10\n", b" +3 \n", b"0\n", b"11\n", b"x\n", b"", b"-1\n",
+                                     b"99999999999999999999999\n"])
+def test_version_record(version: bytes, tmp_path: Any) -> None:
+    """The archive's ``version`` record: torch reads a decimal from 1 to 10 and refuses other values; safeload
+    loads and refuses the same ones."""
+    src = _save(_record_obj(), tmp_path / "src.pt", False)
+    path = _with_record(src, tmp_path / "ckpt.pt", "version", version)
+    try:
+        ref = torch.load(path, weights_only=True)
+    except (RuntimeError, IndexError):  # IndexError: torch's stoull overflows
+        with pytest.raises(safeload.FormatError, match="version"):
+            safeload.load(path)
+        assert not safeload.scan(path).ok
+    else:
+        same(safeload.load(path), ref)
+
+
+def test_version_record_missing_is_a_deliberate_difference(tmp_path: Any) -> None:
+    """torch's archive reader requires a version record; safeload reads such an archive (the records need no
+    version to be read one way), as listed in the README."""
+    src = _save(_record_obj(), tmp_path / "src.pt", False)
+    path = _with_record(src, tmp_path / "ckpt.pt", "version", None)
+    with pytest.raises(RuntimeError, match="version"):
+        torch.load(path, weights_only=True)
+    same(safeload.load(path), torch.load(src, weights_only=True))
+
+
+@pytest.mark.parametrize("order", [b"little\n", b"LITTLE", b" big", b"middle"])
+def test_byteorder_record_read_exactly(order: bytes, tmp_path: Any) -> None:
+    """torch.load accepts exactly ``little`` or ``big``; a record with whitespace or another spelling fails there,
+    and safeload refuses it too rather than guess."""
+    src = _save(_record_obj(), tmp_path / "src.pt", False)
+    path = _rewrite(src, tmp_path / "ckpt.pt", lambda rel, raw: order if rel == "byteorder" else raw)
+    with pytest.raises(ValueError, match="endianness"):
+        torch.load(path, weights_only=True)
+    with pytest.raises(safeload.FormatError, match="byteorder"):
+        safeload.load(path)
+
+
 # ---- tensors ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("legacy", FORMATS)

@@ -10,6 +10,7 @@ the raw storages (``int64 numel`` + bytes each). Every pickle runs through the s
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 from collections import OrderedDict
@@ -429,12 +430,15 @@ def _archive_prefix(zf: ZipArchive) -> str:
 def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | None = None) -> Any:
     zf = zf or ZipArchive(data, opts.policy.limits.max_members)
     prefix = _archive_prefix(zf)
-    byteorder = "little"
+    byteorder: str = sys.byteorder  # no record: torch.load reads the host's order (and warns on big-endian hosts)
     if prefix + "byteorder" in zf.members:
-        byteorder = zf.read(prefix + "byteorder", max_size=16).decode("ascii", "replace").strip()
-        if byteorder not in ("little", "big"):
-            raise FormatError(f"Unknown byteorder {byteorder!r}", member=prefix + "byteorder")
+        raw_order = bytes(zf.read(prefix + "byteorder", max_size=16))
+        if raw_order not in (b"little", b"big"):  # torch.load compares the exact bytes: no whitespace, no case
+            raise FormatError(f"Unknown byteorder {raw_order!r}", member=prefix + "byteorder",
+                              why="torch.load accepts exactly 'little' or 'big' and fails on anything else")
+        byteorder = raw_order.decode("ascii")
     byteswap = byteorder != sys.byteorder
+    _check_version(zf, prefix)
     builder = tensor_builder(opts, byteswap)
     storages: dict[str, Storage] = {}
 
@@ -476,6 +480,24 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         return typed_storages(result, builder)
     finally:
         crc.close()
+
+
+_VERSION = re.compile(rb"[ \t\n\r\f\v]*\+?([0-9]{1,19})[ \t\n\r\f\v]*")
+
+
+def _check_version(zf: ZipArchive, prefix: str) -> None:
+    """The archive's format version, read as torch's reader reads it (``.data/version`` if present, else
+    ``version``; a decimal number from 1 to 10, the range torch 2.13 reads). torch refuses other values; so does
+    safeload. An archive with neither record loads (torch's reader refuses it: README, Differences from torch.load)."""
+    for rel in (".data/version", "version"):
+        if prefix + rel in zf.members:
+            raw = bytes(zf.read(prefix + rel, max_size=64))
+            match = _VERSION.fullmatch(raw)
+            if match is None or not 1 <= int(match.group(1)) <= 10:
+                raise FormatError(f"Torch archive format version {raw[:20]!r} is not one torch reads",
+                                  member=prefix + rel, why="torch.load accepts a decimal version from 1 to 10 only",
+                                  fix="The file is damaged or was crafted; get a fresh copy from its source")
+            return
 
 
 class _CrcChecks:
