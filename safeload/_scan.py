@@ -50,7 +50,8 @@ from ._report import (
 )
 from ._traverse import MAX_NESTING, Scanner, sniff
 from .errors import SafeLoadError
-from .policy import Entry, Policy, effective_policy
+from ._types import Entry
+from .policy import Policy, _with_entries, effective_policy
 
 __all__ = [
     "ALLOWED", "CLEAN", "DANGEROUS", "ERROR", "EXIT_CLEAN", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_UNSAFE",
@@ -77,7 +78,7 @@ def policy_for(policy: Policy | None = None, allow: Iterable[str] = ()) -> Polic
         else:
             importable.append(name)
     base = effective_policy(policy, importable)
-    return base.allowing(*scan_only) if scan_only else base
+    return _with_entries(base, scan_only) if scan_only else base
 
 
 def _stand_in(qualname: str) -> Entry:

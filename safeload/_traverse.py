@@ -20,7 +20,8 @@ from typing import Any
 from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect, kind_reason
 from ._report import ALLOWED, DANGEROUS, ERROR, UNKNOWN, UNSAFE, Finding, GlobalRef, finding_from_error, join
 from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
-from .policy import Entry, Policy, canonical_name, danger_of
+from ._types import Entry
+from .policy import Policy, canonical_name, danger_of
 
 __all__ = ["MAX_NESTING", "Scanner", "sniff"]
 

@@ -2,6 +2,10 @@
 may make safeload do), :class:`Entry` (one allowed global and the rebuilders it may call) and :class:`Pending` (an
 object a rebuilder started that waits for its BUILD state).
 
+Rebuilders receive a :class:`~safeload._rebuild.context.RebuildContext`, never the VM (the import below is for the
+type checker only). ``Entry`` is internal: ``allow=`` and :meth:`safeload.Policy.allowing` take classes and names,
+and refuse an ``Entry``.
+
 The rebuilders (safeload/_rebuild/), the VM (safeload/_vm.py) and the budget (safeload/_budget.py) import these
 from here, and ``safeload.policy`` re-exports ``Limits`` and ``Entry``; so the default table can be assembled from
 the rebuilders (safeload/_rebuild/registry.py) without any module importing one that imports it back.
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._vm import VM
+    from ._rebuild.context import RebuildContext
 
 __all__ = ["DEFAULT_LIMITS", "Entry", "Limits", "Pending"]
 
@@ -63,22 +67,24 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class Entry:
-    """One allowed global.
+    """One allowed global (internal: the default table, scan stand-ins and safeload/policies/ build these).
 
     qualname  the exact name, canonical spelling
     value     what GLOBAL pushes: the real object (a type used as a value) or this entry itself (a function)
-    call      REDUCE / INST / OBJ with arguments: ``call(vm, args) -> object``; None if the name may not be called
-    newobj    NEWOBJ / NEWOBJ_EX: ``newobj(vm, args, kwargs) -> object``; None if not allowed
-    build     BUILD on an instance of ``value`` (a type): ``build(vm, inst, state) -> object``; None refuses it
+    call      REDUCE / INST / OBJ with arguments: ``call(ctx, args) -> object``; None if the name may not be called
+    newobj    NEWOBJ / NEWOBJ_EX: ``newobj(ctx, args, kwargs) -> object``; None if not allowed
+    build     BUILD on an instance of ``value`` (a type): ``build(ctx, inst, state) -> object``; None refuses it
     reason    why it is safe, shown by ``safeload info`` and the scanner
+
+    ``ctx`` is the :class:`~safeload._rebuild.context.RebuildContext` of the stream being read.
     """
 
     qualname: str
     value: Any = None
-    call: Callable[..., Any] | None = None
-    newobj: Callable[..., Any] | None = None
+    call: Callable[[RebuildContext, tuple[Any, ...]], Any] | None = None
+    newobj: Callable[[RebuildContext, tuple[Any, ...], dict[str, Any]], Any] | None = None
     reason: str = ""
-    build: Callable[..., Any] | None = None
+    build: Callable[[RebuildContext, Any, Any], Any] | None = None
     lazy: Callable[[], Any] | None = field(default=None, compare=False)
 
     def resolve(self) -> Any:
@@ -96,7 +102,8 @@ class Pending:
 
     __slots__ = ("builder", "args", "result", "qualname")
 
-    def __init__(self, qualname: str, builder: Callable[[VM, Pending, Any], Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, qualname: str, builder: Callable[[RebuildContext, Pending, Any], Any],
+                 args: tuple[Any, ...]) -> None:
         self.qualname = qualname
         self.builder = builder
         self.args = args

@@ -9,6 +9,9 @@ spelling are applied, so ``__builtin__.set`` and ``numpy.core.multiarray._recons
 
 Policies are never changed in place: :meth:`Policy.allowing` and :meth:`Policy.with_limits` return new ones,
 and :func:`safe_globals` adds names for the code inside a ``with`` block only, through a context variable.
+``allowing``, ``safe_globals`` and ``allow=`` take classes and names of classes only: an :class:`Entry` (which can
+name any function and attach any rebuilder) is refused there with a ``TypeError``. Entries are internal; safeload's
+own extensions (the scan stand-ins, safeload/policies/) add them with :func:`_with_entries`.
 
 The records (:class:`Limits`, :class:`Entry`) are defined in safeload/_types.py and the name tables in
 safeload/_names.py, which import nothing of safeload's; the default table is assembled from the rebuilders in
@@ -35,7 +38,6 @@ __all__ = [
     "DANGEROUS",
     "DEFAULT_LIMITS",
     "DEFAULT_POLICY",
-    "Entry",
     "Limits",
     "Policy",
     "canonical_name",
@@ -125,9 +127,24 @@ class Policy:
         return f"<Policy {len(self._entries)} globals, {self._limits}>"
 
 
+def _with_entries(policy: Policy, entries: Iterable[Entry]) -> Policy:
+    """``policy`` plus ``entries`` (replacing entries of the same names): how safeload's own extensions add
+    rebuilders. Internal on purpose: an entry can make any name callable, so callers' ``allow=`` never takes one."""
+    table = dict(policy.entries)
+    for entry in entries:
+        if not isinstance(entry, Entry):
+            raise TypeError(f"_with_entries takes Entry records, not {type(entry).__name__}")
+        table[entry.qualname] = entry
+    return Policy(table, policy.limits)
+
+
 def _entries_for(item: object) -> list[Entry]:
     if isinstance(item, Entry):
-        return [item]
+        raise TypeError(
+            f"allow= and Policy.allowing take classes or 'module.QualName' strings, not a policy entry "
+            f"({item.qualname}): an entry can make any name callable with a rebuilder of its own; allow the class "
+            "itself, which safeload rebuilds by its documented protocol without running the class's code"
+        )
     if isinstance(item, str):
         try:
             cls = _import_named(item)
@@ -214,8 +231,11 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
         allow = (allow,)
     from ._rebuild.torch import torch_safe_globals
 
-    extra = _SCOPED.get() + torch_safe_globals() + tuple(allow)
-    return base.allowing(*extra) if extra else base
+    scoped, torch_entries, allow = _SCOPED.get(), torch_safe_globals(), tuple(allow)
+    policy = base.allowing(*scoped)
+    if torch_entries:  # classes from torch's own allowlist, already checked and rebuilt as allow= does
+        policy = _with_entries(policy, torch_entries)
+    return policy.allowing(*allow)
 
 
 DEFAULT_POLICY = Policy(default_entries())

@@ -25,12 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import safeload
-from safeload.policy import DEFAULT_POLICY
+from safeload._rebuild.context import RebuildContext
+from safeload._types import Entry
+from safeload.policy import DEFAULT_POLICY, _with_entries
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_dos  # noqa: E402
+import oracle  # noqa: E402
 
 # ---- typed internal errors ------------------------------------------------------------------------------------------
 
@@ -40,7 +43,7 @@ def _broken_set_policy(exc: BaseException) -> safeload.Policy:
         raise exc
 
     entry = DEFAULT_POLICY.entries["builtins.set"]
-    return DEFAULT_POLICY.allowing(dataclasses.replace(entry, call=broken))
+    return _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=broken)])
 
 
 @pytest.mark.internal_error
@@ -361,3 +364,95 @@ def test_canonical_text_numbers_load_as_pickle_does(raw, value):
 
     assert safeload.loads(raw) == pickle.loads(raw) == value
     assert type(safeload.loads(raw)) is type(pickle.loads(raw))
+
+
+# ---- rebuilders see a narrow context; allow= takes classes and names only -------------------------------------------
+
+
+def test_rebuilders_receive_the_context_not_the_vm() -> None:
+    seen: list[object] = []
+
+    def spy(ctx, args):  # type: ignore[no-untyped-def]
+        seen.append(ctx)
+        return set(*args)
+
+    entry = DEFAULT_POLICY.entries["builtins.set"]
+    policy = _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=spy)])
+    assert safeload.loads(pickle.dumps({1, 2}, protocol=2), policy=policy) == {1, 2}
+    ctx, = seen
+    assert type(ctx) is RebuildContext
+    for internal in ("pos", "stack", "memo", "frame_end", "data", "metastack", "policy", "pending"):
+        assert not hasattr(ctx, internal), internal
+    with pytest.raises(AttributeError):
+        ctx.pos = 0  # type: ignore[attr-defined]  # __slots__: nothing can be poked onto it either
+
+
+def test_allow_refuses_policy_entries(tmp_path: Path) -> None:
+    """``allow=[Entry("builtins.open", call=...)]`` would make any function callable: refused before reading."""
+    path = tmp_path / "payload.pkl"
+    path.write_bytes(oracle.payload(2))
+    assert oracle.live(path, ("pickle",)) == ["pickle"]  # the file runs its payload under pickle.load
+    calls: list[object] = []
+    entry = Entry("builtins.open", call=lambda ctx, args: calls.append(args))
+    with pytest.raises(TypeError, match="classes or 'module.QualName' strings, not a policy entry"):
+        safeload.load(path, allow=[entry])
+    with pytest.raises(TypeError, match="not a policy entry"):
+        DEFAULT_POLICY.allowing(entry)
+    with pytest.raises(TypeError, match="not a policy entry"):
+        with safeload.safe_globals([entry]):
+            pass  # pragma: no cover
+    assert calls == []
+    with pytest.raises(safeload.UnsafeGlobalError):
+        safeload.load(path)
+    assert "Entry" not in safeload.policy.__all__
+
+
+def _least_max_opcodes(path: Path) -> int:
+    """The smallest ``max_opcodes`` under which ``path`` loads (binary search)."""
+    lo, hi = 1, 1 << 16
+    assert safeload.load(path, policy=DEFAULT_POLICY.with_limits(max_opcodes=hi)) is not None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            safeload.load(path, policy=DEFAULT_POLICY.with_limits(max_opcodes=mid))
+        except safeload.LimitExceededError as err:
+            assert err.limit == "max_opcodes"
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def test_nested_pickle_shares_the_opcode_count(tmp_path: Path) -> None:
+    """A joblib object array's nested pickle (run by the VM's run_nested) counts its opcodes against the limit of
+    the whole file, not a fresh count of its own: a file of a long list plus an object array needs as many opcodes
+    as the two apart."""
+    joblib = pytest.importorskip("joblib")
+    numbers = list(range(1000, 1600))
+    objects = np.array([f"s{i}" for i in range(600)], dtype=object)
+    need = {}
+    for name, value in {"list": numbers, "array": objects, "both": [objects, numbers]}.items():
+        path = tmp_path / f"{name}.joblib"
+        joblib.dump(value, path)
+        need[name] = _least_max_opcodes(path)
+    both = safeload.load(tmp_path / "both.joblib")
+    assert both[0].tolist() == objects.tolist() and both[1] == numbers
+    assert min(need["list"], need["array"]) > 500
+    assert need["both"] >= need["list"] + need["array"] - 20  # shared; apart it would be about the larger one
+
+
+def test_splice_inside_a_frame_is_refused_by_the_vm(tmp_path: Path) -> None:
+    """joblib array bytes spliced before the current FRAME ends are refused by the VM's splice, whoever asks."""
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "a.joblib"
+    joblib.dump(np.arange(3, dtype=np.float32), path, protocol=4)
+    raw = path.read_bytes()
+    assert raw[2] == 0x95  # FRAME right after PROTO 4
+    length = int.from_bytes(raw[3:11], "little")
+    assert 11 + length < len(raw)  # the frame ends before the array bytes, as joblib writes it
+    assert safeload.load(path).tolist() == [0.0, 1.0, 2.0]
+    grown = raw[:3] + (length + 13).to_bytes(8, "little") + raw[11:]  # the frame now covers the array bytes
+    bad = tmp_path / "b.joblib"
+    bad.write_bytes(grown)
+    with pytest.raises(safeload.FormatError, match="inside a pickle frame"):
+        safeload.load(bad)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import UnsafeGlobalError
 from .._types import Entry
+from .context import RebuildContext
 from .._stub import Stub
 
 __all__ = ["ENTRIES", "apply_plain_state"]
@@ -24,51 +25,51 @@ __all__ = ["ENTRIES", "apply_plain_state"]
 _MAX_INT_BITS = 1 << 16  # ints handed to constructors that do arithmetic on them (Fraction's gcd)
 
 
-def _argc(vm: Any, args: tuple[Any, ...], name: str, lo: int, hi: int) -> None:
+def _argc(ctx: RebuildContext, args: tuple[Any, ...], name: str, lo: int, hi: int) -> None:
     if not lo <= len(args) <= hi:
         want = str(lo) if lo == hi else f"{lo} to {hi}"
-        raise vm.fail(f"{name} called with {len(args)} arguments, expected {want}", "the file's call does not match "
-                      "the only form safeload rebuilds")
+        raise ctx.fail(f"{name} called with {len(args)} arguments, expected {want}", "the file's call does not match "
+                       "the only form safeload rebuilds")
 
 
-def _types(vm: Any, name: str, value: Any, allowed: tuple[type, ...]) -> None:
+def _types(ctx: RebuildContext, name: str, value: Any, allowed: tuple[type, ...]) -> None:
     if type(value) not in allowed:
-        raise vm.fail(f"{name} argument of type {type(value).__name__} refused",
-                      f"safeload accepts only {', '.join(t.__name__ for t in allowed)} here")
+        raise ctx.fail(f"{name} argument of type {type(value).__name__} refused",
+                       f"safeload accepts only {', '.join(t.__name__ for t in allowed)} here")
 
 
 _REFUSED_ARGS = (ValueError, TypeError, OverflowError, ArithmeticError, LookupError)
 
 
-def construct(vm: Any, name: str, fn: Any, *args: Any) -> Any:
+def construct(ctx: RebuildContext, name: str, fn: Any, *args: Any) -> Any:
     """``fn(*args)`` for a pure standard-library constructor whose own argument checks are part of the format:
     the ValueError/OverflowError/... it raises on arguments the file chose becomes a FormatError here (and only
     here: anything else unexpected is a safeload bug, an InternalError)."""
     try:
         return fn(*args)
     except _REFUSED_ARGS as exc:
-        raise vm.fail(f"{name} refuses the arguments in the file", f"{type(exc).__name__}: {exc}") from None
+        raise ctx.fail(f"{name} refuses the arguments in the file", f"{type(exc).__name__}: {exc}") from None
 
 
-def _check_items(vm: Any, items: Any, name: str) -> list[Any]:
+def _check_items(ctx: RebuildContext, items: Any, name: str) -> list[Any]:
     if type(items) not in (list, tuple, set, frozenset):
-        raise vm.fail(f"{name} called on a {type(items).__name__}", "only lists, tuples and sets are iterated")
-    vm.check_size(len(items), name)
+        raise ctx.fail(f"{name} called on a {type(items).__name__}", "only lists, tuples and sets are iterated")
+    ctx.check_size(len(items), name)
     return list(items)
 
 
-def check_attr_names(vm: Any, state: dict[Any, Any], owner: str) -> None:
+def check_attr_names(ctx: RebuildContext, state: dict[Any, Any], owner: str) -> None:
     """Attribute names from a file: strings, and never dunder names (``__setstate__``, ``__class__``, ...), which
     would let the file change how the object behaves when copied, pickled or printed later."""
     for key in state:
         if type(key) is not str:
-            raise vm.fail(f"BUILD attribute name of type {type(key).__name__}", "attribute names are strings")
+            raise ctx.fail(f"BUILD attribute name of type {type(key).__name__}", "attribute names are strings")
         if key.startswith("__") and key.endswith("__"):
-            raise vm.fail(f"BUILD sets {key} on a {owner}",
-                          "special names change how an object behaves; setting them from a file is state injection")
+            raise ctx.fail(f"BUILD sets {key} on a {owner}",
+                           "special names change how an object behaves; setting them from a file is state injection")
 
 
-def apply_plain_state(vm: Any, inst: Any, state: Any) -> Any:
+def apply_plain_state(ctx: RebuildContext, inst: Any, state: Any) -> Any:
     """BUILD for plain data holders: string keys go straight into ``__dict__``; no setattr, no __setstate__."""
     slotstate = None
     if type(state) is tuple and len(state) == 2:
@@ -77,13 +78,13 @@ def apply_plain_state(vm: Any, inst: Any, state: Any) -> Any:
         if part is None:
             continue
         if type(part) is not dict:
-            raise vm.fail(f"BUILD state for {type(inst).__name__} is a {type(part).__name__}",
-                          "plain data holders take a dict of attributes")
-        check_attr_names(vm, part, type(inst).__name__)
+            raise ctx.fail(f"BUILD state for {type(inst).__name__} is a {type(part).__name__}",
+                           "plain data holders take a dict of attributes")
+        check_attr_names(ctx, part, type(inst).__name__)
         try:
             target = inst.__dict__
         except AttributeError:
-            raise vm.fail(f"BUILD on a {type(inst).__name__}, which has no attribute dict") from None
+            raise ctx.fail(f"BUILD on a {type(inst).__name__}, which has no attribute dict") from None
         target.update(part)
     return inst
 
@@ -94,97 +95,91 @@ def _value(qualname: str, value: Any, reason: str, **kw: Any) -> Entry:
 
 # ---- builtins ---------------------------------------------------------------------------------------------------
 
-def _set(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "set", 0, 1)
-    from .._vm import check_keys
-
-    items = _check_items(vm, args[0], "set") if args else []
-    check_keys(vm, items, "set")
+def _set(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "set", 0, 1)
+    items = _check_items(ctx, args[0], "set") if args else []
+    ctx.check_keys(items, "set")
     return set(items)
 
 
-def _frozenset(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "frozenset", 0, 1)
-    from .._vm import check_keys
-
-    items = _check_items(vm, args[0], "frozenset") if args else []
-    check_keys(vm, items, "set")
+def _frozenset(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "frozenset", 0, 1)
+    items = _check_items(ctx, args[0], "frozenset") if args else []
+    ctx.check_keys(items, "set")
     return frozenset(items)
 
 
-def _bytearray(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "bytearray", 0, 2)
+def _bytearray(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "bytearray", 0, 2)
     if not args:
         return bytearray()
     if len(args) == 2:  # protocol 0-2: bytearray(latin1_text, 'latin-1')
-        _types(vm, "bytearray", args[0], (str,))
+        _types(ctx, "bytearray", args[0], (str,))
         if args[1] not in ("latin-1", "latin1"):
-            raise vm.fail(f"bytearray encoding {args[1]!r} refused", "pickle writes bytearray text as latin-1")
-        return construct(vm, "bytearray", lambda t: bytearray(t.encode("latin-1")), args[0])
-    _types(vm, "bytearray", args[0], (bytes, bytearray, list))  # never an int: that allocates by argument
+            raise ctx.fail(f"bytearray encoding {args[1]!r} refused", "pickle writes bytearray text as latin-1")
+        return construct(ctx, "bytearray", lambda t: bytearray(t.encode("latin-1")), args[0])
+    _types(ctx, "bytearray", args[0], (bytes, bytearray, list))  # never an int: that allocates by argument
     if type(args[0]) is list:
         if not all(type(b) is int for b in args[0]):
-            raise vm.fail("bytearray list holds non-ints")
-    return construct(vm, "bytearray", bytearray, args[0])
+            raise ctx.fail("bytearray list holds non-ints")
+    return construct(ctx, "bytearray", bytearray, args[0])
 
 
-def _bytes(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "bytes", 0, 1)
+def _bytes(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "bytes", 0, 1)
     if not args:
         return b""
-    _types(vm, "bytes", args[0], (bytes, list))
+    _types(ctx, "bytes", args[0], (bytes, list))
     if type(args[0]) is list and not all(type(b) is int for b in args[0]):
-        raise vm.fail("bytes list holds non-ints")
-    return construct(vm, "bytes", bytes, args[0])
+        raise ctx.fail("bytes list holds non-ints")
+    return construct(ctx, "bytes", bytes, args[0])
 
 
-def _complex(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "complex", 0, 2)
+def _complex(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "complex", 0, 2)
     for a in args:
-        _types(vm, "complex", a, (int, float, bool))
-    return construct(vm, "complex", complex, *args)
+        _types(ctx, "complex", a, (int, float, bool))
+    return construct(ctx, "complex", complex, *args)
 
 
-def _slice(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "slice", 1, 3)
+def _slice(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "slice", 1, 3)
     for a in args:
-        _types(vm, "slice", a, (int, type(None), bool))
-    return construct(vm, "slice", slice, *args)
+        _types(ctx, "slice", a, (int, type(None), bool))
+    return construct(ctx, "slice", slice, *args)
 
 
-def _range(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "range", 1, 3)
+def _range(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "range", 1, 3)
     for a in args:
-        _types(vm, "range", a, (int,))
-    return construct(vm, "range", range, *args)
+        _types(ctx, "range", a, (int,))
+    return construct(ctx, "range", range, *args)
 
 
-def _tuple(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "tuple", 0, 1)
-    return tuple(_check_items(vm, args[0], "tuple")) if args else ()
+def _tuple(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "tuple", 0, 1)
+    return tuple(_check_items(ctx, args[0], "tuple")) if args else ()
 
 
-def _list(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "list", 0, 1)
-    return list(_check_items(vm, args[0], "list")) if args else []
+def _list(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "list", 0, 1)
+    return list(_check_items(ctx, args[0], "list")) if args else []
 
 
 def _dict_ctor(kind: type) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        from .._vm import check_keys
-
-        _argc(vm, args, kind.__name__, 0, 1)
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+        _argc(ctx, args, kind.__name__, 0, 1)
         if not args:
             return kind()
         src = args[0]
         if type(src) in (dict, OrderedDict):
-            check_keys(vm, list(src))
+            ctx.check_keys(list(src))
             return kind(src)
-        pairs = _check_items(vm, src, kind.__name__)
+        pairs = _check_items(ctx, src, kind.__name__)
         for p in pairs:
             if type(p) not in (list, tuple) or len(p) != 2:
-                raise vm.fail(f"{kind.__name__} item is not a key/value pair")
-        check_keys(vm, [p[0] for p in pairs])
+                raise ctx.fail(f"{kind.__name__} item is not a key/value pair")
+        ctx.check_keys([p[0] for p in pairs])
         return kind(pairs)
 
     return call
@@ -197,20 +192,20 @@ def _new(kind: type) -> Any:
 
 
 def _newobj_plain(kind: type) -> Any:
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if args or kwargs:
-            raise vm.fail(f"{kind.__name__} created with arguments", "safeload creates it empty and fills it from state")
+            raise ctx.fail(f"{kind.__name__} created with arguments", "safeload creates it empty and fills it from state")
         return _new(kind)
 
     return newobj
 
 
 def _namespace_call(kind: type) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        _argc(vm, args, kind.__name__, 0, 1)
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+        _argc(ctx, args, kind.__name__, 0, 1)
         inst = _new(kind)
         if args:  # SimpleNamespace(**dict) in some reduce forms
-            apply_plain_state(vm, inst, args[0])
+            apply_plain_state(ctx, inst, args[0])
         return inst
 
     return call
@@ -219,71 +214,67 @@ def _namespace_call(kind: type) -> Any:
 _FACTORIES = (list, dict, set, frozenset, tuple, int, float, str, bytes, bool, OrderedDict, Counter)
 
 
-def _defaultdict(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._vm import check_keys
-
-    _argc(vm, args, "defaultdict", 0, 2)
+def _defaultdict(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "defaultdict", 0, 2)
     factory = args[0] if args else None
     if factory is not None and not (type(factory) is type and factory in _FACTORIES):
         what = factory.qualname if isinstance(factory, Stub) else type(factory).__name__
-        raise vm.fail(f"defaultdict factory {what} refused",
-                      "the factory is called on every missing key; only built-in container and number types are allowed")
+        raise ctx.fail(f"defaultdict factory {what} refused",
+                       "the factory is called on every missing key; only built-in container and number types are allowed")
     result: defaultdict[Any, Any] = defaultdict(factory)
     if len(args) == 2:
         if type(args[1]) is not dict:
-            raise vm.fail("defaultdict initial items are not a dict")
-        check_keys(vm, list(args[1]))
+            raise ctx.fail("defaultdict initial items are not a dict")
+        ctx.check_keys(list(args[1]))
         result.update(args[1])
     return result
 
 
-def _counter(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._vm import check_keys
-
-    _argc(vm, args, "Counter", 0, 1)
+def _counter(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "Counter", 0, 1)
     if not args:
         return Counter()
     if type(args[0]) is not dict:
-        raise vm.fail("Counter built from a non-dict", "pickle writes Counter(dict)")
-    check_keys(vm, list(args[0]))
+        raise ctx.fail("Counter built from a non-dict", "pickle writes Counter(dict)")
+    ctx.check_keys(list(args[0]))
     result: Counter[Any] = Counter()
     dict.update(result, args[0])
     return result
 
 
-def _codecs_encode(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "_codecs.encode", 2, 2)
+def _codecs_encode(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "_codecs.encode", 2, 2)
     text, encoding = args
-    _types(vm, "_codecs.encode", text, (str,))
+    _types(ctx, "_codecs.encode", text, (str,))
     if encoding not in ("latin1", "latin-1"):
-        raise vm.fail(f"_codecs.encode with encoding {encoding!r} refused", "pickle writes bytes as encode(text, 'latin1')")
-    return construct(vm, "_codecs.encode", text.encode, "latin-1")
+        raise ctx.fail(f"_codecs.encode with encoding {encoding!r} refused", "pickle writes bytes as encode(text, 'latin1')")
+    return construct(ctx, "_codecs.encode", text.encode, "latin-1")
 
 
-def _reconstructor(vm: Any, args: tuple[Any, ...]) -> Any:
+def _reconstructor(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     """copyreg._reconstructor(cls, object, None), as protocols 0 and 1 write plain objects."""
-    _argc(vm, args, "copyreg._reconstructor", 3, 3)
+    _argc(ctx, args, "copyreg._reconstructor", 3, 3)
     cls, base, state = args
     if base is not object or state is not None:
-        raise vm.fail("copyreg._reconstructor with a base other than object",
-                      "calling base.__new__ and base.__init__ with file-chosen state is how this helper is abused")
-    return vm.newobj(cls, (), {})
+        raise ctx.fail("copyreg._reconstructor with a base other than object",
+                       "calling base.__new__ and base.__init__ with file-chosen state is how this helper is abused")
+    return ctx.newobj(cls, (), {})
 
 
-def _newobj_helper(vm: Any, args: tuple[Any, ...]) -> Any:
+def _newobj_helper(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     """copyreg.__newobj__(cls, *args): the same as the NEWOBJ opcode."""
     if not args:
-        raise vm.fail("copyreg.__newobj__ without a class")
-    return vm.newobj(args[0], tuple(args[1:]), {})
+        raise ctx.fail("copyreg.__newobj__ without a class")
+    return ctx.newobj(args[0], tuple(args[1:]), {})
 
 
-def _newobj_ex_helper(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "copyreg.__newobj_ex__", 3, 3)
+def _newobj_ex_helper(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "copyreg.__newobj_ex__", 3, 3)
     cls, a, kw = args
-    return vm.newobj(cls, a, kw)
+    return ctx.newobj(cls, a, kw)
 
 
-def _eval_paddle(vm: Any, args: tuple[Any, ...]) -> Any:
+def _eval_paddle(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     """Paddle writes a DenseTensor as eval('data', {'data': ndarray}). Only that exact form; eval never runs."""
     import numpy as np
 
@@ -291,7 +282,7 @@ def _eval_paddle(vm: Any, args: tuple[Any, ...]) -> Any:
             and type(args[1]["data"]) is np.ndarray):
         return args[1]["data"]
     raise UnsafeGlobalError(
-        "builtins", "eval", offset=vm.op_start,
+        "builtins", "eval", offset=ctx.op_start,
         why="safeload accepts only Paddle's exact eval('data', {'data': ndarray}) form and returns the array; any "
             "other use of eval runs code")
 
@@ -299,57 +290,57 @@ def _eval_paddle(vm: Any, args: tuple[Any, ...]) -> Any:
 # ---- datetime, decimal, fractions -------------------------------------------------------------------------------
 
 def _datetime_ctor(kind: type, state_len: int) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        _argc(vm, args, kind.__name__, 1, 8)
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+        _argc(ctx, args, kind.__name__, 1, 8)
         first = args[0]
         if type(first) in (bytes, str):  # the compact state pickle writes: fixed-length bytes (+ tzinfo)
             if len(first) != state_len:
-                raise vm.fail(f"{kind.__name__} state of {len(first)} bytes", f"expected {state_len}")
+                raise ctx.fail(f"{kind.__name__} state of {len(first)} bytes", f"expected {state_len}")
             if type(first) is str:
                 first = first.encode("latin-1")
             rest = args[1:]
             if len(rest) > 1 or (rest and rest[0] is not None and type(rest[0]) is not datetime.timezone):
-                raise vm.fail(f"{kind.__name__} tzinfo of type {type(rest[0]).__name__} refused",
-                              "only datetime.timezone offsets are rebuilt")
-            return construct(vm, kind.__name__, kind, first, *rest)
+                raise ctx.fail(f"{kind.__name__} tzinfo of type {type(rest[0]).__name__} refused",
+                               "only datetime.timezone offsets are rebuilt")
+            return construct(ctx, kind.__name__, kind, first, *rest)
         for a in args:
-            _types(vm, kind.__name__, a, (int, datetime.timezone, type(None)))
-        return construct(vm, kind.__name__, kind, *args)
+            _types(ctx, kind.__name__, a, (int, datetime.timezone, type(None)))
+        return construct(ctx, kind.__name__, kind, *args)
 
     return call
 
 
-def _timedelta(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "timedelta", 0, 3)
+def _timedelta(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "timedelta", 0, 3)
     for a in args:
-        _types(vm, "timedelta", a, (int, float))
-    return construct(vm, "timedelta", datetime.timedelta, *args)
+        _types(ctx, "timedelta", a, (int, float))
+    return construct(ctx, "timedelta", datetime.timedelta, *args)
 
 
-def _timezone(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "timezone", 1, 2)
-    _types(vm, "timezone", args[0], (datetime.timedelta,))
+def _timezone(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "timezone", 1, 2)
+    _types(ctx, "timezone", args[0], (datetime.timedelta,))
     if len(args) == 2:
-        _types(vm, "timezone", args[1], (str,))
-    return construct(vm, "timezone", datetime.timezone, *args)
+        _types(ctx, "timezone", args[1], (str,))
+    return construct(ctx, "timezone", datetime.timezone, *args)
 
 
-def _decimal(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "Decimal", 0, 1)
+def _decimal(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "Decimal", 0, 1)
     if not args:
         return decimal.Decimal()
     value = args[0]
-    _types(vm, "Decimal", value, (str, int))
+    _types(ctx, "Decimal", value, (str, int))
     if type(value) is int:
         # Decimal(int) converts to decimal digits in quadratic time, and the memo lets a file repeat it for a few
         # bytes: bound the size, and charge every conversion to the work budget.
         bits = value.bit_length()
         if bits > _MAX_INT_BITS:
-            raise vm.fail(f"Decimal of a {bits}-bit integer refused", "converting it would take quadratic time")
-        vm.work_digits(bits * 30103 // 100000 + 1)
+            raise ctx.fail(f"Decimal of a {bits}-bit integer refused", "converting it would take quadratic time")
+        ctx.work_digits(bits * 30103 // 100000 + 1)
     elif len(value) > _MAX_NUMBER_TEXT:
-        raise vm.fail(f"Decimal text of {len(value)} characters refused", f"at most {_MAX_NUMBER_TEXT} are read")
-    return construct(vm, "Decimal", decimal.Decimal, value)
+        raise ctx.fail(f"Decimal text of {len(value)} characters refused", f"at most {_MAX_NUMBER_TEXT} are read")
+    return construct(ctx, "Decimal", decimal.Decimal, value)
 
 
 _MAX_NUMBER_TEXT = 4096  # characters of a Decimal or Fraction written as text
@@ -359,23 +350,23 @@ _MAX_FRACTION_EXPONENT = 19_000
 _FRACTION_EXPONENT = re.compile(r"[eE]\s*([-+]?\d[\d_]*)\s*$")
 
 
-def _fraction(vm: Any, args: tuple[Any, ...]) -> Any:
-    _argc(vm, args, "Fraction", 0, 2)
+def _fraction(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+    _argc(ctx, args, "Fraction", 0, 2)
     for a in args:
-        _types(vm, "Fraction", a, (str, int))
+        _types(ctx, "Fraction", a, (str, int))
         if type(a) is int and a.bit_length() > _MAX_INT_BITS:
-            raise vm.fail(f"Fraction term of {a.bit_length()} bits refused", "reducing it would take quadratic time")
+            raise ctx.fail(f"Fraction term of {a.bit_length()} bits refused", "reducing it would take quadratic time")
         if type(a) is str:
             if len(a) > _MAX_NUMBER_TEXT:
-                raise vm.fail("Fraction text too long", f"at most {_MAX_NUMBER_TEXT} characters are read")
+                raise ctx.fail("Fraction text too long", f"at most {_MAX_NUMBER_TEXT} characters are read")
             match = _FRACTION_EXPONENT.search(a)
             if match is not None and abs(int(match.group(1).replace("_", ""))) > _MAX_FRACTION_EXPONENT:
-                raise vm.fail(f"Fraction exponent {match.group(1)[:20]} refused",
-                              f"Fraction computes 10**exponent; at most {_MAX_FRACTION_EXPONENT} is allowed")
-            vm.work_digits(len(a))
+                raise ctx.fail(f"Fraction exponent {match.group(1)[:20]} refused",
+                               f"Fraction computes 10**exponent; at most {_MAX_FRACTION_EXPONENT} is allowed")
+            ctx.work_digits(len(a))
     if len(args) == 2 and args[1] == 0:
-        raise vm.fail("Fraction with a zero denominator")
-    return construct(vm, "Fraction", fractions.Fraction, *args)
+        raise ctx.fail("Fraction with a zero denominator")
+    return construct(ctx, "Fraction", fractions.Fraction, *args)
 
 
 def _type_value(name: str, kind: type, reason: str = "a built-in type, used as a value", **kw: Any) -> Entry:

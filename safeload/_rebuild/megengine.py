@@ -8,7 +8,7 @@ Every MegEngine version pickles the tensor's value as an ordinary numpy array, s
 * 0.x: ``megengine.core.tensor.Tensor`` / ``megengine.core.tensor_nn.Parameter`` with BUILD
   ``{'data', 'device', 'dtype', 'metadata'}``.
 
-The object is a :class:`~safeload._vm.Pending` until its BUILD; then the checked array is returned. MegEngine is
+The object is a :class:`~safeload._types.Pending` until its BUILD; then the checked array is returned. MegEngine is
 never imported, except when the caller asked for MegEngine tensors (``safeload.patch("megengine")`` sets
 :data:`WANT_TENSORS` around ``megengine.load``): then the array is handed to ``megengine.Tensor`` /
 ``megengine.Parameter``, data only (the file's device string is not used).
@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from .._types import Entry
+from .._types import Entry, Pending
+from .context import RebuildContext
 
 __all__ = ["ENTRIES", "WANT_TENSORS"]
 
@@ -30,36 +31,33 @@ _STATE_KEYS = frozenset({"data", "device", "dtype", "qdict", "metadata", "qparam
 
 
 def _newobj(qualname: str, parameter: bool) -> Any:
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import numpy as np
 
-        from .._types import Pending
-
         if kwargs:
-            raise vm.fail(f"{qualname} created with keyword arguments")
+            raise ctx.fail(f"{qualname} created with keyword arguments")
         if args:
             if not 1 <= len(args) <= 7:
-                raise vm.fail(f"{qualname} created with {len(args)} arguments",
-                              "MegEngine pickles (ndarray, dtype, device[, is_const, no_cache, name, format])")
+                raise ctx.fail(f"{qualname} created with {len(args)} arguments",
+                               "MegEngine pickles (ndarray, dtype, device[, is_const, no_cache, name, format])")
             if type(args[0]) is not np.ndarray:
-                raise vm.fail(f"{qualname} data is a {type(args[0]).__name__}, not an ndarray",
-                              "MegEngine writes a tensor's value as a numpy array; anything else is not a tensor")
+                raise ctx.fail(f"{qualname} data is a {type(args[0]).__name__}, not an ndarray",
+                               "MegEngine writes a tensor's value as a numpy array; anything else is not a tensor")
             if len(args) > 1 and args[1] is not None and not isinstance(args[1], np.dtype):
-                raise vm.fail(f"{qualname} dtype is a {type(args[1]).__name__}")
-        vm.pending += 1
-        return Pending(qualname, _build, (parameter, args))
+                raise ctx.fail(f"{qualname} dtype is a {type(args[1]).__name__}")
+        return ctx.start_pending(qualname, _build, (parameter, args))
 
     return newobj
 
 
 def _call(newobj: Any) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        return newobj(vm, args, {})
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
+        return newobj(ctx, args, {})
 
     return call
 
 
-def _build(vm: Any, pending: Any, state: Any) -> Any:
+def _build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
     import numpy as np
 
     parameter, args = pending.args
@@ -68,8 +66,8 @@ def _build(vm: Any, pending: Any, state: Any) -> Any:
     if type(state) is tuple and len(state) == 2 and state[1] is None:
         state = state[0]
     if type(state) is not dict or not set(state) <= _STATE_KEYS or not all(type(k) is str for k in state):
-        raise vm.fail(f"{pending.qualname} state has an unknown layout",
-                      "MegEngine tensors carry data, device, dtype, qdict, metadata or qparams")
+        raise ctx.fail(f"{pending.qualname} state has an unknown layout",
+                       "MegEngine tensors carry data, device, dtype, qdict, metadata or qparams")
     if args:
         array = args[0]
         dtype = args[1] if len(args) > 1 else None
@@ -77,12 +75,12 @@ def _build(vm: Any, pending: Any, state: Any) -> Any:
         array = state.get("data")
         dtype = state.get("dtype")
         if type(array) is not np.ndarray:
-            raise vm.fail(f"{pending.qualname} has no array data",
-                          "a MegEngine tensor without constructor arguments keeps its value in state['data']")
+            raise ctx.fail(f"{pending.qualname} has no array data",
+                           "a MegEngine tensor without constructor arguments keeps its value in state['data']")
     if dtype is not None and isinstance(dtype, np.dtype) and dtype != array.dtype:
         if dtype.hasobject or array.dtype.hasobject or dtype.itemsize == 0:
-            raise vm.fail(f"{pending.qualname} of dtype {dtype} from {array.dtype} data")
-        vm.charge(array.size * dtype.itemsize, "MegEngine tensor")
+            raise ctx.fail(f"{pending.qualname} of dtype {dtype} from {array.dtype} data")
+        ctx.charge(array.size * dtype.itemsize, "MegEngine tensor")
         array = array.astype(dtype)
     if WANT_TENSORS.get():
         import megengine  # type: ignore[import-not-found, import-untyped, unused-ignore]

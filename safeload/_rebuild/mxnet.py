@@ -2,7 +2,7 @@
 
 ``NDArray.__reduce__`` is ``(NDArray, (None,), {'handle': bytearray(<one NDArray record>)})``: a REDUCE of the class
 with ``None``, then a BUILD whose ``handle`` holds exactly the bytes of one record as in a ``.params`` file. The
-class becomes a :class:`~safeload._vm.Pending`; its BUILD parses the record with safeload's own reader
+class becomes a :class:`~safeload._types.Pending`; its BUILD parses the record with safeload's own reader
 (:func:`safeload._containers.mxnet.read_record`) and returns a numpy array (dense, for sparse arrays). MXNet is never
 imported. The optimizer object in a ``.states`` file is a user-visible class and stays outside the policy.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._types import Entry
+from .._types import Entry, Pending
+from .context import RebuildContext
 
 __all__ = ["ENTRIES"]
 
@@ -21,43 +22,41 @@ _CLASSES = ("mxnet.ndarray.ndarray.NDArray", "mxnet.numpy.ndarray", "mxnet.numpy
 
 
 def _call(qualname: str) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
-        from .._types import Pending
-
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         if not (args == () or (len(args) == 1 and args[0] is None)):  # by identity: never an array's __eq__
-            raise vm.fail(f"{qualname} called with arguments", "MXNet pickles NDArray(None) and sets the data by BUILD")
-        vm.pending += 1
-        return Pending(qualname, _build, ())
+            raise ctx.fail(f"{qualname} called with arguments", "MXNet pickles NDArray(None) and sets the data by BUILD")
+        return ctx.start_pending(qualname, _build, ())
 
     return call
 
 
 def _newobj(call: Any) -> Any:
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if kwargs:
-            raise vm.fail("MXNet NDArray created with keyword arguments")
-        return call(vm, args)
+            raise ctx.fail("MXNet NDArray created with keyword arguments")
+        return call(ctx, args)
 
     return newobj
 
 
-def _build(vm: Any, pending: Any, state: Any) -> Any:
+def _build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
     from .._containers.mxnet import read_record
 
     if type(state) is not dict or set(state) != {"handle"}:
-        raise vm.fail(f"{pending.qualname} state has an unknown layout", "MXNet pickles {'handle': bytearray}")
+        raise ctx.fail(f"{pending.qualname} state has an unknown layout", "MXNet pickles {'handle': bytearray}")
     handle = state["handle"]
     if handle is None:
         return None
     if type(handle) not in (bytes, bytearray):
-        raise vm.fail(f"{pending.qualname} handle is a {type(handle).__name__}", "expected the record's bytes")
+        raise ctx.fail(f"{pending.qualname} handle is a {type(handle).__name__}", "expected the record's bytes")
     raw = bytes(handle)
-    budget = [vm.limits.max_alloc - vm.allocated]
+    room = ctx.alloc_left()
+    budget = [room]
     array, end = read_record(raw, 0, len(raw), budget)
-    vm.charge(vm.limits.max_alloc - vm.allocated - budget[0], "MXNet array")
+    ctx.charge(room - budget[0], "MXNet array")
     if end != len(raw):
-        raise vm.fail(f"{len(raw) - end} bytes after the NDArray record in {pending.qualname}",
-                      "a handle holds exactly one record")
+        raise ctx.fail(f"{len(raw) - end} bytes after the NDArray record in {pending.qualname}",
+                       "a handle holds exactly one record")
     return array
 
 

@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from .._views import make_view
-from .._types import Entry
+from .._types import Entry, Pending
+from .context import RebuildContext
 from .._stub import Stub
 
 __all__ = ["ENTRIES", "build_dtype"]
@@ -32,21 +33,21 @@ def _np() -> Any:
     return numpy
 
 
-def _as_bytes(vm: Any, data: Any, what: str) -> Any:
+def _as_bytes(ctx: RebuildContext, data: Any, what: str) -> Any:
     if type(data) in (bytes, bytearray):
         return data
     if type(data) is str:  # Python 2 str payloads, decoded with latin1
         return data.encode("latin-1")
-    raise vm.fail(f"{what} data is a {type(data).__name__}", "array data must be bytes")
+    raise ctx.fail(f"{what} data is a {type(data).__name__}", "array data must be bytes")
 
 
-def _shape(vm: Any, shape: Any) -> tuple[int, ...]:
+def _shape(ctx: RebuildContext, shape: Any) -> tuple[int, ...]:
     if type(shape) is list:
         shape = tuple(shape)
     if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
-        raise vm.fail(f"Array shape {shape!r:.80} is not a tuple of non-negative ints")
+        raise ctx.fail(f"Array shape {shape!r:.80} is not a tuple of non-negative ints")
     if len(shape) > 64:
-        raise vm.fail(f"Array of {len(shape)} dimensions", "numpy allows at most 64")
+        raise ctx.fail(f"Array of {len(shape)} dimensions", "numpy allows at most 64")
     return shape
 
 
@@ -57,50 +58,47 @@ def _count(shape: tuple[int, ...]) -> int:
     return count
 
 
-def _dtype_of(vm: Any, dtype: Any) -> Any:
+def _dtype_of(ctx: RebuildContext, dtype: Any) -> Any:
     np = _np()
     if type(dtype) is not np.dtype and not isinstance(dtype, np.dtype):
-        raise vm.fail(f"Array dtype is a {type(dtype).__name__}", "expected a numpy dtype rebuilt earlier in the stream")
+        raise ctx.fail(f"Array dtype is a {type(dtype).__name__}", "expected a numpy dtype rebuilt earlier in the stream")
     return dtype
 
 
 # ---- dtype --------------------------------------------------------------------------------------------------------
 
-def _dtype_call(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._types import Pending
-
+def _dtype_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     if not 1 <= len(args) <= 3:
-        raise vm.fail(f"numpy.dtype called with {len(args)} arguments")
+        raise ctx.fail(f"numpy.dtype called with {len(args)} arguments")
     code = args[0]
     if type(code) is bytes:
         code = code.decode("latin-1")
     if type(code) is not str or not _CODE.fullmatch(code):
-        raise vm.fail(f"numpy.dtype code {code!r:.40} refused", "pickled dtypes name a type code such as 'f4' or 'V16'")
-    vm.pending += 1
-    return Pending("numpy.dtype", _dtype_build, (code,))
+        raise ctx.fail(f"numpy.dtype code {code!r:.40} refused", "pickled dtypes name a type code such as 'f4' or 'V16'")
+    return ctx.start_pending("numpy.dtype", _dtype_build, (code,))
 
 
-def _dtype_build(vm: Any, pending: Any, state: Any) -> Any:
+def _dtype_build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
     if type(state) is not tuple or len(state) not in (8, 9) or state[0] not in (3, 4):
-        raise vm.fail("numpy.dtype state has an unknown layout", "safeload reads dtype state versions 3 and 4")
-    return build_dtype(vm, pending.args[0], state)
+        raise ctx.fail("numpy.dtype state has an unknown layout", "safeload reads dtype state versions 3 and 4")
+    return build_dtype(ctx, pending.args[0], state)
 
 
-def _make_dtype(vm: Any, spec: Any, align: bool = False) -> Any:
+def _make_dtype(ctx: RebuildContext, spec: Any, align: bool = False) -> Any:
     """``numpy.dtype(spec)`` of a spec safeload assembled from checked parts; numpy's refusals become refusals."""
     try:
         return _np().dtype(spec, align=align)
     except (ValueError, TypeError, OverflowError) as exc:  # numpy's errors for a spec it cannot build
-        raise vm.fail(f"numpy.dtype state {spec!r:.80} is not a valid dtype", f"numpy: {exc}") from None
+        raise ctx.fail(f"numpy.dtype state {spec!r:.80} is not a valid dtype", f"numpy: {exc}") from None
 
 
-def _state_int(vm: Any, value: Any, what: str) -> int:
+def _state_int(ctx: RebuildContext, value: Any, what: str) -> int:
     if type(value) is not int or not -(1 << 31) <= value < 1 << 31:
-        raise vm.fail(f"numpy.dtype state {what} {value!r:.20} is not a C int", "numpy reads it as a C int")
+        raise ctx.fail(f"numpy.dtype state {what} {value!r:.20} is not a C int", "numpy reads it as a C int")
     return value
 
 
-def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
+def build_dtype(ctx: RebuildContext, code: str, state: tuple[Any, ...]) -> Any:
     """The dtype numpy's ``dtype(code).__setstate__(state)`` would make, built without it, or a refusal.
 
     numpy's setstate takes ``elsize`` and ``alignment`` from the state for the flexible kinds (S, U, V), takes the
@@ -110,80 +108,80 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
     of the state must agree with the dtype safeload builds; anything numpy would honour differently is refused.
     """
     _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
-    elsize = _state_int(vm, elsize, "elsize")
-    alignment = _state_int(vm, alignment, "alignment")
-    flags = _state_int(vm, flags, "flags")
+    elsize = _state_int(ctx, elsize, "elsize")
+    alignment = _state_int(ctx, alignment, "alignment")
+    flags = _state_int(ctx, flags, "flags")
     if -128 <= flags < 0:  # numpy's setstate: flags once pickled as a signed char are normalised this way
         flags += 128
     if flags < 0:
-        raise vm.fail(f"numpy.dtype flags {flags} refused", "numpy refuses negative flags below -128")
+        raise ctx.fail(f"numpy.dtype flags {flags} refused", "numpy refuses negative flags below -128")
     if type(byteorder) is not str or byteorder not in ("<", ">", "|", "="):
-        raise vm.fail(f"numpy.dtype byte order {byteorder!r:.20} refused")
+        raise ctx.fail(f"numpy.dtype byte order {byteorder!r:.20} refused")
     if code[0] == "O":
         code = "O"
     if code[0] in "Mm" and code not in ("M8", "m8"):
-        raise vm.fail(f"numpy.dtype code {code!r} refused", "numpy pickles datetimes as 'M8' or 'm8' and a unit")
+        raise ctx.fail(f"numpy.dtype code {code!r} refused", "numpy pickles datetimes as 'M8' or 'm8' and a unit")
     flexible = code[0] in "SUVa"
     if (names is not None or fields is not None or subarray is not None) and code[0] != "V":
-        raise vm.fail(f"numpy.dtype {code!r} with fields or a subarray",
-                      "numpy would give a non-void type the fields or subarray of its state while keeping the "
-                      "code's item size; numpy pickles structured and subarray dtypes with a 'V' code")
+        raise ctx.fail(f"numpy.dtype {code!r} with fields or a subarray",
+                       "numpy would give a non-void type the fields or subarray of its state while keeping the "
+                       "code's item size; numpy pickles structured and subarray dtypes with a 'V' code")
     if subarray is not None and (names is not None or fields is not None):
-        raise vm.fail("numpy.dtype with both fields and a subarray",
-                      "numpy would keep both, and make arrays of the subarray's shape from a structured item")
+        raise ctx.fail("numpy.dtype with both fields and a subarray",
+                       "numpy would keep both, and make arrays of the subarray's shape from a structured item")
     if names is not None or fields is not None:
         if type(names) is not tuple or type(fields) is not dict or not all(type(n) is str for n in names):
-            raise vm.fail("Structured dtype with malformed names or fields")
+            raise ctx.fail("Structured dtype with malformed names or fields")
         formats, offsets, titles = [], [], []
         for name in names:
             spec = fields.get(name)
             if type(spec) is not tuple or len(spec) not in (2, 3) or type(spec[1]) is not int:
-                raise vm.fail(f"Structured dtype field {name!r} is malformed")
-            formats.append(_dtype_of(vm, spec[0]))
+                raise ctx.fail(f"Structured dtype field {name!r} is malformed")
+            formats.append(_dtype_of(ctx, spec[0]))
             offsets.append(spec[1])
             titles.append(spec[2] if len(spec) == 3 else None)
         if elsize < 0:
-            raise vm.fail("Structured dtype with a bad itemsize")
+            raise ctx.fail("Structured dtype with a bad itemsize")
         spec_dict: dict[str, Any] = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
         if any(t is not None for t in titles):
             spec_dict["titles"] = titles
-        dt = _make_dtype(vm, spec_dict, bool(flags & _ALIGNED_STRUCT))
+        dt = _make_dtype(ctx, spec_dict, bool(flags & _ALIGNED_STRUCT))
     elif subarray is not None:
         if type(subarray) is not tuple or len(subarray) != 2:
-            raise vm.fail("Subarray dtype is malformed")
+            raise ctx.fail("Subarray dtype is malformed")
         base, shape = subarray
-        shape = _shape(vm, shape if type(shape) is tuple else (shape,))
-        dt = _make_dtype(vm, (_dtype_of(vm, base), shape))
+        shape = _shape(ctx, shape if type(shape) is tuple else (shape,))
+        dt = _make_dtype(ctx, (_dtype_of(ctx, base), shape))
     elif code in ("M8", "m8"):
         if len(state) != 9 or type(state[8]) is not tuple or len(state[8]) != 2:
-            raise vm.fail("datetime dtype without its unit")
+            raise ctx.fail("datetime dtype without its unit")
         meta = state[8][1]
         if type(meta) is not tuple or not 2 <= len(meta) <= 4 or any(type(x) is not int or x != 1 for x in meta[2:]):
-            raise vm.fail(f"datetime dtype unit {meta!r:.40} refused",
-                          "numpy pickles (unit, count, 1, 1); other divisors and events change the unit")
+            raise ctx.fail(f"datetime dtype unit {meta!r:.40} refused",
+                           "numpy pickles (unit, count, 1, 1); other divisors and events change the unit")
         unit, num = meta[:2]
         if type(unit) is bytes:
             unit = unit.decode("latin-1")  # any byte: what is not a unit name is refused just below
         if unit not in _DATETIME_UNITS or type(num) is not int or num < 1:
-            raise vm.fail(f"datetime dtype unit {unit!r} refused")
-        dt = _make_dtype(vm, f"{code}[{num}{unit}]" if unit != "generic" else code)
+            raise ctx.fail(f"datetime dtype unit {unit!r} refused")
+        dt = _make_dtype(ctx, f"{code}[{num}{unit}]" if unit != "generic" else code)
     else:
-        dt = _make_dtype(vm, code)
+        dt = _make_dtype(ctx, code)
     if flexible and (elsize != dt.itemsize or alignment != dt.alignment):
-        raise vm.fail(f"numpy.dtype {code!r} state gives an item size of {elsize} and an alignment of {alignment}, "
-                      f"but the dtype has {dt.itemsize} and {dt.alignment}",
-                      "numpy takes the item size of S, U and V types from the state, so numpy and its readers (joblib "
-                      "reads count x itemsize array bytes, then resumes the pickle) would read another number of "
-                      "bytes than the type code says")
+        raise ctx.fail(f"numpy.dtype {code!r} state gives an item size of {elsize} and an alignment of {alignment}, "
+                       f"but the dtype has {dt.itemsize} and {dt.alignment}",
+                       "numpy takes the item size of S, U and V types from the state, so numpy and its readers (joblib "
+                       "reads count x itemsize array bytes, then resumes the pickle) would read another number of "
+                       "bytes than the type code says")
     if flags & _OBJECT_FLAGS != dt.flags & _OBJECT_FLAGS:
-        raise vm.fail(f"numpy.dtype {dt} with object flags {flags & _OBJECT_FLAGS:#x}, not {dt.flags & _OBJECT_FLAGS:#x}",
-                      "numpy takes 'holds Python objects' from the flags in the state, so numpy and its readers "
-                      "(joblib reads a nested pickle for object arrays and raw bytes otherwise) would read the array "
-                      "another way than its type says")
+        raise ctx.fail(f"numpy.dtype {dt} with object flags {flags & _OBJECT_FLAGS:#x}, not {dt.flags & _OBJECT_FLAGS:#x}",
+                       "numpy takes 'holds Python objects' from the flags in the state, so numpy and its readers "
+                       "(joblib reads a nested pickle for object arrays and raw bytes otherwise) would read the array "
+                       "another way than its type says")
     if byteorder in ("<", ">") and dt.byteorder == "|":
-        raise vm.fail(f"numpy.dtype {dt} with byte order {byteorder!r}",
-                      "numpy pickles '|' for types without a byte order, and would otherwise mark the dtype (and "
-                      "an object array's pointers) as byte-swapped")
+        raise ctx.fail(f"numpy.dtype {dt} with byte order {byteorder!r}",
+                       "numpy pickles '|' for types without a byte order, and would otherwise mark the dtype (and "
+                       "an object array's pointers) as byte-swapped")
     if byteorder in ("<", ">"):
         dt = dt.newbyteorder(byteorder)
     return dt
@@ -191,86 +189,83 @@ def build_dtype(vm: Any, code: str, state: tuple[Any, ...]) -> Any:
 
 # ---- arrays ---------------------------------------------------------------------------------------------------------
 
-def _reconstruct_call(vm: Any, args: tuple[Any, ...]) -> Any:
-    from .._types import Pending
-
+def _reconstruct_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     np = _np()
     if len(args) != 3:
-        raise vm.fail(f"_reconstruct called with {len(args)} arguments")
+        raise ctx.fail(f"_reconstruct called with {len(args)} arguments")
     subtype = args[0]
     if subtype is not np.ndarray and type(subtype) is not Stub:
-        raise vm.fail(f"_reconstruct of a {getattr(subtype, '__name__', type(subtype).__name__)}",
-                      "safeload rebuilds plain ndarrays only")
-    vm.pending += 1
-    return Pending("numpy.ndarray", _array_build, ())
+        raise ctx.fail(f"_reconstruct of a {getattr(subtype, '__name__', type(subtype).__name__)}",
+                       "safeload rebuilds plain ndarrays only")
+    return ctx.start_pending("numpy.ndarray", _array_build, ())
 
 
-def _array_build(vm: Any, pending: Any, state: Any) -> Any:
+def _array_build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
     if type(state) is not tuple or len(state) not in (4, 5):
-        raise vm.fail("ndarray state has an unknown layout")
+        raise ctx.fail("ndarray state has an unknown layout")
     if len(state) == 5:
         if state[0] != 1:
-            raise vm.fail(f"ndarray state version {state[0]!r}")
+            raise ctx.fail(f"ndarray state version {state[0]!r}")
         state = state[1:]
     shape, dtype, fortran, data = state
-    return make_array(vm, _shape(vm, shape), _dtype_of(vm, dtype), bool(fortran), data)
+    return make_array(ctx, _shape(ctx, shape), _dtype_of(ctx, dtype), bool(fortran), data)
 
 
-def make_array(vm: Any, shape: tuple[int, ...], dtype: Any, fortran: bool, data: Any) -> Any:
+def make_array(ctx: RebuildContext, shape: tuple[int, ...], dtype: Any, fortran: bool, data: Any) -> Any:
     """An ndarray from exactly ``prod(shape)`` elements of ``data``; every size is checked first."""
     np = _np()
     count = _count(shape)
     order = "F" if fortran else "C"
     if dtype.hasobject:
         if dtype.kind != "O":
-            raise vm.fail("Structured dtype holding objects", "safeload does not rebuild such arrays",
-                          fix="Save the fields as separate arrays")
+            raise ctx.fail("Structured dtype holding objects", "safeload does not rebuild such arrays",
+                           fix="Save the fields as separate arrays")
         if type(data) is not list:
-            raise vm.fail(f"Object array data is a {type(data).__name__}, not a list")
+            raise ctx.fail(f"Object array data is a {type(data).__name__}, not a list")
         if len(data) != count:
-            raise vm.fail(f"Object array of {count} elements holds {len(data)} objects")
-        vm.check_size(count, "object array")
-        vm.charge(8 * count, "Object array")
+            raise ctx.fail(f"Object array of {count} elements holds {len(data)} objects")
+        ctx.check_size(count, "object array")
+        ctx.charge(8 * count, "Object array")
         flat = np.empty(count, dtype=object)
         for i, item in enumerate(data):
             flat[i] = item
         return flat.reshape(shape, order=order)
-    raw = _as_bytes(vm, data, "ndarray")
+    raw = _as_bytes(ctx, data, "ndarray")
     nbytes = count * dtype.itemsize
     if nbytes != len(raw):
-        raise vm.fail(f"Array data is {len(raw)} bytes, but shape {shape} of {dtype} needs {nbytes}",
-                      "a size that does not match the declared shape is truncation or an attempt to read out of bounds")
+        raise ctx.fail(f"Array data is {len(raw)} bytes, but shape {shape} of {dtype} needs {nbytes}",
+                       "a size that does not match the declared shape is truncation or an attempt to read out of bounds")
     if dtype.itemsize == 0:
         return np.empty(shape, dtype=dtype, order=order)
     if type(raw) is bytes:
-        vm.charge(nbytes, "Array")
+        ctx.charge(nbytes, "Array")
         flat = make_view(raw, dtype, (count,)).copy()  # numpy's own unpickling returns writeable arrays
     else:
         flat = make_view(raw, dtype, (count,))
     return flat.reshape(shape, order=order)
 
 
-def _frombuffer_call(vm: Any, args: tuple[Any, ...]) -> Any:
+def _frombuffer_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     np = _np()
     if len(args) not in (4, 5):
-        raise vm.fail(f"_frombuffer called with {len(args)} arguments")
+        raise ctx.fail(f"_frombuffer called with {len(args)} arguments")
     buf, dtype, shape, order = args[:4]
     axis_order = args[4] if len(args) == 5 else None
     if order not in ("C", "F", "K"):
-        raise vm.fail(f"_frombuffer order {order!r}")
-    shape = _shape(vm, shape)
+        raise ctx.fail(f"_frombuffer order {order!r}")
+    shape = _shape(ctx, shape)
     if axis_order is not None:  # numpy 2 writes non-contiguous arrays as order 'K' + the axis permutation
         if order != "K" or type(axis_order) not in (tuple, list) or sorted(axis_order) != list(range(len(shape))):
-            raise vm.fail("_frombuffer axis order is not a permutation of the axes")
+            raise ctx.fail("_frombuffer axis order is not a permutation of the axes")
     elif order == "K":
-        raise vm.fail("_frombuffer order 'K' without an axis order")
-    dtype = _dtype_of(vm, dtype)
-    raw = _as_bytes(vm, buf, "_frombuffer")
+        raise ctx.fail("_frombuffer order 'K' without an axis order")
+    dtype = _dtype_of(ctx, dtype)
+    raw = _as_bytes(ctx, buf, "_frombuffer")
     if dtype.hasobject:
-        raise vm.fail("_frombuffer of an object dtype", "object arrays cannot come from raw bytes")
+        raise ctx.fail("_frombuffer of an object dtype", "object arrays cannot come from raw bytes")
     nbytes = _count(shape) * dtype.itemsize
     if nbytes != len(raw):
-        raise vm.fail(f"_frombuffer data is {len(raw)} bytes, but shape {shape} of {dtype} needs {nbytes}")
+        raise ctx.fail(f"_frombuffer data is {len(raw)} bytes, but shape {shape} of {dtype} needs {nbytes}")
     if axis_order is not None:
         if dtype.itemsize == 0:
             return np.empty(shape, dtype=dtype).transpose(axis_order)
@@ -280,18 +275,18 @@ def _frombuffer_call(vm: Any, args: tuple[Any, ...]) -> Any:
     return make_view(raw, dtype, (_count(shape),)).reshape(shape, order=order)
 
 
-def _scalar_call(vm: Any, args: tuple[Any, ...]) -> Any:
+def _scalar_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     np = _np()
     if not 1 <= len(args) <= 2:
-        raise vm.fail(f"numpy scalar called with {len(args)} arguments")
-    dtype = _dtype_of(vm, args[0])
+        raise ctx.fail(f"numpy scalar called with {len(args)} arguments")
+    dtype = _dtype_of(ctx, args[0])
     if dtype.hasobject:
         if dtype.kind != "O" or len(args) != 2:
-            raise vm.fail("numpy object scalar is malformed")
+            raise ctx.fail("numpy object scalar is malformed")
         return args[1]
-    raw = _as_bytes(vm, args[1] if len(args) == 2 else b"", "numpy scalar")
+    raw = _as_bytes(ctx, args[1] if len(args) == 2 else b"", "numpy scalar")
     if len(raw) != dtype.itemsize:
-        raise vm.fail(f"numpy scalar of {dtype} needs {dtype.itemsize} bytes, got {len(raw)}")
+        raise ctx.fail(f"numpy scalar of {dtype} needs {dtype.itemsize} bytes, got {len(raw)}")
     if dtype.itemsize == 0:
         return np.zeros((), dtype=dtype)[()]
     return make_view(raw, dtype, ())[()]

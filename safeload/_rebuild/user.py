@@ -23,6 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .._types import Entry
+from .context import RebuildContext
 from .builtins import check_attr_names
 
 __all__ = ["user_class_entry"]
@@ -63,13 +64,13 @@ def user_class_entry(cls: type) -> Entry:
 
 
 def _enum_call(cls: type[enum.Enum]) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         if len(args) != 1:
-            raise vm.fail(f"{cls.__qualname__} called with {len(args)} arguments", "Enum members are pickled by value")
+            raise ctx.fail(f"{cls.__qualname__} called with {len(args)} arguments", "Enum members are pickled by value")
         for member in cls.__members__.values():
             if type(member.value) is type(args[0]) and member.value == args[0]:
                 return member
-        raise vm.fail(f"{args[0]!r} is not a value of {cls.__qualname__}")
+        raise ctx.fail(f"{args[0]!r} is not a value of {cls.__qualname__}")
 
     return call
 
@@ -77,9 +78,9 @@ def _enum_call(cls: type[enum.Enum]) -> Any:
 def _namedtuple_new(cls: type) -> Any:
     n = len(cls._fields)  # type: ignore[attr-defined]
 
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         if len(args) != n:
-            raise vm.fail(f"{cls.__qualname__} needs {n} fields, got {len(args)}")
+            raise ctx.fail(f"{cls.__qualname__} needs {n} fields, got {len(args)}")
         return tuple.__new__(cls, args)
 
     return call
@@ -88,43 +89,43 @@ def _namedtuple_new(cls: type) -> Any:
 def _namedtuple_newobj(cls: type) -> Any:
     call = _namedtuple_new(cls)
 
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if kwargs:
-            raise vm.fail(f"{cls.__qualname__} created with keyword arguments")
-        return call(vm, args)
+            raise ctx.fail(f"{cls.__qualname__} created with keyword arguments")
+        return call(ctx, args)
 
     return newobj
 
 
 def _path_call(cls: type) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         if not all(type(a) is str for a in args) or len(args) > 4096:
-            raise vm.fail(f"{cls.__qualname__} called with something other than path strings")
-        vm.charge(sum(len(a) for a in args), cls.__qualname__)
+            raise ctx.fail(f"{cls.__qualname__} called with something other than path strings")
+        ctx.charge(sum(len(a) for a in args), cls.__qualname__)
         try:
             return cls(*args)
         except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. WindowsPath on POSIX
-            raise vm.fail(f"{cls.__qualname__} cannot be made here: {exc}"[:200]) from None
+            raise ctx.fail(f"{cls.__qualname__} cannot be made here: {exc}"[:200]) from None
 
     return call
 
 
 def _plain_call(cls: type) -> Any:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         if args:
-            raise vm.fail(f"{cls.__qualname__} called with arguments",
-                          "safeload never runs an allowed class's constructor; it creates the instance and sets its "
-                          "state (save the object's __dict__ or a dataclass instead of a custom __reduce__)")
+            raise ctx.fail(f"{cls.__qualname__} called with arguments",
+                           "safeload never runs an allowed class's constructor; it creates the instance and sets its "
+                           "state (save the object's __dict__ or a dataclass instead of a custom __reduce__)")
         return _blank(cls)
 
     return call
 
 
 def _plain_newobj(cls: type) -> Any:
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if args or kwargs:
-            raise vm.fail(f"{cls.__qualname__} created with __new__ arguments",
-                          "safeload creates allowed classes with object.__new__ and no arguments")
+            raise ctx.fail(f"{cls.__qualname__} created with __new__ arguments",
+                           "safeload creates allowed classes with object.__new__ and no arguments")
         return _blank(cls)
 
     return newobj
@@ -133,7 +134,7 @@ def _plain_newobj(cls: type) -> Any:
 def _plain_build(cls: type, fields: frozenset[str] | None) -> Any:
     slots = _slots_of(cls)
 
-    def build(vm: Any, inst: Any, state: Any) -> Any:
+    def build(ctx: RebuildContext, inst: Any, state: Any) -> Any:
         slotstate = None
         if type(state) is tuple and len(state) == 2:
             state, slotstate = state
@@ -141,15 +142,15 @@ def _plain_build(cls: type, fields: frozenset[str] | None) -> Any:
             if part is None:
                 continue
             if type(part) is not dict:
-                raise vm.fail(f"BUILD state for {cls.__qualname__} is not a dict of attribute names")
-            check_attr_names(vm, part, cls.__qualname__)
+                raise ctx.fail(f"BUILD state for {cls.__qualname__} is not a dict of attribute names")
+            check_attr_names(ctx, part, cls.__qualname__)
             if fields is not None and not set(part) <= fields:
                 extra = sorted(set(part) - fields)
-                raise vm.fail(f"BUILD sets {extra} on dataclass {cls.__qualname__}", "only declared fields are set")
+                raise ctx.fail(f"BUILD sets {extra} on dataclass {cls.__qualname__}", "only declared fields are set")
             if is_slots or not hasattr(inst, "__dict__"):
                 for key, value in part.items():
                     if key not in slots:
-                        raise vm.fail(f"BUILD sets {key!r}, which is not a slot of {cls.__qualname__}")
+                        raise ctx.fail(f"BUILD sets {key!r}, which is not a slot of {cls.__qualname__}")
                     object.__setattr__(inst, key, value)
             else:
                 inst.__dict__.update(part)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..policy import DEFAULT_POLICY, Entry, Policy
+from .._types import Entry
+from ..policy import DEFAULT_POLICY, Policy, _with_entries
 from .._rebuild.builtins import check_attr_names
 
 __all__ = ["ESTIMATORS", "POLICY", "policy"]
@@ -112,7 +113,7 @@ def policy(base: Policy = DEFAULT_POLICY) -> Policy:
         except (ImportError, AttributeError):
             continue  # an estimator this scikit-learn version does not have
     classes = frozenset(found)
-    return base.allowing(*(_entry(cls, classes) for cls in found))
+    return _with_entries(base, (_entry(cls, classes) for cls in found))
 
 
 _POLICY: Policy | None = None
