@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 from ._detect import COMPRESSED, detect
+from ._pickle_module import load_from_stream, pickle_module_caller
 from ._source import read_source
 from ._vm import VM
-from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, error_context
+from .errors import (
+    FormatError,
+    InternalError,
+    LimitExceededError,
+    SafeLoadError,
+    TrailingDataError,
+    UnsupportedFormatError,
+    error_context,
+)
 from .policy import Policy, effective_policy
 
 __all__ = ["load", "loads", "run_pickle"]
@@ -54,7 +64,7 @@ def run_pickle(data: bytes, start: int, opts: Options, *, end: int | None = None
     stop = vm.base + vm.pos
     limit = len(data) if end is None else end
     if whole and stop != limit:
-        raise FormatError(f"{limit - stop} bytes of data after the pickle's STOP opcode", offset=stop,
+        raise TrailingDataError(f"{limit - stop} bytes of data after the pickle's STOP opcode", offset=stop,
                           why="data after STOP can hide a second pickle that another reader would run",
                           fix="If the file is trusted, cut it at the STOP opcode; otherwise discard it")
     return result
@@ -82,6 +92,10 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
     name. ``pickle_module`` is accepted for compatibility and never used: every pickle goes through safeload's
     own VM. Refusals raise :class:`safeload.SafeLoadError`.
     """
+    if hasattr(f, "read"):  # torch's and megengine's loaders call pickle_module.load(f): one pickle, as pickle.load
+        caller = pickle_module_caller(sys._getframe(1))
+        if caller is not None:
+            return load_from_stream(caller, f, encoding, errors)
     _refuse_unsafe_mode(weights_only, pickle_load_args)
     opts = Options(effective_policy(policy, allow), unknown, encoding, errors, tensors, map_location, bool(mmap))
     data, name = read_source(f, writable_map=bool(mmap))
@@ -189,7 +203,7 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
         return _framework_tensors(load_dense_tensors(data, opts.policy.limits.max_alloc), opts)
     if kind == "empty":
         raise FormatError("Empty input", why="there is nothing to load", fix="Check that the file was fully downloaded")
-    raise FormatError(f"Unsupported format: {kind}", offset=0,
+    raise UnsupportedFormatError(kind, offset=0,
                       why="safeload does not open this kind of file yet",
                       fix="Convert it with the framework that wrote it, in a trusted environment")
 

@@ -34,6 +34,9 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
+from ._pickle_module import Settings as _Settings
+from ._pickle_module import current_settings, read_one, run_one, set_current_settings
+from ._pickle_module import stream_start as _start_of
 from .errors import FormatError, SafeLoadError
 
 __all__ = ["TARGETS", "Unpickler", "patch", "patched", "unpatch"]
@@ -44,16 +47,6 @@ TARGETS = ("torch", "numpy", "joblib", "paddle", "megengine", "pickle")
 _ORIGINALS: dict[tuple[Any, str], Any] = {}
 _PATCHED: dict[str, dict[str, Any]] = {}  # target -> the settings it was patched with
 _ALIAS_TARGET: dict[tuple[Any, str], str] = {}  # (owner, attribute) outside its target's module -> the target
-
-
-class _Settings:
-    __slots__ = ("policy", "allow", "unknown", "save_protocol")
-
-    def __init__(self, policy: Any, allow: Any, unknown: str, save_protocol: int) -> None:
-        self.policy, self.allow, self.unknown, self.save_protocol = policy, tuple(allow), unknown, save_protocol
-
-    def load_kwargs(self) -> dict[str, Any]:
-        return {"policy": self.policy, "allow": self.allow, "unknown": self.unknown}
 
 
 def patch(*targets: str, policy: Any = None, allow: Any = (), unknown: str = "raise", save_protocol: int = 4) -> list[str]:
@@ -100,7 +93,7 @@ def unpatch(*targets: str) -> None:
         if wanted is None or target in wanted:
             del _PATCHED[target]
     if "pickle" not in _PATCHED:
-        _CURRENT_PICKLE_SETTINGS[0] = _Settings(None, (), "raise", 4)
+        set_current_settings(None)
 
 
 @contextlib.contextmanager
@@ -152,15 +145,6 @@ def _check_written(f: Any, start: int | None, settings: _Settings, what: str) ->
     except SafeLoadError as err:
         err.what = f"{what} wrote a file that safeload would refuse: {err.what}"
         raise
-
-
-def _start_of(f: Any) -> int | None:
-    if isinstance(f, (str, os.PathLike)):
-        return None
-    try:
-        return f.tell() if f.seekable() and f.readable() else None
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 # ---- torch ----------------------------------------------------------------------------------------------------------
@@ -358,11 +342,11 @@ class Unpickler:
         self._encoding = encoding
         self._errors = errors
         self.memo: dict[int, Any] = {}
-        self._settings = _CURRENT_PICKLE_SETTINGS[0]
+        self._settings = current_settings()
 
     def load(self) -> Any:
         torch_pl = self.__dict__.get("persistent_load")  # set on the instance by torch.load(pickle_module=safeload)
-        return _load_one(self._file, self._encoding, self._errors, self._settings, torch_pl)
+        return read_one(self._file, self._encoding, self._errors, self._settings, torch_pl)
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError("safeload.Unpickler never resolves globals through find_class")
@@ -371,51 +355,14 @@ class Unpickler:
         raise pickle.UnpicklingError("safeload.Unpickler refuses persistent ids")
 
 
-_CURRENT_PICKLE_SETTINGS: list[_Settings] = [_Settings(None, (), "raise", 4)]
-
-
-def _run_one(data: bytes, encoding: str, errors: str, settings: _Settings, torch_pl: Any = None) -> tuple[Any, int]:
-    from ._vm import VM
-    from .errors import error_context
-    from .policy import effective_policy
-
-    policy = effective_policy(settings.policy, settings.allow)
-    extra: dict[str, Any] = {}
-    if torch_pl is not None:  # storages read by torch, checked and wrapped by safeload/_containers/torch.py
-        from ._containers.torch import torch_persistent_load
-
-        extra["persistent_load"], extra["context"] = torch_persistent_load(torch_pl)
-    vm = VM(data, 0, policy=policy, unknown=settings.unknown, encoding=encoding, errors=errors, **extra)
-    with error_context():
-        result = vm.run()
-    return result, vm.base + vm.pos
-
-
-def _load_one(file: Any, encoding: str, errors: str, settings: _Settings, torch_pl: Any = None) -> Any:
-    start = _start_of(file)
-    data = file.read()
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError("a pickle must be read from a binary file")
-    if not data:
-        raise EOFError("Ran out of input")
-    result, used = _run_one(bytes(data), encoding, errors, settings, torch_pl)
-    if used < len(data):
-        if start is None:
-            raise FormatError(f"{len(data) - used} bytes after the pickle in a stream that cannot be rewound",
-                              why="pickle.load leaves the rest of a stream unread; safeload read it and cannot put it back",
-                              fix="Pass a seekable file")
-        file.seek(start + used)
-    return result
-
-
 def _install_pickle(module: Any, settings: _Settings) -> None:
-    _CURRENT_PICKLE_SETTINGS[0] = settings
+    set_current_settings(settings)
 
     def make_load(original: Any) -> Any:
         @functools.wraps(original)
         def load(file: Any, *, fix_imports: bool = True, encoding: str = "ASCII", errors: str = "strict",
                  buffers: Any = None) -> Any:
-            return _load_one(file, encoding, errors, settings)
+            return read_one(file, encoding, errors, settings)
 
         return load
 
@@ -425,7 +372,7 @@ def _install_pickle(module: Any, settings: _Settings) -> None:
                   buffers: Any = None) -> Any:
             if isinstance(data, str):
                 raise TypeError("Can't load pickle from unicode string")
-            return _run_one(bytes(data), encoding, errors, settings)[0]
+            return run_one(bytes(data), encoding, errors, settings)[0]
 
         return loads
 
@@ -485,7 +432,7 @@ def _subclass_load(settings: _Settings) -> Any:
         if read is None:
             raise pickle.UnpicklingError("Unpickler.__init__() was not called")
         file = _Reader(read)
-        return _load_one(file, getattr(self, "encoding", "ASCII"), getattr(self, "errors", "strict"), settings)
+        return read_one(file, getattr(self, "encoding", "ASCII"), getattr(self, "errors", "strict"), settings)
 
     return load
 
