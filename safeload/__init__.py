@@ -16,12 +16,23 @@ _build.prepare()  # SAFELOAD_PURE_PYTHON=1 or the compiled modules, before anyth
 
 from ._load import load, loads  # noqa: E402
 from ._stub import Stub
-from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import (
+    DangerousGlobalError,
+    FormatError,
+    InternalError,
+    LimitExceededError,
+    SafeLoadError,
+    TrailingDataError,
+    UnsafeCallError,
+    UnsafeGlobalError,
+    UnsupportedFormatError,
+)
 from .policy import DEFAULT_LIMITS, DEFAULT_POLICY, Limits, Policy, safe_globals
 
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_POLICY",
+    "DangerousGlobalError",
     "FormatError",
     "InternalError",
     "LimitExceededError",
@@ -29,8 +40,11 @@ __all__ = [
     "Policy",
     "SafeLoadError",
     "Stub",
+    "TrailingDataError",
     "Unpickler",
+    "UnsafeCallError",
     "UnsafeGlobalError",
+    "UnsupportedFormatError",
     "info",
     "load",
     "loads",

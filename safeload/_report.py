@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import LimitExceededError, SafeLoadError, UnsafeCallError, UnsafeGlobalError, UnsupportedFormatError
 from .policy import danger_of
 
 __all__ = ["ALLOWED", "CLEAN", "DANGEROUS", "ERROR", "EXIT_CLEAN", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_UNSAFE",
@@ -160,7 +160,7 @@ def finding_from_error(path: str, err: SafeLoadError, member: str | None, pickle
     """The finding for a refusal: its rule and severity come from the error's type."""
     if isinstance(err, UnsafeGlobalError):
         danger = danger_of(err.qualname)
-        if "allowed as a value" in err.why:
+        if isinstance(err, UnsafeCallError):
             rule, verdict = "unsafe-call", ALLOWED
         else:
             rule, verdict = ("dangerous-global", DANGEROUS) if danger else ("unknown-global", UNKNOWN)
@@ -168,7 +168,7 @@ def finding_from_error(path: str, err: SafeLoadError, member: str | None, pickle
                        err.qualname, verdict)
     if isinstance(err, LimitExceededError):
         rule = "limit-exceeded"
-    elif err.what.startswith("Unsupported format"):
+    elif isinstance(err, UnsupportedFormatError):
         rule = "unsupported-format"
     else:
         rule = "malformed"

@@ -19,7 +19,14 @@ from typing import Any
 
 from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect, kind_reason
 from ._report import ALLOWED, DANGEROUS, ERROR, UNKNOWN, UNSAFE, Finding, GlobalRef, finding_from_error, join
-from .errors import FormatError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import (
+    FormatError,
+    LimitExceededError,
+    SafeLoadError,
+    TrailingDataError,
+    UnsafeGlobalError,
+    UnsupportedFormatError,
+)
 from ._types import Entry
 from .policy import Policy, canonical_name, danger_of
 
@@ -200,8 +207,8 @@ class Scanner:
         if known is not None:  # a model format without pickles, or a file of no model format (safeload/_kinds.py)
             group, reason = known
             if group == "code":
-                self.error(FormatError(f"Unsupported format: {kind}", why=reason,
-                                       fix="Re-save the model without the layer that holds code"), chain)
+                self.error(UnsupportedFormatError(kind, why=reason,
+                                                  fix="Re-save the model without the layer that holds code"), chain)
             elif depth:
                 self.notes.append(f"{join(chain)}: {reason}, not scanned")
             else:
@@ -263,7 +270,7 @@ class Scanner:
                 observer.findings = []
                 self._name_globals(data, 0, chain, observer.global_offsets, None)
             hidden = error.offset
-            if "after the pickle's STOP" in error.what and hidden and not error.member and observer.pickle == 0:
+            if isinstance(error, TrailingDataError) and hidden and not error.member and observer.pickle == 0:
                 # load stops here; the scanner looks on, to name what the bytes after STOP would run
                 self.findings.extend(observer.findings)
                 observer.findings = []
@@ -443,9 +450,9 @@ class Scanner:
                 content = zf.read(name, max_size=self.budget.left() + member.size, limit="max_decompressed")
             if name == "config.json" and b'"class_name": "__lambda__"' in content:
                 # a Keras v3 .keras archive: the Lambda layer's marshalled bytecode is in its config
-                self.error(FormatError("Unsupported format: keras-lambda", member=name,
-                                       why=(kind_reason("keras-lambda") or ("", ""))[1],
-                                       fix="Re-save the model without Lambda layers"), chain)
+                self.error(UnsupportedFormatError("keras-lambda", member=name,
+                                                  why=(kind_reason("keras-lambda") or ("", ""))[1],
+                                                  fix="Re-save the model without Lambda layers"), chain)
             self.blob(content, chain + (name,), depth + 1)
 
     def _tar(self, data: Any, chain: tuple[str, ...], depth: int) -> None:
@@ -483,9 +490,10 @@ class Scanner:
         try:
             import py7zr
         except ImportError:
-            raise FormatError("Unsupported format: 7z (py7zr is not installed)",
-                              why="the scanner cannot read what it cannot unpack, and never calls it clean",
-                              fix="pip install py7zr, then scan again") from None
+            raise UnsupportedFormatError("7z", what="Unsupported format: 7z (py7zr is not installed)",
+                                         why="the scanner cannot read what it cannot unpack, and never calls it "
+                                             "clean",
+                                         fix="pip install py7zr, then scan again") from None
         with _parser("7z"), py7zr.SevenZipFile(io.BytesIO(bytes(data)), mode="r") as archive:
             if archive.needs_password():
                 raise FormatError("Encrypted 7z archive", why="safeload cannot check what it cannot read",

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import _budget
 from ._opcodes import OPCODES, READERS, by_code, opcode_name
 from ._stub import Stub
-from .errors import FormatError, InternalError, LimitExceededError, SafeLoadError, UnsafeGlobalError
+from .errors import (
+    DangerousGlobalError,
+    FormatError,
+    InternalError,
+    LimitExceededError,
+    SafeLoadError,
+    UnsafeCallError,
+    UnsafeGlobalError,
+)
 from ._names import canonical_name, danger_of
 from ._types import Entry, Pending
 from ._rebuild.context import RebuildContext
@@ -269,10 +277,10 @@ class VM:
             self.observer.on_global(qualname, entry, self.op_start, opcode_name(self.data[self.op_start]))
         if entry is None:
             danger = danger_of(qualname)
-            why = (f"{qualname} is known to be dangerous: it {danger}" if danger else
-                   f"{qualname} is not in the allowlist, and safeload never imports a module because a file names it")
-            err = UnsafeGlobalError(cmodule, cname, why=why, offset=self.op_start,
-                                    opcode=opcode_name(self.data[self.op_start]))
+            opcode = opcode_name(self.data[self.op_start])
+            err = DangerousGlobalError(cmodule, cname, danger, offset=self.op_start, opcode=opcode) if danger else \
+                UnsafeGlobalError(cmodule, cname, offset=self.op_start, opcode=opcode, why=f"{qualname} is not in the "
+                                  "allowlist, and safeload never imports a module because a file names it")
             if self.observer is not None:
                 self.observer.on_refusal(err)
                 return Stub(cmodule, cname)
@@ -299,7 +307,7 @@ class VM:
         entry = self.entry_of(func)
         if entry is not None:
             module, _, name = entry.qualname.rpartition(".")
-            return UnsafeGlobalError(
+            return UnsafeCallError(
                 module, name, offset=self.op_start, opcode=opcode_name(self.data[self.op_start]),
                 why=f"{entry.qualname} is allowed as a value, but {how} it would run it with arguments the file chose",
             )

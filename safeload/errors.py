@@ -4,11 +4,18 @@ Every refusal is a :class:`SafeLoadError`, which is a :class:`pickle.UnpicklingE
 catches ``pickle.UnpicklingError`` around ``torch.load`` keeps working::
 
     pickle.UnpicklingError
-    └── SafeLoadError             every refusal
-        ├── UnsafeGlobalError     a global outside the policy          (.module, .name)
-        ├── LimitExceededError    a size, depth, count or memory limit (.limit, .value)
-        ├── FormatError           corrupt, truncated, ambiguous or unsupported input
-        └── InternalError         a bug in safeload itself (an unexpected exception while reading the file)
+    └── SafeLoadError                  every refusal
+        ├── UnsafeGlobalError          a global outside the policy          (.module, .name)
+        │   ├── DangerousGlobalError   one in the known-dangerous table     (.danger: what it does)
+        │   └── UnsafeCallError        allowed as a value, but the file calls it with arguments it chose
+        ├── LimitExceededError         a size, depth, count or memory limit (.limit, .value)
+        ├── FormatError                corrupt, truncated, ambiguous or unsupported input
+        │   ├── UnsupportedFormatError a format safeload does not open       (.kind)
+        │   └── TrailingDataError      bytes after a pickle's STOP opcode    (.offset: where they start)
+        └── InternalError              a bug in safeload itself (an unexpected exception while reading the file)
+
+The kind of a refusal is its type: code (the scanner's rules included) decides by ``isinstance``, never by the
+message text, which is for people and may be reworded.
 
 Each error carries where it happened (``offset``, ``opcode``, ``member``, ``path``) and a ``fix``: the safe way
 forward. ``str(error)`` renders all of it as plain text, one sentence each, with no terminal escapes.
@@ -21,7 +28,18 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["FormatError", "InternalError", "LimitExceededError", "SafeLoadError", "UnsafeGlobalError", "error_context"]
+__all__ = [
+    "DangerousGlobalError",
+    "FormatError",
+    "InternalError",
+    "LimitExceededError",
+    "SafeLoadError",
+    "TrailingDataError",
+    "UnsafeCallError",
+    "UnsafeGlobalError",
+    "UnsupportedFormatError",
+    "error_context",
+]
 
 
 class SafeLoadError(pickle.UnpicklingError):
@@ -92,22 +110,36 @@ class UnsafeGlobalError(SafeLoadError):
     def __init__(self, module: str, name: str, **kwargs: object) -> None:
         self.module = module
         self.name = name
-        qualname = f"{module}.{name}"
-        kwargs.setdefault("fix", self.suggest(qualname, str(kwargs.get("why", ""))))
-        super().__init__(f"Refused global {qualname}", **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("fix", self._suggest(f"{module}.{name}"))
+        super().__init__(f"Refused global {module}.{name}", **kwargs)  # type: ignore[arg-type]
 
     @property
     def qualname(self) -> str:
         return f"{self.module}.{self.name}"
 
-    @staticmethod
-    def suggest(qualname: str, why: str) -> str:
-        if "known to be dangerous" in why:
-            return ("Do not open this file with a loader that runs code; to see what it would do without running it, "
-                    "use safeload.load(..., unknown='stub')")
+    def _suggest(self, qualname: str) -> str:
         return (f"If {qualname} is a class you trust, allow it: safeload.load(..., allow=[{qualname!r}]); "
                 "to inspect the file without importing anything, use unknown='stub' (a whole pickled model then "
                 "loads as inert stubs whose tensors you can read); save a state_dict instead of whole objects")
+
+
+class DangerousGlobalError(UnsafeGlobalError):
+    """The global is in safeload's known-dangerous table (``danger`` says what it does): never suggested for
+    ``allow=``."""
+
+    def __init__(self, module: str, name: str, danger: str, **kwargs: object) -> None:
+        self.danger = danger
+        kwargs.setdefault("why", f"{module}.{name} is known to be dangerous: it {danger}")
+        super().__init__(module, name, **kwargs)
+
+    def _suggest(self, qualname: str) -> str:
+        return ("Do not open this file with a loader that runs code; to see what it would do without running it, "
+                "use safeload.load(..., unknown='stub')")
+
+
+class UnsafeCallError(UnsafeGlobalError):
+    """The global is allowed as a value (a dtype, a class to compare with), but the stream calls or instantiates
+    it with arguments the file chose."""
 
 
 class LimitExceededError(SafeLoadError):
@@ -130,6 +162,20 @@ class FormatError(SafeLoadError):
     """The input is corrupt, truncated, ambiguous or in a format safeload does not read."""
 
     default_fix = "The file is damaged or was crafted; get a fresh copy from its source"
+
+
+class UnsupportedFormatError(FormatError):
+    """The input is in a format safeload does not open (``kind`` names it), or holds a part it cannot read."""
+
+    def __init__(self, kind: str, **kwargs: object) -> None:
+        self.kind = kind
+        what = kwargs.pop("what", None) or f"Unsupported format: {kind}"
+        super().__init__(str(what), **kwargs)  # type: ignore[arg-type]
+
+
+class TrailingDataError(FormatError):
+    """Bytes follow a pickle's STOP opcode where the format has none; ``offset`` is where they start. Another
+    reader could run them as a second pickle."""
 
 
 class InternalError(SafeLoadError):

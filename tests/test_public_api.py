@@ -48,6 +48,7 @@ def test_all_is_sorted_and_pinned():
     assert safeload.__all__ == [
         "DEFAULT_LIMITS",
         "DEFAULT_POLICY",
+        "DangerousGlobalError",
         "FormatError",
         "InternalError",
         "LimitExceededError",
@@ -55,8 +56,11 @@ def test_all_is_sorted_and_pinned():
         "Policy",
         "SafeLoadError",
         "Stub",
+        "TrailingDataError",
         "Unpickler",
+        "UnsafeCallError",
         "UnsafeGlobalError",
+        "UnsupportedFormatError",
         "info",
         "load",
         "loads",
@@ -78,6 +82,12 @@ def test_error_hierarchy():
         assert issubclass(cls, safeload.SafeLoadError)
     assert not issubclass(safeload.FormatError, safeload.UnsafeGlobalError)
     assert not issubclass(safeload.LimitExceededError, safeload.FormatError)
+    for cls in (safeload.DangerousGlobalError, safeload.UnsafeCallError):
+        assert issubclass(cls, safeload.UnsafeGlobalError) and not issubclass(cls, safeload.FormatError)
+    for cls in (safeload.UnsupportedFormatError, safeload.TrailingDataError):
+        assert issubclass(cls, safeload.FormatError) and not issubclass(cls, safeload.UnsafeGlobalError)
+    assert not issubclass(safeload.DangerousGlobalError, safeload.UnsafeCallError)
+    assert not issubclass(safeload.TrailingDataError, safeload.UnsupportedFormatError)
 
 
 def test_unsafe_global_error_fields_and_text():
