@@ -395,6 +395,86 @@ def test_quantized_tensors(legacy: bool, tmp_path: Any) -> None:
         safeload.load(path, tensors="numpy")
 
 
+def _packed_cases() -> dict[str, Any]:
+    """Float-qparams and packed sub-byte quantized tensors as torch's quantizers make them (all on CPU)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out: dict[str, Any] = {"float_qparams": torch.quantize_per_channel(
+            torch.randn(4, 6), torch.rand(4) + 0.1, torch.randn(4), 0, torch.quint8)}
+        for shape in [(4, 6), (3, 5), (5,), (2, 3, 3), ()]:
+            x = torch.randn(shape)
+            for dt in (torch.quint4x2, torch.quint2x4):
+                name = f"{str(dt)[6:]}{list(shape)}"
+                out[name] = torch.quantize_per_tensor(x, 0.1, 3, dt)
+                if shape:
+                    out[name + "_channel"] = torch.quantize_per_channel(
+                        x, torch.rand(shape[0]) + 0.1, torch.randn(shape[0]), 0, dt)
+        return out
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_float_qparams_and_packed_quantized(legacy: bool, tmp_path: Any) -> None:
+    """``per_channel_affine_float_qparams`` (saved by torch under the ``per_channel_affine`` name, with float32
+    zero points) and packed quint4x2/quint2x4 tensors load equal: scheme, dtype, shape, stride, packed bytes,
+    scales, zero points and dequantized values."""
+    cases = _packed_cases()
+    path = _save(cases, tmp_path / "q.pt", legacy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path)
+    same(got, ref)
+    for name in cases:
+        assert got[name].stride() == ref[name].stride(), name
+        assert torch.equal(got[name].dequantize(), ref[name].dequantize()), name
+    assert got["float_qparams"].qscheme() == torch.per_channel_affine_float_qparams
+    assert safeload.scan(path).ok
+    with pytest.raises(safeload.FormatError, match="Quantized tensors need torch"):
+        safeload.load(path, tensors="numpy")
+
+
+def test_packed_quantized_view_is_a_deliberate_difference(tmp_path: Any) -> None:
+    """A slice of a packed tensor saves an offset torch counts in values over a storage counted in bytes; torch
+    loads it (its int_repr then reads other bytes than the saved view's), safeload refuses it (README)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_tensor(torch.randn(8), 0.1, 3, torch.quint4x2)
+        path = _save({"q": q[2:]}, tmp_path / "q.pt", False)
+        assert torch.load(path, weights_only=True)["q"].storage_offset() == 2
+    with pytest.raises(safeload.FormatError, match="Packed torch.quint4x2"):
+        safeload.load(path)
+    assert not safeload.scan(path).ok
+
+
+def test_packed_quantized_size_past_its_record_refused(tmp_path: Any) -> None:
+    """A real packed checkpoint whose size is made larger than its record holds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = _save({"q": torch.quantize_per_tensor(torch.randn(4, 6), 0.1, 3, torch.quint2x4)}, tmp_path / "q.pt", False)
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: raw.replace(b"K\x04K\x06\x86", b"K\x28K\x06\x86", 1)
+                   if rel == "data.pkl" else raw)
+    assert b"K\x28K\x06\x86" in _zip_member(out, "data.pkl")
+    with pytest.raises(safeload.FormatError, match="Packed torch.quint2x4"):
+        safeload.load(out)
+    assert not safeload.scan(out).ok
+
+
+def test_float_zero_point_not_finite_refused(tmp_path: Any) -> None:
+    """Float-qparams zero points replaced by NaN in the record: torch loads them; safeload refuses."""
+    import struct
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = _save({"q": _packed_cases()["float_qparams"]}, tmp_path / "q.pt", False)
+    zps = tmp_path / "zps"
+    nan = struct.pack("<4f", *[float("nan")] * 4)
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: nan if rel == "data/2" else raw)
+    zps.write_bytes(_zip_member(out, "data/2"))
+    assert zps.read_bytes() == nan
+    with pytest.raises(safeload.FormatError, match="zero point"):
+        safeload.load(out)
+
+
 @pytest.mark.parametrize("bad", [-0.1, float("inf"), float("nan")])
 def test_quantized_bad_scale_refused(bad: float, tmp_path: Any) -> None:
     """A real quantized checkpoint with its scale replaced (torch's _rebuild_qtensor does not check it)."""

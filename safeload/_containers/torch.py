@@ -216,18 +216,36 @@ class TorchTensors:
 
     def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
                   stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
-        """A quantized tensor from its checked integer representation (the rebuilder checked the quantizer)."""
+        """A quantized tensor from its checked integer representation (the rebuilder checked the quantizer and the
+        geometry). quint8/qint8/qint32 with integer zero points: made from a view of the representation (a copy).
+        Packed quint4x2/quint2x4 and float zero points: an empty quantized tensor of that quantizer set over the
+        record's storage, as torch's ``_rebuild_qtensor`` does (shares the record's memory)."""
         torch = self.torch
-        ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
+        packed = storage.dtype in ("quint4x2", "quint2x4")
         try:
             if quant[0] == "per_tensor":
+                if packed:
+                    made = torch._empty_affine_quantized(size, scale=quant[1], zero_point=quant[2],
+                                                         dtype=getattr(torch, storage.dtype))
+                    return made.set_(self.storage(storage), offset, size, stride)
+                ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
                 return torch._make_per_tensor_quantized_tensor(ints, quant[1], quant[2])
-            scales, zero_points, axis = quant[1:]
+            scales, zero_points, axis, low, high = quant[1:]
             if scales.dim() != 1 or zero_points.dim() != 1 or not scales.numel() == zero_points.numel() == size[axis]:
                 raise ValueError(f"{scales.numel()} scales and {zero_points.numel()} zero points for {size[axis]} "
                                  f"channels")
             if not bool(torch.isfinite(scales).all()) or not bool((scales > 0).all()):
                 raise ValueError("a scale is not a finite positive number")
+            if zero_points.is_floating_point():
+                if not bool(torch.isfinite(zero_points).all()):
+                    raise ValueError("a float zero point is not finite")
+            elif zero_points.numel() and not (low <= int(zero_points.min()) and int(zero_points.max()) <= high):
+                raise ValueError(f"a zero point is outside torch.{storage.dtype}'s range {low}..{high}")
+            if packed or zero_points.is_floating_point():
+                made = torch._empty_per_channel_affine_quantized(size, scales=scales, zero_points=zero_points,
+                                                                 axis=axis, dtype=getattr(torch, storage.dtype))
+                return made.set_(self.storage(storage), offset, size, stride)
+            ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
             return torch._make_per_channel_quantized_tensor(ints, scales, zero_points, axis)
         except (RuntimeError, ValueError) as exc:
             raise FormatError("Quantized tensor parameters are inconsistent", why=str(exc).split("\n")[0][:200],

@@ -37,8 +37,12 @@ TORCH_DTYPES: dict[str, tuple[int, str]] = {
     "float8_e8m0fnu": (1, "float8_e8m0fnu"),
     # quantized storages: the integer representation (only _rebuild_qtensor may view them)
     "quint8": (1, "uint8"), "qint8": (1, "int8"), "qint32": (4, "int32"),
+    # packed sub-byte quantized storages: the element count is in bytes (two 4-bit or four 2-bit values each)
+    "quint4x2": (1, "uint8"), "quint2x4": (1, "uint8"),
 }
-_QUANTIZED_REPR = {"quint8": ("uint8", 0, 255), "qint8": ("int8", -128, 127), "qint32": ("int32", -(1 << 31), (1 << 31) - 1)}
+_QUANTIZED_REPR = {"quint8": ("uint8", 0, 255), "qint8": ("int8", -128, 127), "qint32": ("int32", -(1 << 31), (1 << 31) - 1),
+                   "quint4x2": ("uint8", 0, 15), "quint2x4": ("uint8", 0, 3)}
+_SUB_BYTE = {"quint4x2": 4, "quint2x4": 2}  # bits per value
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
             "short": "int16", "cfloat": "complex64", "cdouble": "complex128"}
 
@@ -587,13 +591,17 @@ def _part(vm: Any, builder: Any, obj: Any, what: str) -> str:
 
 def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
     """``_rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks)`` over a
-    quint8/qint8/qint32 storage. The integer representation is a checked view like any tensor's; the quantizer is
+    quint8/qint8/qint32 storage, or a packed quint4x2/quint2x4 one. The integer representation is a checked view
+    like any tensor's (packed storages: the contiguous layout ``torch.quantize_per_*`` writes, offset 0, each row
+    of the last dimension packed into whole bytes, and nothing else); the quantizer is
     ``(per_tensor_affine, scale, zero_point)`` with a finite positive float scale and an int zero point in the
-    dtype's range, or ``(per_channel_affine, scales, zero_points, axis)`` with tensors this checkpoint rebuilt
-    (float64 scales, int64 zero points, one per index of ``size[axis]``, ``0 <= axis < len(size)``: the checks
-    torch's ``_rebuild_qtensor`` makes, and more). With torch the tensor is made by
-    ``torch._make_per_tensor_quantized_tensor`` / ``_make_per_channel_quantized_tensor`` from the representation
-    (a copy); numpy has no quantized tensors and refuses; scan checks everything but the values."""
+    dtype's range, or ``(per_channel_affine, scales, zero_points, axis)`` with tensors this checkpoint rebuilt,
+    one per index of ``size[axis]``, ``0 <= axis < len(size)``: float64 scales and int64 zero points, or float32
+    scales and float32 zero points (torch saves ``per_channel_affine_float_qparams`` under the
+    ``per_channel_affine`` name; the zero points' dtype tells them apart, as in torch's
+    ``_empty_per_channel_affine_quantized``). These are the checks torch's ``_rebuild_qtensor`` makes, and more.
+    With torch the tensor is made by torch's quantized constructors from the checked representation; numpy has
+    no quantized tensors and refuses; scan checks everything but the values."""
     if len(args) != 7:
         raise vm.fail(f"_rebuild_qtensor called with {len(args)} arguments")
     storage, offset, size, stride, params, requires_grad, hooks = args
@@ -606,7 +614,10 @@ def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail("A quantized tensor requires grad", "quantized tensors cannot require gradients")
     _empty_hooks(vm, hooks)
     repr_dtype, low, high = _QUANTIZED_REPR[storage.dtype]
-    check_view(storage, repr_dtype, offset, size, stride)
+    if storage.dtype in _SUB_BYTE:
+        _check_packed(vm, storage, offset, size, stride)
+    else:
+        check_view(storage, repr_dtype, offset, size, stride)
     if type(params) is not tuple or not params:
         raise vm.fail("Quantizer parameters are not a tuple")
     scheme = params[0]
@@ -621,13 +632,16 @@ def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
         if type(zero_point) is not int or not low <= zero_point <= high:
             raise vm.fail(f"Quantizer zero point {zero_point!r:.30} is outside torch.{storage.dtype}'s range")
         quant: tuple[Any, ...] = ("per_tensor", scale, zero_point)
-    elif scheme_name == "per_channel_affine" and len(params) == 4:
+    elif scheme_name in ("per_channel_affine", "per_channel_affine_float_qparams") and len(params) == 4:
         scales, zero_points, axis = params[1:]
         if type(axis) is not int or not 0 <= axis < len(size):
             raise vm.fail(f"Quantizer axis {axis!r:.30} is outside the tensor's {len(size)} dimensions")
-        if builder.rebuilt.dtype_of(scales) != "float64" or builder.rebuilt.dtype_of(zero_points) != "int64":
-            raise vm.fail("Per-channel scales and zero points are not float64 and int64 tensors this checkpoint rebuilt")
-        quant = ("per_channel", scales, zero_points, axis)
+        pair = (builder.rebuilt.dtype_of(scales), builder.rebuilt.dtype_of(zero_points))
+        if pair not in (("float64", "int64"), ("float32", "float32")):
+            raise vm.fail(f"Per-channel scales and zero points are {pair[0] or 'not tensors'} and "
+                          f"{pair[1] or 'not tensors'}", "torch saves float64 scales with int64 zero points, or float32 "
+                          "scales with float32 zero points (float qparams), as tensors of the same checkpoint")
+        quant = ("per_channel", scales, zero_points, axis, low, high)
     else:
         raise vm.fail(f"Quantizer {scheme_name!r:.40} with {len(params)} parameters",
                       "safeload rebuilds per_tensor_affine and per_channel_affine quantized tensors",
@@ -637,6 +651,34 @@ def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail("Quantized tensors need torch", "numpy has no quantized tensors",
                       fix="Load with tensors='torch', or dequantize in a trusted environment")
     return builder.rebuilt.add(made, storage.dtype)
+
+
+def _check_packed(vm: Any, storage: Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    """A packed quint4x2/quint2x4 tensor: exactly the layout torch's quantizers write (offset 0, contiguous strides,
+    each row of the last dimension packed into ``ceil(n * bits / 8)`` bytes, the record exactly that long). torch
+    reads a packed tensor's offset and strides in values over a storage counted in bytes, so any other geometry
+    means different things to different torch functions; safeload refuses it."""
+    try:
+        check_extent(size, 1, "Packed quantized tensor")
+    except FormatError as err:
+        err.offset = vm.op_start if err.offset is None else err.offset
+        raise
+    contiguous: list[int] = []
+    step = 1
+    for dim in reversed(size):
+        contiguous.insert(0, step)
+        step *= max(dim, 1)
+    per_byte = 8 // _SUB_BYTE[storage.dtype]
+    rows = 1
+    for dim in size[:-1]:
+        rows *= dim
+    nbytes = rows * -(-(size[-1] if size else 1) // per_byte)
+    if offset != 0 or tuple(stride) != tuple(contiguous) or storage.nbytes() != nbytes:
+        raise vm.fail(f"Packed torch.{storage.dtype} tensor of size {list(size)!r:.60}, stride {list(stride)!r:.60}, "
+                      f"offset {offset} over {storage.nbytes()} bytes",
+                      f"torch's quantizers write it contiguous at offset 0 in exactly {nbytes} bytes; torch reads other "
+                      "geometries of packed values inconsistently",
+                      fix="Re-quantize the tensor (torch.quantize_per_tensor/per_channel) and save it whole")
 
 
 def _rebuild_nested(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -761,7 +803,8 @@ def _entries() -> tuple[Entry, ...]:
         tensor_cls = cls.replace("Storage", "Tensor")
         out.append(Entry(f"torch.{tensor_cls}", value=TensorType(tensor_cls), reason="a tensor class, as a value"))
     for cls in _QUANTIZED:
-        qname = {"QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32"}.get(cls, "q:" + cls)
+        qname = {"QInt8Storage": "qint8", "QUInt8Storage": "quint8", "QInt32Storage": "qint32",
+                 "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4"}[cls]
         out.append(Entry(f"torch.{cls}", value=StorageType(f"torch.{cls}", qname), reason="quantized storage"))
     out.append(Entry("torch.storage.UntypedStorage", value=StorageType("torch.storage.UntypedStorage", None),
                      reason="an untyped storage class, as a value"))
