@@ -150,7 +150,7 @@ _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25
 def _is_onnx(data: Any) -> bool:
     """A ModelProto as protobuf writes it: ``ir_version`` (field 1) first, then only ModelProto fields with their
     wire types, lengths inside the file, a graph (field 7) among the first fields walked."""
-    from ._containers.mindspore import _varint  # the protobuf varint reader of the MindSpore checkpoint parser
+    from ._protobuf import varint as _varint
     from .errors import FormatError
 
     if len(data) < 16 or data[0:1] != b"\x08":

@@ -196,7 +196,7 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
     if kind in ("mindspore", "mindspore-encrypted"):
         from ._containers.mindspore import load_mindspore
 
-        return _framework_tensors(load_mindspore(data, opts.policy.limits.max_alloc), opts)
+        return _framework_tensors(load_mindspore(data, opts.policy.limits.max_alloc, opts.tensors != "none"), opts)
     if kind == "paddle-tensor":
         from ._containers.paddle import load_dense_tensors
 

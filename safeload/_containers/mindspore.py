@@ -20,6 +20,9 @@ import struct
 import zlib
 from typing import Any
 
+from .._protobuf import fields as _fields
+from .._protobuf import int64 as _int64
+from .._protobuf import varint as _varint
 from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 
@@ -33,45 +36,7 @@ _TYPES = {"Float16": "<f2", "Float32": "<f4", "Float64": "<f8", "Int8": "|i1", "
           # map-parameter slices use numpy names
           "float16": "<f2", "float32": "<f4", "float64": "<f8", "int8": "|i1", "int16": "<i2", "int32": "<i4",
           "int64": "<i8", "uint8": "|u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "bool": "|b1"}
-
-
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise FormatError("Truncated protobuf varint", offset=pos, why="the file is truncated or corrupt")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise FormatError("Protobuf varint longer than 10 bytes", offset=pos)
-
-
-def _fields(data: bytes, pos: int, end: int, what: str) -> Any:
-    """Yield (field number, wire type, value or (start, stop) for LEN) for one message."""
-    while pos < end:
-        key, pos = _varint(data, pos, end)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos, end)
-            yield field, wire, value, pos
-        elif wire == 2:
-            length, pos = _varint(data, pos, end)
-            if length > end - pos:
-                raise FormatError(f"Protobuf {what} field {field} claims {length} bytes but {end - pos} remain",
-                                  offset=pos, why="the file is truncated or a length lies")
-            yield field, wire, (pos, pos + length), pos
-            pos += length
-        else:
-            raise FormatError(f"Unexpected protobuf wire type {wire} in a MindSpore {what} (field {field})",
-                              offset=pos, why="MindSpore checkpoints use only varint and length-delimited fields")
-
-
-def _int64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
+_ITEMSIZE = {ttype: 2 if name == "bfloat16" else int(name[2:]) for ttype, name in _TYPES.items()}
 
 
 def is_mindspore(data: bytes) -> bool:
@@ -109,7 +74,7 @@ def _tensor(data: bytes, start: int, stop: int) -> tuple[list[int], str, tuple[i
     dims: list[int] = []
     ttype = None
     content = None
-    for field, wire, value, pos in _fields(data, start, stop, "TensorProto"):
+    for field, wire, value, pos in _fields(data, start, stop, "MindSpore TensorProto"):
         if field == 1 and wire == 0:
             dims.append(_int64(value))
         elif field == 1 and wire == 2:  # packed dims
@@ -132,8 +97,11 @@ def _tensor(data: bytes, start: int, stop: int) -> tuple[list[int], str, tuple[i
     return dims, ttype, content
 
 
-def load_mindspore(data: bytes, max_alloc: int) -> dict[str, Any]:
-    """``{tag: numpy array (or str)}`` as ``mindspore.load_checkpoint`` gives it, in file order."""
+def load_mindspore(data: bytes, max_alloc: int, arrays: bool = True) -> dict[str, Any]:
+    """``{tag: numpy array (or str)}`` as ``mindspore.load_checkpoint`` gives it, in file order.
+
+    ``arrays=False`` (the scanner) makes every check a load makes but builds no array: tensors map to None, and
+    neither numpy nor ml_dtypes is imported."""
     kind = encrypted_kind(data)
     if kind is not None:
         raise FormatError(f"Encrypted MindSpore checkpoint ({kind})", offset=0,
@@ -150,12 +118,12 @@ def load_mindspore(data: bytes, max_alloc: int) -> dict[str, Any]:
                               offset=end, why="the content was changed or damaged after it was saved",
                               fix="Get a fresh copy of the checkpoint")
     entries: list[tuple[str, list[int], str, list[tuple[int, int]]]] = []
-    for field, wire, value, pos in _fields(data, 0, end, "Checkpoint"):
+    for field, wire, value, pos in _fields(data, 0, end, "MindSpore Checkpoint"):
         if field != 1 or wire != 2:
             raise FormatError(f"Unknown field {field} in a MindSpore Checkpoint", offset=pos)
         tag = None
         tensor = None
-        for vfield, vwire, vvalue, vpos in _fields(data, value[0], value[1], "Value"):
+        for vfield, vwire, vvalue, vpos in _fields(data, value[0], value[1], "MindSpore Value"):
             if vfield == 1 and vwire == 2:
                 try:
                     tag = data[vvalue[0]:vvalue[1]].decode("utf-8")
@@ -188,43 +156,57 @@ def load_mindspore(data: bytes, max_alloc: int) -> dict[str, Any]:
         if budget < 0:
             raise LimitExceededError("max_alloc", nbytes, max_alloc, offset=0,
                                      what=f"MindSpore tensor {tag!r} would allocate more than the limit allows")
+        shape = _layout(tag, dims, ttype, nbytes)
+        if not arrays and shape is not None:
+            out[tag] = None  # checked as a load checks it; the scan never builds it (no numpy, no ml_dtypes)
+            continue
         raw = b"".join(data[p:q] for p, q in parts)
-        out[tag] = _value(tag, dims, ttype, raw)
+        out[tag] = _string(tag, raw) if shape is None else _array(tag, shape, ttype, raw)
     return out
 
 
-def _value(tag: str, dims: list[int], ttype: str, raw: bytes) -> Any:
-    import numpy as np
-
+def _layout(tag: str, dims: list[int], ttype: str, nbytes: int) -> tuple[int, ...] | None:
+    """The array shape of a tensor (None for a string), after every check a load makes on its layout."""
     if ttype == "str":
-        if len(raw) % 4:
+        if nbytes % 4:
             raise FormatError(f"MindSpore string {tag!r} is not UTF-32", offset=0)
-        try:
-            return raw.decode("utf-32-le")
-        except UnicodeDecodeError:
-            raise FormatError(f"MindSpore string {tag!r} is not valid UTF-32", offset=0) from None
+        return None
     if any(d < 0 for d in dims) or len(dims) > 64:
         raise FormatError(f"MindSpore tensor {tag!r} has dims {dims}", offset=0)
     shape = () if dims == [0] else tuple(dims)
-    name = _TYPES.get(ttype)
-    if name is None:
+    itemsize = _ITEMSIZE.get(ttype)
+    if itemsize is None:
         raise FormatError(f"MindSpore tensor type {ttype!r} of {tag!r} is not supported", offset=0,
                           why="packed 4-bit and other special types are not rebuilt",
                           fix="Convert the parameter to a standard dtype in MindSpore and save again")
+    count = check_extent(shape, itemsize, f"MindSpore tensor {tag!r}", offset=0)
+    if count * itemsize != nbytes:
+        raise FormatError(f"MindSpore tensor {tag!r} holds {nbytes} bytes, but dims {dims} of {ttype} need "
+                          f"{count * itemsize}", offset=0, why="the file is truncated or the dims lie")
+    return shape
+
+
+def _string(tag: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-32-le")
+    except UnicodeDecodeError:
+        raise FormatError(f"MindSpore string {tag!r} is not valid UTF-32", offset=0) from None
+
+
+def _array(tag: str, shape: tuple[int, ...], ttype: str, raw: bytes) -> Any:
+    import numpy as np
+
+    name = _TYPES[ttype]
     widen = False
     if name == "bfloat16":
         try:
-            import ml_dtypes
+            import ml_dtypes  # only here: a bfloat16 array is being built
 
             dtype = np.dtype(ml_dtypes.bfloat16)
         except ImportError:  # bfloat16 widens to float32 exactly
             dtype, widen = np.dtype("<u2"), True
     else:
         dtype = np.dtype(name)
-    count = check_extent(shape, dtype.itemsize, f"MindSpore tensor {tag!r}", offset=0)
-    if count * dtype.itemsize != len(raw):
-        raise FormatError(f"MindSpore tensor {tag!r} holds {len(raw)} bytes, but dims {dims} of {ttype} need "
-                          f"{count * dtype.itemsize}", offset=0, why="the file is truncated or the dims lie")
     array = make_view(raw, dtype, shape, what=f"MindSpore tensor {tag!r}").copy()
     if widen:
         array = (array.astype(np.uint32) << 16).view(np.float32)

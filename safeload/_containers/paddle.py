@@ -19,6 +19,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from .._protobuf import int64 as _int64
+from .._protobuf import varint as _varint
 from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 
@@ -39,15 +41,7 @@ def is_dense_tensor(data: bytes) -> bool:
     return bool(lod_level <= _MAX_LOD)
 
 
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    from .mindspore import _varint as varint
-
-    return varint(data, pos, end)
-
-
 def _desc(data: bytes, pos: int, end: int) -> tuple[int, list[int]]:
-    from .mindspore import _int64
-
     dtype = None
     dims: list[int] = []
     while pos < end:
