@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from . import __version__
@@ -118,19 +118,26 @@ def _read_policy_file(path: str) -> list[str]:
     return names
 
 
-def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Namespace) -> Iterator[Any]:
-    """Each file's report: here, on a process pool (--jobs), or on a Dask cluster (--scheduler); files already in
-    the --results file are not scanned again (safeload/_distributed.py)."""
+def _scan_all(files: Iterable[tuple[str, str]], allow: list[str], args: argparse.Namespace) -> Iterator[Any]:
+    """Each file's report: here, on a process pool (--jobs), or on a Dask cluster (--scheduler), as ``files`` (a
+    list, or a folder walk still going on) are listed; files already in the --results file are not scanned again
+    (safeload/_distributed.py)."""
+    import itertools
+
     from ._distributed import ResultsFile, pool_scan, scan_items, scan_one
 
     state = ResultsFile(args.results)
-    try:
-        todo = []
+    already: list[Any] = []
+
+    def todo() -> Iterator[tuple[str, str]]:
         for item in files:
             if item[1] in state.done:
-                yield state.done[item[1]]
+                already.append(state.done[item[1]])
             else:
-                todo.append(item)
+                yield item
+
+    try:
+        pending = todo()
         if args.scheduler:
             try:
                 import distributed
@@ -138,18 +145,21 @@ def _scan_all(files: list[tuple[str, str]], allow: list[str], args: argparse.Nam
                 raise UsageError("--scheduler needs dask.distributed: pip install 'safeload[dask]'") from None
             client_type: Any = distributed.Client  # untyped
             with client_type(args.scheduler, timeout="30s") as client:
-                results: Iterator[Any] = scan_items(client, todo, allow, args.max_decompressed, args.explain)
+                results: Iterator[Any] = scan_items(client, pending, allow, args.max_decompressed, args.explain)
                 for result in results:
                     state.write([result])
                     yield result
-            return
-        if args.jobs > 1 and len(todo) > 1:
-            results = pool_scan(todo, args.jobs, allow, args.max_decompressed, args.explain)
         else:
-            results = (scan_one(item, tuple(allow), args.max_decompressed, args.explain) for item in todo)
-        for result in results:
-            state.write([result])
-            yield result
+            head = list(itertools.islice(pending, 2))
+            rest = itertools.chain(head, pending)
+            if args.jobs > 1 and len(head) > 1:
+                results = pool_scan(rest, args.jobs, allow, args.max_decompressed, args.explain)
+            else:
+                results = (scan_one(item, tuple(allow), args.max_decompressed, args.explain) for item in rest)
+            for result in results:
+                state.write([result])
+                yield result
+        yield from already
     finally:
         state.close()
 
@@ -290,9 +300,10 @@ def _parse_fail_on(text: str) -> tuple[str, ...]:
     return names
 
 
-def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str, str]], list[Any]]:
-    """The files under ``paths`` (and those skipped), after checking ``allow``: bad names and missing paths are usage
-    errors before anything is scanned."""
+def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[Iterator[tuple[str, str]], list[Any]]:
+    """The files under ``paths``, listed lazily (safeload/_collect.py), and the list those skipped are added to as
+    they are met, after checking ``allow``: bad names and missing paths are usage errors before anything is
+    scanned."""
     from ._scan import policy_for
     from .policy import danger_of
 
@@ -310,9 +321,10 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[list[tuple[str,
     except TypeError as exc:
         raise UsageError(str(exc)) from None
     try:
-        from ._scan import collect_any  # paths, and fsspec URLs (s3://, https://, ...)
+        from ._collect import iter_any  # paths, and fsspec URLs (s3://, https://, ...)
 
-        return collect_any(paths)
+        skipped: list[Any] = []
+        return iter_any(paths, skipped), skipped
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
 
@@ -388,20 +400,24 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     stdin = args.paths.count("-")
     if stdin > 1:
         raise UsageError("'-' (standard input) can be given once")
-    files, skipped = _checked_inputs(allow, [p for p in args.paths if p != "-"]) if len(args.paths) > stdin \
-        else ([], [])
-    files = [f for f in files if _selected(f[1], args.include, args.exclude)]
-    skipped = [f for f in skipped if _selected(f.path, args.include, args.exclude)]
-    report = Report(files=list(skipped))
+    listed, skipped = _checked_inputs(allow, [p for p in args.paths if p != "-"]) if len(args.paths) > stdin \
+        else (iter(()), [])
+    files: Iterable[tuple[str, str]] = (f for f in listed if _selected(f[1], args.include, args.exclude))
+    report = Report()
     if stdin:
         report.files.append(_scan_stdin(allow, args))
-    progress = _Progress(len(files), not args.quiet)
+    if not args.quiet and sys.stderr.isatty():  # the bar needs the number of files: the listing comes first
+        files = list(files)
+        progress = _Progress(len(files), True)
+    else:  # else files are scanned as the folders are walked
+        progress = _Progress(0, False)
     try:
         for result in _scan_all(files, allow, args):
             report.files.append(result)
             progress.step(result.path)
     finally:
         progress.close()
+    report.files.extend(f for f in skipped if _selected(f.path, args.include, args.exclude))
     report.files.sort(key=lambda f: f.path)
     code = exit_status(report, fail_on)
     formatter = OutputFormat(args.format).to_formatter(quiet=args.quiet, root=args.root, exit_code=code)

@@ -6,6 +6,7 @@ what cannot be read is reported, never silently left out.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -14,33 +15,66 @@ from typing import Any
 
 from ._report import ERROR, FileReport, Finding
 
-__all__ = ["collect_any", "collect_files"]
+__all__ = ["collect_any", "collect_files", "iter_any", "iter_files"]
 
 
 def collect_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[tuple[str, str]], list[FileReport]]:
-    """Regular files under ``paths``, each once (by real path), as (real path, display name), and the reports of
-    what could not be scanned.
+    """Regular files under ``paths``, each once (by real path), as (real path, display name) sorted by display name,
+    and the reports of what could not be scanned: :func:`iter_files`, read to the end."""
+    skipped: list[FileReport] = []
+    files = sorted(iter_files(paths, skipped), key=lambda kv: kv[1])
+    return files, skipped
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]], skipped: list[FileReport]) -> Iterator[tuple[str, str]]:
+    """Regular files under ``paths``, each once (by real path), as (real path, display name), lazily: folders are
+    read one entry at a time (``os.scandir``), so the first file comes before a million-file folder is listed, and
+    only the folders still to visit are kept. What cannot be scanned is appended to ``skipped`` as it is met. Every
+    path is checked first: one that does not exist raises FileNotFoundError before any file is given.
 
     Every symlink is followed, to files and to folders, wherever it leads: a Hugging Face cache links
     ``snapshots/<rev>/<name>`` to ``../../blobs/<sha>`` (classic layout) or to a blob store shared by every
     repository, outside the repository folder (``<cache>/blobs/<prefix>/<hash>``). A file reached twice is
-    scanned once. A broken symlink, a special file or a folder that cannot be listed is reported as an error (it
-    could be a model that was not scanned): the scan does not exit 0. A path that does not exist raises
-    FileNotFoundError.
+    scanned once: a file reached directly (no link on its way, not under a ``blobs`` folder) under its own path,
+    given as soon as it is met; one reached only through links, or under ``blobs``, is given after the walk,
+    under the first of its link paths in name order, a ``blobs/<sha>`` path only when no link names it. A broken
+    symlink, a special file or a folder that cannot be listed is reported as an error (it could be a model that was
+    not scanned): the scan does not exit 0.
     """
-    files: dict[str, str] = {}
-    skipped: list[FileReport] = []
-    for raw in paths:
-        path = Path(raw)
+    roots = [Path(raw) for raw in paths]
+    for path in roots:
         if not path.exists() and not path.is_symlink():
-            raise FileNotFoundError(f"{raw}: no such file or folder")
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return _iter_files(roots, skipped)
+
+
+def _iter_files(roots: list[Path], skipped: list[FileReport]) -> Iterator[tuple[str, str]]:
+    seen: set[str] = set()
+    held: dict[str, str] = {}  # real path -> the display a file reached through links (or under blobs/) gets
+    folders: set[str] = set()
+    for path in roots:
+        display = str(path)
         if path.is_dir():
-            for entry, real_dir in _walk(path, skipped):
-                _add(files, skipped, entry, real_dir)
+            found: Iterator[tuple[str, str, bool]] = _walk(display, folders, skipped)
         else:
-            _add(files, skipped, path)
-    ordered = sorted(files.items(), key=lambda kv: kv[1])
-    return ordered, skipped
+            found = _single(display, skipped)
+        for real, shown, direct in found:
+            if real in seen:
+                continue
+            if direct and _BLOBS not in shown:
+                seen.add(real)
+                yield real, shown
+            else:
+                best = held.get(real)
+                if best is None or (_BLOBS in best, best) > (_BLOBS in shown, shown):
+                    held[real] = shown
+    for real, shown in sorted(held.items(), key=lambda kv: kv[1]):
+        if real not in seen:
+            seen.add(real)
+            yield real, shown
+
+
+_BLOBS = f"{os.sep}blobs{os.sep}"
 
 
 def _not_scanned(display: str, why: str) -> FileReport:
@@ -51,59 +85,115 @@ def _not_scanned(display: str, why: str) -> FileReport:
     return report
 
 
-def _walk(folder: Path, skipped: list[FileReport]) -> Iterator[tuple[Path, str]]:
-    """Every file below ``folder``, following folder symlinks; each real folder is listed once (no cycles)."""
-    seen: set[str] = set()
-
-    def onerror(exc: OSError) -> None:
-        skipped.append(_not_scanned(str(exc.filename or folder), f"folder cannot be listed ({exc.strerror})"))
-
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=onerror):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
-        for name in sorted(filenames):
-            yield Path(dirpath) / name, real
-
-
-def _add(files: dict[str, str], skipped: list[FileReport], path: Path, real_dir: str | None = None) -> None:
-    display = str(path)
+def _single(display: str, skipped: list[FileReport]) -> Iterator[tuple[str, str, bool]]:
+    """A path given by name: a regular file, else a report."""
     linked = os.path.islink(display)
-    # below a resolved folder, a file that is not a link is its own real path
-    real = os.path.join(real_dir, path.name) if real_dir is not None and not linked else os.path.realpath(display)
+    real = os.path.realpath(display)
     try:
         mode = os.stat(real).st_mode
     except OSError as exc:
         skipped.append(_not_scanned(display, "broken symlink" if linked else f"cannot be read ({exc.strerror})"))
         return
-    if stat.S_ISDIR(mode):
-        return  # a folder symlink: os.walk follows it
     if not stat.S_ISREG(mode):
         skipped.append(_not_scanned(display, "not a regular file"))
         return
-    previous = files.get(real)
-    # Hugging Face caches: prefer the snapshots/<rev>/name a user knows over blobs/<sha>
-    if previous is None or ("/blobs/" in previous and "/blobs/" not in display):
-        files[real] = display
+    yield real, display, not linked and os.path.abspath(display) == real
+
+
+def _walk(root: str, folders: set[str], skipped: list[FileReport]) -> Iterator[tuple[str, str, bool]]:
+    """(real path, display, reached directly) of every regular file below ``root``, following folder symlinks;
+    each real folder is listed once (no cycles), ``.git`` never. Entries are read as ``os.scandir`` gives them;
+    only the folders still to visit are kept."""
+    top_real = os.path.realpath(root)
+    todo: list[tuple[str, str, bool]] = [(root, top_real, os.path.abspath(root) == top_real)]
+    while todo:
+        folder, real_dir, direct_dir = todo.pop()
+        if real_dir in folders:
+            continue
+        folders.add(real_dir)
+        try:
+            listing = os.scandir(folder)
+        except OSError as exc:
+            skipped.append(_not_scanned(folder, f"folder cannot be listed ({exc.strerror})"))
+            continue
+        subfolders: list[tuple[str, str, bool]] = []
+        with listing:
+            while True:
+                try:
+                    entry = next(listing, None)
+                except OSError as exc:
+                    skipped.append(_not_scanned(folder, f"folder cannot be read to its end ({exc.strerror})"))
+                    break
+                if entry is None:
+                    break
+                found = _entry(entry, real_dir, direct_dir, skipped)
+                if found is None:
+                    continue
+                shown = entry.name if folder == "." else entry.path  # as pathlib joins: "x", not "./x"
+                if found[0] == "dir":
+                    if entry.name != ".git":
+                        subfolders.append((shown, found[1], found[2]))
+                else:
+                    yield found[1], shown, found[2]
+        todo.extend(sorted(subfolders, reverse=True))  # visited in name order
+
+
+def _entry(entry: os.DirEntry[str], real_dir: str, direct_dir: bool,
+           skipped: list[FileReport]) -> tuple[str, str, bool] | None:
+    """("file" or "dir", real path, reached directly) for a folder entry, or None (reported, or nothing to scan)."""
+    linked = False
+    try:
+        linked = entry.is_symlink()
+        if not linked:
+            real = os.path.join(real_dir, entry.name)  # below a resolved folder, a plain entry is its own real path
+            if entry.is_dir(follow_symlinks=False):
+                return "dir", real, direct_dir
+            if entry.is_file(follow_symlinks=False):
+                return "file", real, direct_dir
+            skipped.append(_not_scanned(entry.path, "not a regular file"))
+            return None
+        real = os.path.realpath(entry.path)
+        mode = os.stat(real).st_mode
+    except OSError as exc:
+        skipped.append(_not_scanned(entry.path, "broken symlink" if linked else
+                                    f"cannot be read ({exc.strerror})"))
+        return None
+    if stat.S_ISDIR(mode):
+        return "dir", real, False
+    if stat.S_ISREG(mode):
+        return "file", real, False
+    skipped.append(_not_scanned(entry.path, "not a regular file"))
+    return None
 
 
 def collect_any(paths: Iterable[Any]) -> tuple[list[tuple[str, str]], list[Any]]:
-    """:func:`collect_files` for paths, :func:`iter_remote` for URLs; sorted by what is shown."""
+    """:func:`iter_any`, read to the end and sorted by what is shown."""
+    skipped: list[Any] = []
+    files = sorted(iter_any(paths, skipped), key=lambda kv: kv[1])
+    return files, skipped
+
+
+def iter_any(paths: Iterable[Any], skipped: list[Any]) -> Iterator[tuple[str, str]]:
+    """:func:`iter_files` for paths, then :func:`safeload._remote.iter_remote` for URLs (each file once), lazily.
+    Every path and URL is checked before the first file is given: one that names nothing raises
+    FileNotFoundError here, not in the middle of a scan."""
     from ._remote import is_url, iter_remote
 
     paths = list(paths)
-    urls = [p for p in paths if is_url(p)]
-    files, skipped = collect_files([p for p in paths if not is_url(p)])
-    if not urls:
-        return files, skipped
-    seen = {d for _, d in files}
-    for url in urls:
-        for target, display in iter_remote(url):
+    local = iter_files([p for p in paths if not is_url(p)], skipped)
+    remote: list[Iterator[tuple[str, str]]] = []
+    for url in (p for p in paths if is_url(p)):
+        listing = iter_remote(url)
+        first = next(listing, None)  # a URL that names nothing raises now
+        remote.append(itertools.chain([first] if first is not None else [], listing))
+    return _chained(local, remote)
+
+
+def _chained(local: Iterator[tuple[str, str]], remote: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
+    yield from local
+    seen: set[str] = set()
+    for listing in remote:
+        for target, display in listing:
             if display not in seen:
                 seen.add(display)
-                files.append((target, display))
-    files.sort(key=lambda kv: kv[1])
-    return files, skipped
+                yield target, display

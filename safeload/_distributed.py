@@ -18,6 +18,7 @@ again, and their reports join the merged report. A last line cut short by the in
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -141,24 +142,28 @@ def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple
 
 # ---- a local process pool ----------------------------------------------------------------------------------------
 
-def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = (), max_decompressed: int | None = None,
-              explain: bool = False, *, start_method: str | None = None,
-              initializer: Callable[[], None] | None = None) -> Iterator[Any]:
-    """``--jobs N``: batches on N processes, forked from this one when it runs a single thread (the command line:
-    the scanner is already imported, nothing else is), else started by ``forkserver`` (or ``spawn``), which import
-    only what a scan needs (a plain pickle imports neither numpy nor torch). A batch is at most :data:`BATCH` files, about 4 per
-    worker, so that a slow file does not leave the others idle.
+#: the first batches of a pool are small, so that every worker is busy within milliseconds of the start even while
+#: the listing is still being read; later ones are :data:`BATCH` files
+FIRST_BATCH = 8
 
-    A worker that dies breaks the pool, and every batch not finished then becomes a suspect: the suspects are
-    scanned again one file at a time on a pool of one worker, where the file that kills it is the one it was
-    scanning. That file is reported as could not be scanned; no other file is lost."""
+
+def _pool_batches(items: Iterable[tuple[str, str]], jobs: int) -> Iterator[list[tuple[str, str]]]:
+    """``items`` in batches: a known number of files in about 4 batches per worker (at most :data:`BATCH` files
+    each); a stream (a folder still being listed) in :data:`FIRST_BATCH`-file batches for the first ``jobs``, then
+    :data:`BATCH`."""
+    if isinstance(items, (list, tuple)):
+        yield from _batches(items, max(1, min(BATCH, len(items) // (jobs * 4) or 1)))
+        return
+    stream = iter(items)
+    first = list(itertools.islice(stream, FIRST_BATCH * jobs))
+    yield from _batches(first, FIRST_BATCH)
+    yield from _batches(stream, BATCH)
+
+
+def _start_context(start_method: str | None) -> Any:
     import multiprocessing
     import threading
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
 
-    allow = tuple(allow)
-    size = max(1, min(BATCH, len(items) // (jobs * 4) or 1))
     methods = multiprocessing.get_all_start_methods()
     if start_method is not None:
         method = start_method
@@ -167,14 +172,71 @@ def pool_scan(items: list[tuple[str, str]], jobs: int, allow: Iterable[str] = ()
     else:  # a process with threads (a Dask client, a server) must not fork
         method = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
-    suspects: list[tuple[str, str]] = []
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=initializer) as pool:
-        futures = {pool.submit(scan_batch, b, allow, max_decompressed, explain): b for b in _batches(items, size)}
-        for fut in as_completed(futures):
-            try:
-                yield from fut.result()
-            except BrokenProcessPool:
-                suspects.extend(futures[fut])
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["safeload._distributed", "safeload._scan"])  # imported once, not per worker
+    return ctx
+
+
+def pool_scan(items: Iterable[tuple[str, str]], jobs: int, allow: Iterable[str] = (),
+              max_decompressed: int | None = None, explain: bool = False, *, start_method: str | None = None,
+              initializer: Callable[[], None] | None = None) -> Iterator[Any]:
+    """``--jobs N``: the reports of ``items`` (a list, or an iterable consumed lazily, such as a folder being
+    walked), scanned in batches on N processes, yielded as each batch finishes.
+
+    Workers are forked from this process when it runs a single thread (the command line: the scanner is already
+    imported, nothing else is), else started by ``forkserver`` (which imports the scanner once) or ``spawn``. A task
+    carries file names and the allowlist only; its answer is the batch's reports. At most 4 batches per worker are
+    in flight, so a long listing never sits in memory as tasks, and the first results arrive while it is still
+    being read.
+
+    A worker that dies breaks the pool, and every batch not finished then becomes a suspect: the suspects are
+    scanned again one file at a time on a pool of one worker, where the file that kills it is the one it was
+    scanning. That file is reported as could not be scanned; no other file is lost, and the files not yet
+    submitted go to a fresh pool."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    allow = tuple(allow)
+    ctx = _start_context(start_method)
+    source = _pool_batches(items, jobs)
+    limit = 4 * jobs
+    more = True
+    while more:
+        suspects: list[tuple[str, str]] = []
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=initializer) as pool:
+            pending: dict[Any, list[tuple[str, str]]] = {}
+            broken = False
+            while True:
+                while not broken and len(pending) < limit:
+                    batch = next(source, None)
+                    if batch is None:
+                        more = False
+                        break
+                    try:
+                        pending[pool.submit(scan_batch, batch, allow, max_decompressed, explain)] = batch
+                    except BrokenProcessPool:
+                        suspects.extend(batch)
+                        broken = True
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    batch = pending.pop(fut)
+                    try:
+                        yield from fut.result()
+                    except BrokenProcessPool:
+                        suspects.extend(batch)
+                        broken = True
+        yield from _one_by_one(suspects, ctx, initializer, allow, max_decompressed, explain)
+
+
+def _one_by_one(suspects: list[tuple[str, str]], ctx: Any, initializer: Callable[[], None] | None,
+                allow: tuple[str, ...], max_decompressed: int | None, explain: bool) -> Iterator[Any]:
+    """Files whose batch died with its worker, each alone on a pool of one: the one that kills it again is
+    reported as could not be scanned."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     while suspects:
         with ProcessPoolExecutor(1, mp_context=ctx, initializer=initializer) as pool:
             left: list[tuple[str, str]] = []
@@ -222,8 +284,6 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
     def submit(batch: list[tuple[str, str]]) -> Any:
         return client.submit(scan_batch, batch, allow, max_decompressed, explain, policy, pure=False,
                              retries=retries, key=f"safeload-scan-{next(counter)}")
-
-    import itertools
 
     counter = itertools.count()
     source = _batches(items, batch_size)
