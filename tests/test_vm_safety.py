@@ -75,7 +75,7 @@ def test_a_bug_in_a_rebuilder_is_an_internal_error_in_stub_mode_and_scan(tmp_pat
 def test_load_buffer_wraps_an_unexpected_exception(monkeypatch: pytest.MonkeyPatch) -> None:
     import safeload._load as load_module
 
-    def broken(data, opts):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AttributeError("boom")
 
     monkeypatch.setattr(load_module, "_load_bytes", broken)
