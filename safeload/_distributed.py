@@ -325,29 +325,16 @@ def scan_distributed(client: Any, paths: Iterable[Any], policy: Any = None, *, a
     """Scan files, folders and URLs on a Dask cluster (``distributed.Client``); return the one
     :class:`safeload._scan.Report` a local scan of the same paths returns. ``results``: a JSON-lines file to resume
     from and to append to."""
-    from ._remote import is_url, iter_remote
-    from ._scan import Report, collect_files
+    from ._collect import iter_any
+    from ._scan import Report
 
-    paths = list(paths)
-    local = [p for p in paths if not is_url(p)]
-    files, skipped = collect_files(local) if local else ([], [])
+    skipped: list[Any] = []
+    listing = iter_any(paths, skipped)  # lazily: the first tasks start while folders are still being walked
     state = ResultsFile(results)
-
-    def listing() -> Iterator[tuple[str, str]]:
-        seen = set()
-        for item in files:
-            seen.add(item[1])
-            yield item
-        for url in (p for p in paths if is_url(p)):
-            for item in iter_remote(url):
-                if item[1] not in seen:
-                    seen.add(item[1])
-                    yield item
-
-    report = Report(files=list(skipped))
+    report = Report()
 
     def todo() -> Iterator[tuple[str, str]]:
-        for item in listing():
+        for item in listing:
             if item[1] in state.done:
                 report.files.append(state.done[item[1]])
             else:
@@ -359,5 +346,6 @@ def scan_distributed(client: Any, paths: Iterable[Any], policy: Any = None, *, a
             report.files.append(result)
     finally:
         state.close()
+    report.files.extend(skipped)
     report.files.sort(key=lambda f: f.path)
     return report

@@ -224,3 +224,99 @@ def test_a_storage_record_that_overlaps_the_next_member_is_fetched_whole(tmp_pat
         assert json.dumps(remote.to_dict()) == json.dumps(local.to_dict())
     finally:
         fs.rm("/overlap", recursive=True)
+
+
+# ---- S3 (a moto server on 127.0.0.1, through s3fs) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3(folder: Path):
+    """A moto S3 server in its own process on a free 127.0.0.1 port, a bucket holding ``folder`` under ``models/``
+    and a 20 MB torch checkpoint under ``big/``; fsspec's configuration points s3fs at it."""
+    pytest.importorskip("moto", reason="the S3 test needs moto[server]: pip install 'moto[server]' s3fs")
+    s3fs = pytest.importorskip("s3fs", reason="the S3 test needs s3fs: pip install s3fs")
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()  # noqa: S310 - 127.0.0.1
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.skip("the moto server did not start")
+                time.sleep(0.1)
+        conf = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint,
+                                                                         "region_name": "us-east-1"}}
+        old = fsspec.config.conf.get("s3")
+        fsspec.config.conf["s3"] = conf
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                     region_name="us-east-1").create_bucket(Bucket="safeload-test")
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, **conf)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                fs.pipe(f"safeload-test/models/{path.relative_to(folder).as_posix()}", path.read_bytes())
+        big = folder.parent / (folder.name + "-s3big")
+        big.mkdir()
+        torch.save({"w": torch.zeros(5_000_000), "b": torch.ones(5)}, big / "big.pt")
+        fs.put_file(str(big / "big.pt"), "safeload-test/big/big.pt")
+        fs.invalidate_cache()
+        yield "s3://safeload-test", big
+    finally:
+        if "old" in locals():
+            if old is None:
+                fsspec.config.conf.pop("s3", None)
+            else:
+                fsspec.config.conf["s3"] = old
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_s3_report_equals_the_local_one(folder: Path, s3, capsys: pytest.CaptureFixture[str]) -> None:
+    """``safeload scan s3://bucket/models`` gives the local scan's report (the URL in place of the folder) and exit
+    status, clean files and the live payload alike."""
+    base, _ = s3
+    remote = scan(f"{base}/models")
+    local = scan(str(folder))
+    assert len(remote.files) == 7 and remote.exit_code == local.exit_code == 1
+    assert {f.path.rpartition("/")[2]: f.status for f in remote.files}["evil.pkl"] == "unsafe"
+    assert _relative(remote.to_dict(), f"{base}/models") == _relative(local.to_dict(), str(folder))
+    assert main(["scan", "--format", "json", f"{base}/models/"]) == 1
+    from_cli = json.loads(capsys.readouterr().out)
+    assert main(["scan", "--format", "json", str(folder)]) == 1
+    from_local = json.loads(capsys.readouterr().out)
+    assert _relative(from_cli, f"{base}/models") == _relative(from_local, str(folder))
+
+
+def test_a_big_zip_on_s3_is_read_by_ranges(s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The central directory, the headers and data.pkl are fetched with ranged GETs; the 20 MB storage record is
+    not: fewer than a tenth of the object's bytes are read, and the report is the local one."""
+    base, big = s3
+    fetched: list[tuple[int, int]] = []
+    get = _remote._Ranged.get
+
+    def counted(self: _remote._Ranged, start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return get(self, start, end)
+
+    monkeypatch.setattr(_remote._Ranged, "get", counted)
+    size = (big / "big.pt").stat().st_size
+    remote = _scan.scan_url(f"{base}/big/big.pt")
+    local = scan(str(big / "big.pt")).files[0]
+    assert remote.status == "clean" and remote.format == "torch-zip"
+    assert json.dumps(remote.to_dict()).replace(f"{base}/big", "<r>") == \
+        json.dumps(local.to_dict()).replace(str(big), "<r>")
+    total = sum(end - start for start, end in fetched)
+    assert 0 < total < size / 10, (total, size)
+    assert any(end == size for _, end in fetched)  # the end record and central directory, read from the tail
