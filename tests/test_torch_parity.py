@@ -9,6 +9,7 @@ deliberately treats differently are listed in the README ("Differences from torc
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -533,6 +534,90 @@ def test_nested_component_past_its_buffer_refused(tmp_path: Any) -> None:
     out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: new if raw == old else raw)
     with pytest.raises(safeload.FormatError, match="past its buffer"):
         safeload.load(out)
+
+
+# ---- torch 0.3.1 storage slices (legacy view metadata) ---------------------------------------------------------------
+
+class _Slice:
+    """A storage slice as torch 0.3.1 saved one (``a.storage()[1:4]``): torch's legacy writer with a persistent id
+    that carries view metadata ``(view_key, offset, size)``, which torch 2.13's legacy reader still reads."""
+
+    def __init__(self, base: Any, offset: int, size: int, key: str) -> None:
+        self.base, self.offset, self.size, self.key = base, offset, size, key
+
+
+class _SliceTensor:
+    """A tensor over a storage slice, as 0.3.1 pickled one (``_rebuild_tensor_v2`` over the slice)."""
+
+    def __init__(self, sl: _Slice) -> None:
+        self.sl = sl
+
+    def __reduce__(self) -> Any:
+        return (torch._utils._rebuild_tensor_v2, (self.sl, 0, (self.sl.size,), (1,), False, OrderedDict()))
+
+
+class _SlicePickler(pickle.Pickler):
+    """Wraps the persistent_id of the pickler class torch.save derives from it: a _Slice gets the view id."""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        torch_pid = cls.persistent_id
+
+        def persistent_id(self: Any, obj: Any) -> Any:
+            if isinstance(obj, _Slice):
+                st = obj.base.untyped_storage()
+                numel = st.nbytes() // 4
+                key = str(st._cdata) if obj.key == "ROOT" else obj.key  # ROOT: the storage's own key
+                return ("storage", torch.FloatStorage, str(st._cdata), "cpu", numel, (key, obj.offset, obj.size))
+            return torch_pid(self, obj)
+
+        cls.persistent_id = persistent_id  # type: ignore[method-assign]
+
+
+class _SliceModule:
+    Pickler = _SlicePickler
+    Unpickler = pickle.Unpickler
+    load = pickle.load
+    dump = pickle.dump
+
+
+def _save_slices(objs: list[Any], path: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save(objs, path, pickle_module=_SliceModule, _use_new_zipfile_serialization=False)
+    return path
+
+
+def test_storage_slices_of_torch_0_3_1(tmp_path: Any) -> None:
+    """torch's own backwards-compatibility fixture holds ``a[0].storage()[1:4]`` saved by torch 0.3.1; the same
+    persistent ids written here load equal: the slice as a TypedStorage and tensors over slices as views of the
+    root's memory."""
+    a = torch.arange(1, 26, dtype=torch.float32).view(5, 5)
+    first = _Slice(a, 1, 3, "view-1")
+    path = _save_slices([a, first, _SliceTensor(first), _SliceTensor(_Slice(a, 20, 5, "view-2"))], tmp_path / "s.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path)
+    same(got, ref)
+    same_sharing(got, ref)
+    assert got[1].tolist() == [2.0, 3.0, 4.0] and got[3].tolist() == [21.0, 22.0, 23.0, 24.0, 25.0]
+    got[0][0, 1] = 100.0  # the slice shares the root's memory, as in torch
+    assert got[2][0] == 100.0
+    assert safeload.scan(path).ok
+    plain = safeload.load(path, tensors="numpy")
+    assert plain[2].tolist() == [2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("case", ["past_the_end", "negative", "root_key", "redefined"])
+def test_storage_slice_ambiguities_refused(case: str, tmp_path: Any) -> None:
+    """A slice past its storage, a negative offset, a view key equal to a storage key (torch returns whichever
+    it made first), or one view key with two definitions (torch keeps the first) is refused."""
+    a = torch.arange(10, dtype=torch.float32)
+    slices = {"past_the_end": [_Slice(a, 8, 5, "v")], "negative": [_Slice(a, -1, 2, "v")],
+              "root_key": [_Slice(a, 1, 2, "ROOT")], "redefined": [_Slice(a, 1, 2, "v"), _Slice(a, 3, 2, "v")]}[case]
+    path = _save_slices([a, *slices], tmp_path / "s.pt")
+    _refused(path, "view")
 
 
 @pytest.mark.parametrize("legacy", FORMATS)

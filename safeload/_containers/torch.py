@@ -591,6 +591,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
         raise FormatError("Legacy torch storage key list is malformed", offset=main_end)
     # First pass: which dtype each key has, from the object pickle's persistent ids (nothing is built).
     refs: dict[str, tuple[str, int, str]] = {}
+    views: dict[str, tuple[str, int, int]] = {}  # view key -> (root key, offset, size), in elements
 
     def record(pid: Any) -> Any:
         if type(pid) is not tuple or len(pid) != 6 or pid[0] != "storage":
@@ -598,14 +599,16 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
         _t, stype, key, location, numel, view = pid
         if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
             raise FormatError("Malformed legacy storage reference")
-        if view is not None:
-            raise FormatError("Legacy storage views are not supported", fix="Re-save with a newer torch")
         dtype = storage_dtype_of(stype)
         prev = refs.get(key)
-        if prev is not None and prev[0] != dtype:
-            raise FormatError(f"Storage {key!r} is referenced as two different types")
+        if prev is not None and prev != (dtype, numel, location):
+            raise FormatError(f"Storage {key!r} is referenced with two different types, sizes or locations",
+                              why="torch.load keeps whichever reference comes first; safeload does not guess")
         refs[key] = (dtype, numel, location)
-        return Storage(key, dtype, numel, location, None)
+        if view is None:
+            return Storage(key, dtype, numel, location, None)
+        view_key, offset, size = _legacy_view(view, key, numel, views)
+        return Storage(view_key, dtype, size, location, None)
 
     first = _with_tensors(opts, "none")
     first.observer = None  # the object pickle is reported once, on the second pass
@@ -614,6 +617,9 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
                context={"tensor_builder": _NullTensors()}, member="legacy object")
     if set(refs) - set(keys):
         raise FormatError("The object pickle refers to storages the key list does not name", offset=main_end)
+    if set(views) & (set(keys) | set(refs)):
+        raise FormatError("A legacy storage view has the key of a storage", offset=main_start,
+                          why="torch.load returns whichever of the two it made first for that key")
     # The raw storages, in key-list order.
     storages: dict[str, Storage] = {}
     pos = raw_start
@@ -636,16 +642,41 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     if pos != len(data):
         raise FormatError(f"{len(data) - pos} bytes after the last legacy storage", offset=pos,
                           why="trailing data can hide a second payload")
+    for view_key, (root_key, offset, size) in views.items():  # slices of their root's bytes (shared memory)
+        root = storages[root_key]
+        width = TORCH_DTYPES[root.dtype][0]
+        buf = None if root.buffer is None else memoryview(root.buffer)[offset * width : (offset + size) * width]
+        storages[view_key] = Storage(view_key, root.dtype, size, root.location, buf)
+
     def persistent_load(pid: Any) -> Any:
         if type(pid) is not tuple or len(pid) != 6 or pid[2] not in storages:
             raise FormatError("Unknown legacy persistent id")
         if isinstance(builder, TorchTensors):
             builder.refs += 1
-        return storages[pid[2]]
+        return storages[pid[2] if pid[5] is None else pid[5][0]]
 
     result = run_pickle(data, main_start, opts, end=main_end, persistent_load=persistent_load,
                         context=_context(builder), member="legacy object")
     return typed_storages(result, builder)
+
+
+def _legacy_view(view: Any, key: str, numel: int, views: dict[str, tuple[str, int, int]]) -> tuple[str, int, int]:
+    """A torch 0.3.1 storage slice, ``(view_key, offset, size)`` in elements of storage ``key``: inside the storage,
+    and one view key always the same slice (torch.load makes a view key once and returns it for every later
+    reference, whatever that reference says)."""
+    if (type(view) is not tuple or len(view) != 3 or type(view[0]) is not str or type(view[1]) is not int
+            or type(view[2]) is not int):
+        raise FormatError("Malformed legacy storage view", why="expected (view_key, offset, size)")
+    view_key, offset, size = view
+    if offset < 0 or size < 0 or offset + size > numel:
+        raise FormatError(f"Legacy storage view {view_key!r:.40} ({offset}, {size}) lies outside storage {key!r:.40} "
+                          f"of {numel} elements", why="torch would slice past the storage's bytes",
+                          fix="The file is damaged or was crafted; get a fresh copy from its source")
+    prev = views.setdefault(view_key, (key, offset, size))
+    if prev != (key, offset, size):
+        raise FormatError(f"Legacy storage view {view_key!r:.40} is defined twice, differently",
+                          why="torch.load keeps the first definition and ignores the second; safeload does not guess")
+    return view_key, offset, size
 
 
 class _NullTensors:
