@@ -16,6 +16,8 @@ pickle         ``pickle.load``, ``pickle.loads``, ``pickle.Unpickler`` and every
                module-level names bound to them before ``patch()``, ``ForkingPickler.loads``
 =============  ==========================================================================================
 
+torch, joblib, paddle and megengine are one table (``_TABLE``: framework -> function, load or checked save, the
+save's protocol parameter) served by one generic wrapper that binds each call to the original's signature.
 Each wrapper keeps the wrapped function's signature (``functools.wraps``; ``inspect.signature`` shows the
 original) and return types. A refusal raises the same :class:`safeload.SafeLoadError` as ``safeload.load``. The
 wrapped savers write with a pinned pickle protocol (``save_protocol``, default 4; torch keeps protocol 2, the
