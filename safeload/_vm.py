@@ -122,9 +122,10 @@ def _key_type_problem(kind: type) -> str:
 
 
 #: Python classes whose ``__hash__``/``__eq__`` only read their own fields (standard library, torch's id hash,
-#: and safeload's own device/layout/qscheme values, made from checked strings and ints by safeload/_rebuild/torch.py)
+#: and safeload's own device/layout/qscheme values (safeload/_tensors.py), made by safeload/_rebuild/torch.py from
+#: checked strings and ints)
 _TRUSTED_KEY_CLASSES = frozenset({"enum.Enum", "fractions.Fraction", "torch._tensor.Tensor",
-                                  "safeload._rebuild.torch.TorchDevice", "safeload._rebuild.torch.TorchConstant"})
+                                  "safeload._tensors.TorchDevice", "safeload._tensors.TorchConstant"})
 
 
 def _check_key_graph(vm: VM, key: Any, what: str) -> None:

@@ -260,7 +260,7 @@ def test_short_record_refused_by_convert(short_record, tmp_path):
 def test_view_check_alone_stops_a_short_record(short_record, monkeypatch, mmap):
     """With the storage-length check switched off (as if a container reader let the short buffer through), the
     view check still refuses: no array over bytes that are not the record's."""
-    import safeload._rebuild.torch as rebuild
+    import safeload._tensors as rebuild
 
     monkeypatch.setattr(rebuild, "_nbytes", lambda buffer: 4 * N)  # the storage now believes the buffer is whole
     from safeload._containers import zip as zipmod

@@ -16,335 +16,15 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from .._rebuild.torch import (TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchConstant, TorchDType,
-                              check_view)
-from .._views import make_view, whole_storage
+from .._tensors import (TORCH_DTYPES, NullTensors, Storage, TorchTensors, builder_context, check_view,
+                        storage_dtype_of, tensor_builder, typed_storages)
+from .._views import whole_storage
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
-__all__ = ["load_torch_legacy", "load_torch_tar", "load_torch_zip", "pickle_at"]
+__all__ = ["load_torch_legacy", "load_torch_tar", "load_torch_zip", "pickle_at", "storage_dtype_of", "tensor_builder"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-# ---- tensor builders --------------------------------------------------------------------------------------------------
-
-class NumpyTensors:
-    """Builds numpy arrays: views over one array per storage, so tied weights share memory as in torch."""
-
-    torch = None  # data forms for torch.Size (a tuple) and torch.device (TorchDevice)
-
-    def __init__(self, byteswap: bool) -> None:
-        self.byteswap = byteswap
-        self.rebuilt = Rebuilt()
-        self._bases: dict[tuple[str, str], Any] = {}
-
-    def np_dtype(self, dtype: str) -> Any:
-        import numpy as np
-
-        name = TORCH_DTYPES[dtype][1]
-        if hasattr(np, name) and name not in ("bool",):
-            return np.dtype(name)
-        if name == "bool":
-            return np.dtype(np.bool_)
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise FormatError(f"torch.{dtype} tensors need ml_dtypes to become numpy arrays",
-                              why="numpy has no such dtype",
-                              fix="pip install ml_dtypes, or load with tensors='torch'") from None
-        if not hasattr(ml_dtypes, name):
-            raise FormatError(f"torch.{dtype} has no numpy equivalent", fix="load with tensors='torch'")
-        return np.dtype(getattr(ml_dtypes, name))
-
-    def base(self, storage: Storage, dtype: str) -> tuple[Any, Any]:
-        """The record's bytes as a uint8 array (byteswapped when the file's byte order is not the host's), and the
-        numpy dtype its tensors have."""
-        key = (storage.key, dtype)
-        cached = self._bases.get(key)
-        if cached is None:
-            import numpy as np
-
-            dt = self.np_dtype(dtype)
-            arr = make_view(storage.buffer, np.dtype(np.uint8), (storage.nbytes(),), what=f"Storage {storage.key!r}")
-            width = swap_width(storage.dtype)  # torch.load byteswaps by the storage's dtype, not the view's
-            if self.byteswap and width > 1:
-                arr = arr.reshape(-1, width)[:, ::-1].reshape(-1)  # a copy, each element's bytes reversed
-            cached = self._bases[key] = (arr, dt)
-        return cached
-
-    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
-        base, dt = self.base(storage, dtype)
-        itemsize = dt.itemsize
-        arr = make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
-                        what=f"Tensor over storage {storage.key!r}")
-        if conj or neg:  # numpy has no lazy conj/neg views: the values torch's view resolves to, as a copy
-            import numpy as np
-
-            arr = np.conj(arr) if conj else arr.copy()
-            if neg:
-                np.negative(arr, out=arr)
-        return arr
-
-    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
-        return None  # numpy has no sparse tensors: the rebuilder refuses
-
-    def quantized(self, *args: Any) -> Any:
-        return None  # nor quantized ones
-
-    def nested(self, *args: Any) -> Any:
-        return None  # nor nested ones
-
-    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
-        """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
-        view = obj.view(attr_array())
-        vars(view).update(attrs)
-        return view
-
-    def is_parameter(self, obj: Any) -> bool:
-        return True
-
-    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
-        return data  # numpy has no Parameter: the array itself, as torch's .detach().numpy() would give
-
-
-class TorchTensors:
-    """Builds torch tensors: one untyped storage per record; tensors are views with torch's own as_strided."""
-
-    def __init__(self, byteswap: bool, map_location: Any) -> None:
-        import torch
-
-        self.torch = torch
-        self.byteswap = byteswap
-        self.map_location = map_location
-        self.rebuilt = Rebuilt()
-        self._storages: dict[str, Any] = {}
-        self._placed: dict[tuple[str, str], Any] = {}
-        self._devices: dict[str, Any] = {}
-        self._handed_out: set[tuple[str, str]] = set()
-        self._typed: dict[str, Any] = {}
-        self.refs = 0  # storage references the pickle made (persistent ids) ...
-        self.used = 0  # ... and tensors built over one: fewer tensors than references means saved storages
-
-    def _device_for(self, location: str) -> Any:
-        device = self._devices.get(location, self)
-        if device is self:
-            device = self._devices[location] = self._resolve_device(location)
-        return device
-
-    def _resolve_device(self, location: str) -> Any:
-        torch = self.torch
-        ml = self.map_location
-        if isinstance(ml, dict):
-            location = ml.get(location, location)
-            ml = None
-        if ml is None:
-            target = location
-        elif isinstance(ml, (str, torch.device)):
-            target = ml
-        else:
-            return None  # a callable: handled in storage()
-        try:
-            device = torch.device(target)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise FormatError(f"Storage location {location!r} is not a device", why=str(exc),
-                              fix="Pass map_location='cpu'") from None
-        if device.type not in ("cpu", "meta") and not _available(torch, device.type):
-            name = "CUDA" if device.type == "cuda" else device.type
-            raise FormatError(f"Tensors were saved on {location} and {name} is not available",
-                              why="torch.load would fail the same way", fix="Pass map_location='cpu'")
-        return device
-
-    def storage(self, storage: Storage) -> Any:
-        torch = self.torch
-        cached = self._storages.get(storage.key)
-        if cached is None:
-            buf = storage.buffer
-            if len(buf) == 0:
-                cached = torch.UntypedStorage(0)
-            else:
-                cached = make_view(buf, torch.uint8, (storage.nbytes(),), what=f"Storage {storage.key!r}").untyped_storage()
-            if self.byteswap:
-                itemsize = swap_width(storage.dtype)
-                if itemsize > 1:
-                    swapped = whole_storage(torch, cached, torch.uint8).view(-1, itemsize).flip(1).contiguous()
-                    cached = swapped.untyped_storage()
-            if callable(self.map_location) and not isinstance(self.map_location, (str, dict, torch.device)):
-                result = self.map_location(cached, storage.location)
-                if result is not None:
-                    cached = result if isinstance(result, torch.UntypedStorage) else result.untyped_storage()
-            self._storages[storage.key] = cached
-        return cached
-
-    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
-        torch = self.torch
-        self.used += 1
-        key = (storage.key, dtype)
-        base = self._placed.get(key)
-        if base is None:
-            base = self._base(storage, dtype)
-            self._placed[key] = base
-        if (offset == 0 and len(size) == 1 and stride == (1,) and size[0] == base.shape[0]
-                and key not in self._handed_out and not (conj or neg)):
-            t = base  # the whole record as one 1-D tensor: hand out the base itself, once
-            self._handed_out.add(key)
-        else:
-            itemsize = TORCH_DTYPES[dtype][0]
-            t = make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
-                          what=f"Tensor over storage {storage.key!r}")
-        if conj:  # the bits torch._C._set_tensor_metadata sets, on this view only (checked by the rebuilder)
-            torch._C._set_conj(t, True)
-        if neg:
-            torch._C._set_neg(t, True)
-        if requires_grad:
-            t.requires_grad_(True)
-        return t
-
-    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
-        """A sparse tensor from rebuilt parts, made by torch's constructor with ``check_invariants=True``; any
-        inconsistency (an index out of range, sizes that disagree) is a FormatError."""
-        torch = self.torch
-        try:
-            if layout == "sparse_coo":
-                return torch.sparse_coo_tensor(parts[0], parts[1], size, check_invariants=True, is_coalesced=coalesced)
-            return torch.sparse_compressed_tensor(*parts, size, layout=getattr(torch, layout), check_invariants=True)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise FormatError(f"Sparse {layout[7:].upper()} tensor is inconsistent", why=str(exc).split("\n")[0][:200],
-                              fix="The file is damaged or was crafted; get a fresh copy from its source") from None
-
-    def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
-                  stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
-        """A quantized tensor from its checked integer representation (the rebuilder checked the quantizer and the
-        geometry). quint8/qint8/qint32 with integer zero points: made from a view of the representation (a copy).
-        Packed quint4x2/quint2x4 and float zero points: an empty quantized tensor of that quantizer set over the
-        record's storage, as torch's ``_rebuild_qtensor`` does (shares the record's memory)."""
-        torch = self.torch
-        packed = storage.dtype in ("quint4x2", "quint2x4")
-        try:
-            if quant[0] == "per_tensor":
-                if packed:
-                    made = torch._empty_affine_quantized(size, scale=quant[1], zero_point=quant[2],
-                                                         dtype=getattr(torch, storage.dtype))
-                    return made.set_(self.storage(storage), offset, size, stride)
-                ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
-                return torch._make_per_tensor_quantized_tensor(ints, quant[1], quant[2])
-            scales, zero_points, axis, low, high = quant[1:]
-            if scales.dim() != 1 or zero_points.dim() != 1 or not scales.numel() == zero_points.numel() == size[axis]:
-                raise ValueError(f"{scales.numel()} scales and {zero_points.numel()} zero points for {size[axis]} "
-                                 f"channels")
-            if not bool(torch.isfinite(scales).all()) or not bool((scales > 0).all()):
-                raise ValueError("a scale is not a finite positive number")
-            if zero_points.is_floating_point():
-                if not bool(torch.isfinite(zero_points).all()):
-                    raise ValueError("a float zero point is not finite")
-            elif zero_points.numel() and not (low <= int(zero_points.min()) and int(zero_points.max()) <= high):
-                raise ValueError(f"a zero point is outside torch.{storage.dtype}'s range {low}..{high}")
-            if packed or zero_points.is_floating_point():
-                made = torch._empty_per_channel_affine_quantized(size, scales=scales, zero_points=zero_points,
-                                                                 axis=axis, dtype=getattr(torch, storage.dtype))
-                return made.set_(self.storage(storage), offset, size, stride)
-            ints = self.tensor(storage, repr_dtype, offset, size, stride, False)
-            return torch._make_per_channel_quantized_tensor(ints, scales, zero_points, axis)
-        except (RuntimeError, ValueError) as exc:
-            raise FormatError("Quantized tensor parameters are inconsistent", why=str(exc).split("\n")[0][:200],
-                              fix="The file is damaged or was crafted; get a fresh copy from its source") from None
-
-    def nested(self, buffer: Any, sizes: Any, strides: Any, offsets: Any, check: Any) -> Any:
-        """A strided nested tensor, once ``check`` has bounded every component by the buffer."""
-        if buffer.dim() != 1 or buffer.stride() != (1,) or sizes.dim() != 2 or strides.dim() != 2 or offsets.dim() != 1:
-            raise FormatError("Nested tensor parts have the wrong rank", why="torch saves a 1-D contiguous buffer, "
-                              "[n, ndim] sizes and strides and [n] offsets")
-        check(buffer.numel(), sizes.tolist(), strides.tolist(), offsets.tolist())
-        return self.torch._nested_view_from_buffer(buffer, sizes, strides, offsets)
-
-    def typed_storage(self, storage: Storage) -> Any:
-        """A saved storage (``torch.save(t.storage())``) as torch.load returns it: a ``TypedStorage`` of the
-        record's dtype over the record's bytes (byteswapped and placed as its tensors are), one per record."""
-        cached = self._typed.get(storage.key)
-        if cached is None:
-            torch = self.torch
-            base = self._placed.get((storage.key, storage.dtype))
-            if base is None:
-                base = self._placed[(storage.key, storage.dtype)] = self._base(storage, storage.dtype)
-            cached = self._typed[storage.key] = torch.storage.TypedStorage(
-                wrap_storage=base.untyped_storage(), dtype=base.dtype, _internal=True)
-        return cached
-
-    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
-        """Python attributes saved on a tensor, stored in its ``__dict__`` (names checked by the rebuilder; no
-        ``setattr``, so no property setter runs)."""
-        vars(obj).update({k: self.value(v) for k, v in attrs.items()})
-        return obj
-
-    def _base(self, storage: Storage, dtype: str) -> Any:
-        """A 1-D tensor of ``dtype`` over the whole record, on the mapped device."""
-        torch = self.torch
-        tdtype = getattr(torch, dtype)
-        device = self._device_for(storage.location)
-        simple = not self.byteswap and not callable(self.map_location) and len(storage.buffer) > 0
-        if simple:  # shares the record's memory: one copy in all
-            base = make_view(storage.buffer, tdtype, (storage.nbytes() // TORCH_DTYPES[dtype][0],),
-                             what=f"Storage {storage.key!r}")
-        else:
-            base = whole_storage(torch, self.storage(storage), tdtype)
-        if device is not None and base.device != device:
-            try:
-                base = base.to(device)
-            except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. an index past this machine's devices
-                raise FormatError(f"Tensors saved on {storage.location} cannot be placed on {device}", why=str(exc)[:200],
-                                  fix="Pass map_location='cpu'") from None
-        return base
-
-    def value(self, obj: Any) -> Any:
-        """A torch dtype named as a value (``{"dtype": torch.float16}``) as the real torch dtype."""
-        if type(obj) is TorchDType:
-            return getattr(self.torch, obj.name)
-        if type(obj) is TorchConstant:  # a layout or qscheme of a name from the rebuilder's fixed lists
-            return getattr(self.torch, obj.name)
-        return obj
-
-    def is_parameter(self, obj: Any) -> bool:
-        return isinstance(obj, self.torch.nn.Parameter)
-
-    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
-        if requires_grad is None:  # as_subclass(Parameter), as torch._tensor._rebuild_from_type_v2 does
-            requires_grad = bool(data.requires_grad)
-        return self.torch.nn.Parameter(data, requires_grad=requires_grad)
-
-
-def _available(torch: Any, kind: str) -> bool:
-    """Whether this torch build can place tensors on a device type (``torch.cuda``, ``torch.mps``, ``torch.xpu``,
-    ``torch.mtia``: their ``is_available()``; a type without such a module, like ``hpu`` without its plugin, is not)."""
-    is_available = getattr(getattr(torch, kind, None), "is_available", None)
-    return bool(is_available()) if callable(is_available) else False
-
-
-def tensor_builder(opts: Any, byteswap: bool) -> Any:
-    if opts.tensors == "none":
-        return _NullTensors()
-    if opts.tensors == "numpy":
-        return NumpyTensors(byteswap)
-    if opts.tensors == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise FormatError("tensors='torch' but torch is not installed", fix="pip install torch, or use "
-                              "tensors='numpy'") from None
-        return TorchTensors(byteswap, opts.map_location)
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return NumpyTensors(byteswap)
-    return TorchTensors(byteswap, opts.map_location)
-
-
-def _context(builder: Any) -> dict[str, Any]:
-    context: dict[str, Any] = {"tensor_builder": builder}
-    if isinstance(builder, TorchTensors):
-        context["value_map"] = builder.value
-    return context
 
 
 # ---- torch.load(f, pickle_module=safeload) ---------------------------------------------------------------------------
@@ -376,39 +56,7 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
         storage = storages[key] = Storage(key, dtype, numel, location, buf)  # size checked against numel
         return storage
 
-    return persistent_load, _context(builder)
-
-
-def typed_storages(result: Any, builder: Any) -> Any:
-    """With torch tensors, every :class:`Storage` the pickle returns outside a tensor (a saved storage) becomes
-    the ``TypedStorage`` torch.load returns, inside dicts, lists and tuples (and only there: other objects keep
-    safeload's record). Walked only when the pickle referenced storages more often than it built tensors."""
-    if not isinstance(builder, TorchTensors) or builder.refs <= builder.used:
-        return result
-
-    def swap(obj: Any, depth: int) -> Any:
-        kind = type(obj)
-        if kind is Storage:
-            return builder.typed_storage(obj)
-        if depth > 200:
-            return obj
-        if kind in (dict, OrderedDict):
-            for key, value in obj.items():
-                new = swap(value, depth + 1)
-                if new is not value:
-                    obj[key] = new
-        elif kind is list:
-            for i, value in enumerate(obj):
-                new = swap(value, depth + 1)
-                if new is not value:
-                    obj[i] = new
-        elif kind is tuple:
-            items = tuple(swap(v, depth + 1) for v in obj)
-            if any(a is not b for a, b in zip(items, obj)):
-                return items
-        return obj
-
-    return swap(result, 0)
+    return persistent_load, builder_context(builder)
 
 
 def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, int, str, Storage | None]:
@@ -492,7 +140,7 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     try:
         with error_context(member=pkl_name):
             pkl = zf.read(pkl_name, max_size=opts.policy.limits.max_alloc)
-            result = run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=_context(builder),
+            result = run_pickle(pkl, 0, opts, persistent_load=persistent_load, context=builder_context(builder),
                                 member=pkl_name)
         crc.wait()  # nothing is returned before every record read has passed its CRC-32 check
         return typed_storages(result, builder)
@@ -614,7 +262,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     first.observer = None  # the object pickle is reported once, on the second pass
     first.unknown = "stub"  # and refused there, with the scanner seeing every global
     run_pickle(data, main_start, first, end=main_end, persistent_load=record,
-               context={"tensor_builder": _NullTensors()}, member="legacy object")
+               context={"tensor_builder": NullTensors()}, member="legacy object")
     if set(refs) - set(keys):
         raise FormatError("The object pickle refers to storages the key list does not name", offset=main_end)
     if set(views) & (set(keys) | set(refs)):
@@ -656,7 +304,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
         return storages[pid[2] if pid[5] is None else pid[5][0]]
 
     result = run_pickle(data, main_start, opts, end=main_end, persistent_load=persistent_load,
-                        context=_context(builder), member="legacy object")
+                        context=builder_context(builder), member="legacy object")
     return typed_storages(result, builder)
 
 
@@ -677,73 +325,6 @@ def _legacy_view(view: Any, key: str, numel: int, views: dict[str, tuple[str, in
         raise FormatError(f"Legacy storage view {view_key!r:.40} is defined twice, differently",
                           why="torch.load keeps the first definition and ignores the second; safeload does not guess")
     return view_key, offset, size
-
-
-class _NullTensors:
-    """Scan mode and the first pass over a legacy pickle: tensors are not built; each is a placeholder holding its
-    checked geometry, so every rule that does not need the bytes (view bounds, dtypes, locations, Parameter data,
-    requires_grad) is applied exactly as in the torch and numpy modes."""
-
-    torch = None
-
-    def __init__(self) -> None:
-        self.rebuilt = Rebuilt()
-
-    def tensor(self, storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-               requires_grad: bool, conj: bool = False, neg: bool = False) -> Any:
-        return TensorPlaceholder(storage.key, dtype, offset, size, stride)
-
-    def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
-        return obj
-
-    def sparse(self, layout: str, parts: tuple[Any, ...], size: tuple[int, ...], coalesced: bool | None) -> Any:
-        return TensorPlaceholder(layout, "sparse", 0, size, ())
-
-    def quantized(self, storage: Storage, repr_dtype: str, offset: int, size: tuple[int, ...],
-                  stride: tuple[int, ...], quant: tuple[Any, ...]) -> Any:
-        return TensorPlaceholder(storage.key, storage.dtype, offset, size, stride)
-
-    def nested(self, buffer: Any, sizes: Any, strides: Any, offsets: Any, check: Any) -> Any:
-        return TensorPlaceholder(buffer.storage_key, "nested", 0, (), ())
-
-    def is_parameter(self, obj: Any) -> bool:
-        return True
-
-    def parameter(self, data: Any, requires_grad: bool | None) -> Any:
-        return data
-
-
-def swap_width(dtype: str) -> int:
-    """How many bytes torch.load reverses per value of a foreign byte order: the element size, except for complex
-    dtypes, whose real and imaginary parts are reversed each (``torch/csrc/utils/byte_order.cpp`` swaps complex64
-    as two 4-byte floats); reversing all 8 bytes would swap the parts."""
-    width = TORCH_DTYPES[dtype][0]
-    return width // 2 if dtype.startswith("complex") else width
-
-
-_attr_array: Any = None
-
-
-def attr_array() -> Any:
-    """numpy's form of a tensor saved with Python attributes (``t.foo = 1``): ``AttrArray``, an ndarray subclass
-    whose views carry the attributes in their ``__dict__`` (made on first use: numpy is imported only then)."""
-    global _attr_array
-    if _attr_array is None:
-        import numpy as np
-
-        _attr_array = type("AttrArray", (np.ndarray,), {"__module__": __name__})
-    return _attr_array
-
-
-def storage_dtype_of(stype: Any) -> str:
-    """The element dtype a persistent id's storage class stands for (untyped storages hold bytes)."""
-    if type(stype) is not StorageType:
-        raise FormatError("Persistent id names no storage type", why=f"got {type(stype).__name__}")
-    if stype.dtype is None:
-        return "uint8"
-    if stype.dtype.startswith("q:"):
-        raise FormatError("Quantized storages are not supported", fix="Dequantize in a trusted environment")
-    return stype.dtype
 
 
 def _with_tensors(opts: Any, tensors: str) -> Any:
@@ -887,5 +468,5 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
                               member="pickle") from None
 
     result, _end = pickle_at(members["pickle"], 0, opts, run_pickle, "pickle", persistent_load=persistent_load,
-                             context=_context(builder))
+                             context=builder_context(builder))
     return result

@@ -2,14 +2,16 @@
 
 The file's ``torch._utils._rebuild_*`` calls reach these functions, never torch's. Each checks that the storage
 came from the container (a persistent id safeload resolved), that offset, size and stride address only bytes inside
-the record (Python ints: no overflow), that ``backward_hooks`` and any extra state are empty, and only then builds
-a view: a torch tensor when torch is wanted, else a numpy array (bfloat16 and float8 through ``ml_dtypes``), both
-made by :func:`safeload._views.make_view`. torch is imported only to build torch tensors, never to scan.
+the record (Python ints: no overflow), that ``backward_hooks`` and any extra state are empty, and only then asks the
+checkpoint's builder (``safeload/_tensors.py``) for the object: a torch tensor when torch is wanted, else a numpy
+array (bfloat16 and float8 through ``ml_dtypes``), both made by :func:`safeload._views.make_view`. torch is imported
+only to build torch tensors, never to scan.
 
-Every rule that decides whether a file is accepted lives here, not in a tensor back end, so ``tensors="torch"``,
-``tensors="numpy"`` and scan's placeholders (:class:`TensorPlaceholder`) accept and refuse the same files: storage
-sizes and locations (:class:`Storage`), view bounds (:func:`check_view`), ``requires_grad`` on integer tensors
-(:func:`check_grad`), and Parameter data that must be a tensor this checkpoint rebuilt (:class:`Rebuilt`).
+Every rule that decides whether a file is accepted lives in a rebuilder or next to the records
+(``safeload/_tensors.py``), not in a tensor back end, so ``tensors="torch"``, ``tensors="numpy"`` and scan's
+placeholders (:class:`TensorPlaceholder`) accept and refuse the same files: storage sizes and locations
+(:class:`Storage`), view bounds (:func:`check_view`), ``requires_grad`` on integer tensors (:func:`check_grad`),
+and Parameter data that must be a tensor this checkpoint rebuilt (:class:`Rebuilt`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+from .._tensors import (_STEP_LIMIT, TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchConstant,
+                        TorchDevice, TorchDType, check_grad, check_location, check_view)
 from .._views import byte_span, check_extent
 from ..errors import FormatError
 from .._types import Entry
@@ -26,20 +30,6 @@ __all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", 
            "TorchDevice", "TORCH_DTYPES", "torch_safe_globals",
            "check_grad", "check_location", "check_view"]
 
-# torch dtype name -> (itemsize, numpy dtype or ml_dtypes name)
-TORCH_DTYPES: dict[str, tuple[int, str]] = {
-    "float32": (4, "float32"), "float64": (8, "float64"), "float16": (2, "float16"), "bfloat16": (2, "bfloat16"),
-    "int64": (8, "int64"), "int32": (4, "int32"), "int16": (2, "int16"), "int8": (1, "int8"), "uint8": (1, "uint8"),
-    "uint16": (2, "uint16"), "uint32": (4, "uint32"), "uint64": (8, "uint64"), "bool": (1, "bool"),
-    "complex64": (8, "complex64"), "complex128": (16, "complex128"), "complex32": (4, "complex32"),
-    "float8_e4m3fn": (1, "float8_e4m3fn"), "float8_e5m2": (1, "float8_e5m2"),
-    "float8_e4m3fnuz": (1, "float8_e4m3fnuz"), "float8_e5m2fnuz": (1, "float8_e5m2fnuz"),
-    "float8_e8m0fnu": (1, "float8_e8m0fnu"),
-    # quantized storages: the integer representation (only _rebuild_qtensor may view them)
-    "quint8": (1, "uint8"), "qint8": (1, "int8"), "qint32": (4, "int32"),
-    # packed sub-byte quantized storages: the element count is in bytes (two 4-bit or four 2-bit values each)
-    "quint4x2": (1, "uint8"), "quint2x4": (1, "uint8"),
-}
 _QUANTIZED_REPR = {"quint8": ("uint8", 0, 255), "qint8": ("int8", -128, 127), "qint32": ("int32", -(1 << 31), (1 << 31) - 1),
                    "quint4x2": ("uint8", 0, 15), "quint2x4": ("uint8", 0, 3)}
 _SUB_BYTE = {"quint4x2": 4, "quint2x4": 2}  # bits per value
@@ -52,101 +42,7 @@ _STORAGE_CLASSES = {
     "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
     "ComplexDoubleStorage": "complex128",
 }
-_STEP_LIMIT = 1 << 63
-_LOCATION = re.compile(r"cpu|meta|(?:cuda|mps|xpu|hpu|mtia)(?::(?:0|[1-9][0-9]{0,2}))?")
 _QUANTIZED = ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage")
-
-
-class TorchDType:
-    """A torch dtype named by the file, kept as data until tensors are built."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"torch.{self.name}"
-
-
-class TorchDevice:
-    """A ``torch.device`` the file names (``torch.device(type[, index])``), kept as data without torch."""
-
-    __slots__ = ("type", "index")
-
-    def __init__(self, type_: str, index: int | None) -> None:
-        self.type = type_
-        self.index = index
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TorchDevice and (self.type, self.index) == (other.type, other.index)
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.index))
-
-    def __repr__(self) -> str:
-        return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
-
-
-class TorchConstant:
-    """A torch layout (``torch.strided``) or qscheme (``torch.per_tensor_affine``) named by the file, kept as data
-    until torch objects are built (then the torch constant of that exact name, looked up, never called)."""
-
-    __slots__ = ("kind", "name")
-
-    def __init__(self, kind: str, name: str) -> None:
-        self.kind = kind
-        self.name = name
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TorchConstant and (self.kind, self.name) == (other.kind, other.name)
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.name))
-
-    def __repr__(self) -> str:
-        return f"torch.{self.name}"
-
-
-class StorageType:
-    """A ``torch.<X>Storage`` class named by the file; only ever used as a persistent-id field."""
-
-    __slots__ = ("qualname", "dtype")
-
-    def __init__(self, qualname: str, dtype: str | None) -> None:
-        self.qualname = qualname
-        self.dtype = dtype  # None: untyped (bytes)
-
-    def __repr__(self) -> str:
-        return f"<{self.qualname}>"
-
-
-class Storage:
-    """One storage record of the checkpoint: its key, dtype, element count and bytes (possibly mapped)."""
-
-    __slots__ = ("key", "dtype", "numel", "location", "buffer", "_views")
-
-    def __init__(self, key: str, dtype: str, numel: int, location: str, buffer: Any) -> None:
-        check_location(location)
-        if dtype not in TORCH_DTYPES:
-            raise FormatError(f"Storage dtype torch.{dtype} is not supported",
-                              why="quantized, sparse and exotic dtypes are refused rather than guessed")
-        if type(numel) is not int or numel < 0:
-            raise FormatError(f"Storage {key!r} has a bad element count {numel!r:.40}")
-        if buffer is not None and _nbytes(buffer) != numel * TORCH_DTYPES[dtype][0]:
-            raise FormatError(f"Storage {key!r} holds {_nbytes(buffer)} bytes, but {numel} x {dtype} needs "
-                              f"{numel * TORCH_DTYPES[dtype][0]}",
-                              why="a record shorter or longer than its reference would be read outside its bytes",
-                              fix="The file is damaged or was crafted; get a fresh copy from its source")
-        self.key = key
-        self.dtype = dtype
-        self.numel = numel
-        self.location = location
-        self.buffer = buffer  # bytearray, mmap slice, or None in scan mode
-        self._views: dict[str, Any] = {}
-
-    def nbytes(self) -> int:
-        return self.numel * TORCH_DTYPES[self.dtype][0]
 
 
 def _dtype_name(vm: Any, dtype: Any) -> str:
@@ -220,92 +116,6 @@ def _view_bits(vm: Any, metadata: Any, dtype: str) -> tuple[bool, bool]:
     if neg and (dtype == "bool" or dtype.startswith(("int", "uint"))):
         raise vm.fail(f"A torch.{dtype} tensor has the negative bit", "only float and complex tensors are negative views")
     return conj, neg
-
-
-def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
-    """Refuse a view that would address anything outside its storage record (Python ints: no overflow).
-
-    The same rule in every tensor mode: torch and numpy tensors are then made by :func:`safeload._views.make_view`,
-    which checks the same geometry again against the real length of the buffer."""
-    if dtype not in TORCH_DTYPES:
-        raise FormatError(f"Tensor dtype torch.{dtype} is not supported",
-                          why="quantized, sparse and exotic dtypes are refused rather than guessed")
-    itemsize = TORCH_DTYPES[dtype][0]
-    check_extent(size, itemsize, "Tensor view")  # non-negative ints, at most 64, below 2**63 bytes
-    if len(size) != len(stride) or not all(0 <= s < _STEP_LIMIT for s in stride):
-        raise FormatError("Tensor size and stride disagree, or a stride is negative",
-                          why="torch has no negative strides; torch.as_strided refuses them")
-    if offset * itemsize >= 1 << 63 or max(stride, default=0) * itemsize >= 1 << 63:
-        raise FormatError("Tensor stride or offset does not fit a signed 64-bit byte count",
-                          why="torch and numpy overflow on it")
-    nbytes = storage.nbytes()
-    if nbytes % itemsize:
-        raise FormatError(f"Storage {storage.key!r} of {nbytes} bytes does not hold whole {dtype} elements")
-    numel_elems = nbytes // itemsize
-    span = byte_span(size, stride, 1, offset)
-    if span is not None:
-        if span[1] > numel_elems:
-            raise FormatError(
-                f"Tensor view reaches element {span[1] - 1} of storage {storage.key!r}, which holds {numel_elems}",
-                why="an offset, size or stride beyond the record would read memory outside it")
-    elif offset > numel_elems:
-        raise FormatError(f"Tensor offset {offset} is beyond storage {storage.key!r}")
-
-
-def check_location(location: Any) -> None:
-    """A storage location must be a device torch.load restores: ``cpu`` or ``meta`` exactly, or ``cuda``, ``mps``,
-    ``xpu``, ``hpu``, ``mtia`` with an optional index (torch.serialization's registered deserializers, then
-    ``torch.device``, which refuses leading zeros and signs). Checked in every tensor mode, scan included."""
-    if type(location) is not str or _LOCATION.fullmatch(location) is None:
-        raise FormatError(f"Storage location {location!r:.60} is not a device",
-                          why="torch.load refuses a location no deserializer knows; so does safeload, in every mode",
-                          fix="Re-save the checkpoint from CPU tensors, or with map_location='cpu' applied")
-
-
-def check_grad(dtype: str, requires_grad: bool) -> None:
-    """torch refuses ``requires_grad`` on integer and bool tensors (``RuntimeError: only Tensors of floating point
-    and complex dtype can require gradients``); every mode refuses it the same way."""
-    if requires_grad and (dtype == "bool" or dtype.startswith(("int", "uint"))):
-        raise FormatError(f"A torch.{dtype} tensor requires grad",
-                          why="only floating point and complex tensors can require gradients; torch.load fails on it")
-
-
-def _nbytes(buffer: Any) -> int:
-    return buffer.nbytes if isinstance(buffer, memoryview) or hasattr(buffer, "__array_interface__") else len(buffer)
-
-
-class Rebuilt:
-    """What a tensor builder made while this checkpoint ran: identity -> (object, dtype). Only these objects may
-    become a Parameter's data, the same in every mode (torch would refuse anything that is not a tensor)."""
-
-    __slots__ = ("_made",)
-
-    def __init__(self) -> None:
-        self._made: dict[int, tuple[Any, str]] = {}
-
-    def add(self, obj: Any, dtype: str) -> Any:
-        self._made[id(obj)] = (obj, dtype)
-        return obj
-
-    def dtype_of(self, obj: Any) -> str | None:
-        entry = self._made.get(id(obj))
-        return entry[1] if entry is not None and entry[0] is obj else None
-
-
-class TensorPlaceholder:
-    """Scan mode's tensor: the checked geometry of a view that was never built."""
-
-    __slots__ = ("storage_key", "dtype", "offset", "size", "stride")
-
-    def __init__(self, storage_key: str, dtype: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
-        self.storage_key = storage_key
-        self.dtype = dtype
-        self.offset = offset
-        self.size = size
-        self.stride = stride
-
-    def __repr__(self) -> str:
-        return f"<tensor torch.{self.dtype}{list(self.size)}>"
 
 
 def _builder(vm: Any) -> Any:
