@@ -111,15 +111,18 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
             gc.enable()
 
 
-def load_buffer(data: Any, opts: Options) -> Any:
+def load_buffer(data: Any, opts: Options, kind: str | None = None) -> Any:
     """Route by content, under the work budget of this input (safeload/_budget.py: work in proportion to
     ``len(data)``). Only SafeLoadError leaves: an exception safeload does not expect is an
-    :class:`~safeload.InternalError` (a bug report), never a leaked IndexError or a silent FormatError."""
+    :class:`~safeload.InternalError` (a bug report), never a leaked IndexError or a silent FormatError.
+
+    ``kind``: what :func:`safeload._detect.detect` returned for ``data``, when the caller (the scanner) has
+    already run it; it is not run a second time."""
     from ._budget import budget_for
 
     try:
         with budget_for(len(data), opts.policy.limits):
-            return _load_bytes(data, opts)
+            return _load_bytes(data, opts, kind)
     except SafeLoadError:
         raise
     except MemoryError as exc:
@@ -157,8 +160,9 @@ def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
 _TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # PROTO 2, LONG1 of the magic number
 
 
-def _load_bytes(data: bytes, opts: Options) -> Any:
-    kind = detect(data)  # the registry: one format per file, or a polyglot FormatError
+def _load_bytes(data: bytes, opts: Options, kind: str | None = None) -> Any:
+    if kind is None:
+        kind = detect(data)  # the registry: one format per file, or a polyglot FormatError
     if kind == "tar":  # torch < 0.4; its first member name spells opcodes CPython fails on (checked by detect)
         from ._containers.torch import load_torch_tar
 
@@ -200,7 +204,7 @@ def _load_bytes(data: bytes, opts: Options) -> Any:
     if kind == "paddle-tensor":
         from ._containers.paddle import load_dense_tensors
 
-        return _framework_tensors(load_dense_tensors(data, opts.policy.limits.max_alloc), opts)
+        return _framework_tensors(load_dense_tensors(data, opts.policy.limits.max_alloc, opts.tensors != "none"), opts)
     if kind == "empty":
         raise FormatError("Empty input", why="there is nothing to load", fix="Check that the file was fully downloaded")
     raise UnsupportedFormatError(kind, offset=0,
@@ -212,7 +216,10 @@ def _refuse_pickle_members(zf: Any, opts: Options) -> None:
     """torch.load reads ``data.pkl`` and the storage records; ``np.load(file)[key]``, ``zipfile`` and ``unzip``
     read every member. A member that is neither, and that holds an .npy, a zip, or bytes CPython's unpickler could
     import or call something from, is refused: the checkpoint would be read one way by torch and another way by
-    the tools that open every member."""
+    the tools that open every member.
+
+    In a scan, each member read here is handed to the scanner (``observer.unread_member``) with the verdict, so
+    the scanner neither reads it nor walks it a second time."""
     from ._detect import cpython_reach
 
     pkl = [n for n in zf.members if n.endswith("data.pkl") and n.count("/") <= 1]
@@ -223,7 +230,10 @@ def _refuse_pickle_members(zf: Any, opts: Options) -> None:
             continue
         content = zf.read(name, max_size=opts.policy.limits.max_decompressed, limit="max_decompressed")
         head = bytes(content[:6])
-        if head == b"\x93NUMPY" or head[:4] == b"PK\x03\x04" or cpython_reach(content):
+        refused = head == b"\x93NUMPY" or head[:4] == b"PK\x03\x04" or bool(cpython_reach(content))
+        if opts.observer is not None:
+            opts.observer.unread_member(name, content, refused)
+        if refused:
             raise FormatError(f"Checkpoint member {name!r} holds a pickle, an .npy or a zip that torch.load never "
                               "reads", member=name,
                               why="np.load(file)[key], zipfile and unzip open every member of the archive: they "
@@ -243,7 +253,7 @@ def _load_compressed(kind: str, data: Any, opts: Options) -> Any:
                               why="nested compression multiplies decompression bombs and is never written by the "
                                   "frameworks safeload reads",
                               fix="Decompress the outer layer yourself if you trust the file")
-        return _load_bytes(content, opts)
+        return _load_bytes(content, opts, inner)
 
 
 def _framework_tensors(obj: Any, opts: Options) -> Any:

@@ -144,3 +144,33 @@ def test_scan_refuses_what_load_refuses_without_building_arrays(tmp_path: Path) 
         status, heavy = _scan_fresh(path)
         assert heavy == "-", name
         assert (status == "clean") == load_ok == (name == "good"), (name, status)
+
+
+def _dense_record(type_code: int, dims: list[int], content: bytes) -> bytes:
+    """A Paddle DenseTensor record laid out as Paddle's C++ writer lays it out (see safeload/_containers/paddle.py)."""
+    desc = b"\x08" + _encode(type_code) + b"".join(b"\x10" + _encode(d) for d in dims)
+    return (b"\0\0\0\0" + (0).to_bytes(8, "little") + b"\0\0\0\0" + len(desc).to_bytes(4, "little") + desc
+            + content)
+
+
+def test_paddle_dense_tensors_scan_without_building(tmp_path: Path) -> None:
+    """A scan of Paddle DenseTensor records (here bfloat16) makes load's checks and imports neither numpy nor
+    ml_dtypes; a record whose dims lie is refused by both."""
+    bf16 = bytes.fromhex("803f2040 40c0")  # 1.0, 2.5, -3.0 as bfloat16, little-endian
+    files = {"good": _dense_record(22, [3], bf16) + _dense_record(5, [2], bytes(8)),
+             "bad_dims": _dense_record(22, [4], bf16)}
+    for name, data in files.items():
+        path = tmp_path / f"{name}.pdiparams"
+        path.write_bytes(data)
+        try:
+            loaded = safeload.load(path)
+        except safeload.FormatError:
+            load_ok = False
+        else:
+            load_ok = True
+            assert [float(x) for x in loaded[0]] == [1.0, 2.5, -3.0] and loaded[1].tolist() == [0.0, 0.0]
+        status, heavy = _scan_fresh(path)
+        assert heavy == "-", name
+        assert (status == "clean") == load_ok == (name == "good"), (name, status)
+    if (SAMPLES.parent / "paddle" / "weight_binary.pdtensor").exists():
+        assert _scan_fresh(SAMPLES.parent / "paddle" / "weight_binary.pdtensor") == ("clean", "-")

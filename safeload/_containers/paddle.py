@@ -16,6 +16,7 @@ pickle's content unchanged; the ``paddle.load`` wrapper applies this.
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 from typing import Any
 
@@ -30,6 +31,8 @@ __all__ = ["is_dense_tensor", "load_dense_tensors", "paddle_result"]
 _TYPES = {0: "|b1", 1: "<i2", 2: "<i4", 3: "<i8", 4: "<f2", 5: "<f4", 6: "<f8", 19: "<u8", 20: "|u1", 21: "|i1",
           22: "bfloat16", 23: "<c8", 24: "<c16", 32: "float8_e4m3fn", 33: "float8_e5m2", 36: "<u2", 37: "<u4",
           38: "<u8"}
+_ITEMSIZE = {code: {"bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}.get(spec) or int(spec[2:])
+             for code, spec in _TYPES.items()}
 _MAX_LOD = 64
 _MAX_DESC = 1 << 16
 
@@ -67,9 +70,7 @@ def _desc(data: bytes, pos: int, end: int) -> tuple[int, list[int]]:
     return dtype, dims
 
 
-def _record(data: bytes, pos: int, budget: list[int]) -> tuple[Any, int]:
-    import numpy as np
-
+def _record(data: bytes, pos: int, budget: list[int], build: bool = True) -> tuple[Any, int]:
     n = len(data)
 
     def need(k: int, what: str) -> int:
@@ -104,34 +105,42 @@ def _record(data: bytes, pos: int, budget: list[int]) -> tuple[Any, int]:
     spec = _TYPES.get(type_code)
     if spec is None:
         raise FormatError(f"Paddle data type {type_code} is not supported", offset=dstart)
-    if spec[0] in "<|":
-        dtype = np.dtype(spec)
-    else:
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise FormatError(f"Paddle {spec} tensors need ml_dtypes", offset=dstart, fix="pip install ml_dtypes") from None
-        dtype = np.dtype(getattr(ml_dtypes, spec))
+    if spec[0] not in "<|" and importlib.util.find_spec("ml_dtypes") is None:
+        raise FormatError(f"Paddle {spec} tensors need ml_dtypes", offset=dstart, fix="pip install ml_dtypes")
+    itemsize = _ITEMSIZE[type_code]
     shape = tuple(dims)
-    nbytes = check_extent(shape, dtype.itemsize, "Paddle tensor", offset=dstart) * dtype.itemsize
+    nbytes = check_extent(shape, itemsize, "Paddle tensor", offset=dstart) * itemsize
     budget[0] -= nbytes
     if budget[0] < 0:
         raise LimitExceededError("max_alloc", nbytes, nbytes + budget[0], offset=pos,
                                  what="Paddle tensor would allocate more than the limit allows")
     dpos = need(nbytes, "data")
+    if not build:  # the scanner: every check made, nothing built (no numpy, no ml_dtypes)
+        return None, pos
+    import numpy as np
+
+    if spec[0] in "<|":
+        dtype = np.dtype(spec)
+    else:
+        try:
+            import ml_dtypes  # only here: a bfloat16 or float8 array is being built
+        except ImportError:
+            raise FormatError(f"Paddle {spec} tensors need ml_dtypes", offset=dstart, fix="pip install ml_dtypes") from None
+        dtype = np.dtype(getattr(ml_dtypes, spec))
     array = make_view(data, dtype, shape, offset=dpos, what="Paddle tensor", at=dpos).copy()
     return array, pos
 
 
-def load_dense_tensors(data: bytes, max_alloc: int) -> Any:
-    """One array for a single record (``paddle.save(..., use_binary_format=True)``), a list for several."""
+def load_dense_tensors(data: bytes, max_alloc: int, build: bool = True) -> Any:
+    """One array for a single record (``paddle.save(..., use_binary_format=True)``), a list for several.
+    ``build=False`` (the scanner) makes every check and builds nothing (None for each record)."""
     budget = [max_alloc]
     arrays: list[Any] = []
     pos = 0
     while pos < len(data):
         if len(arrays) >= 1_000_000:
             raise FormatError("More than a million Paddle tensors in one file", offset=pos)
-        array, pos = _record(data, pos, budget)
+        array, pos = _record(data, pos, budget, build)
         arrays.append(array)
     return arrays[0] if len(arrays) == 1 else arrays
 
