@@ -122,12 +122,43 @@ def _torch_storages(torch_pl: Any) -> tuple[Any, dict[str, Any]]:
     return persistent_load, context
 
 
+_FIRST_READ = 1 << 16
+
+
+def _read_pickle_bytes(file: Any, start: int | None) -> bytes:
+    """The bytes of the pickle at the stream's position, and possibly some after it. A seekable stream is read in
+    doubling chunks until the opcode walk (safeload/_opcodes.py, the walk the VM makes) reaches STOP, so a legacy
+    torch file's raw storages after its pickles are not read into memory once per pickle; anything else is read to
+    its end, as before."""
+    if start is None:
+        data = file.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("a pickle must be read from a binary file")
+        return bytes(data)
+    from ._opcodes import iter_ops
+
+    buf = bytearray()
+    want = _FIRST_READ
+    while True:
+        chunk = file.read(want)
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise TypeError("a pickle must be read from a binary file")
+        buf += chunk
+        if len(chunk) < want:  # the end of the stream: the VM reads what there is (and reports a truncation)
+            return bytes(buf)
+        try:
+            for spec, _arg, _at in iter_ops(bytes(buf)):
+                if spec.code == 0x2E:  # STOP
+                    return bytes(buf)
+        except FormatError:
+            pass  # the pickle goes on past what was read, or is damaged: read on (the VM decides)
+        want = len(buf)
+
+
 def read_one(file: Any, encoding: str, errors: str, settings: Settings, torch_pl: Any = None) -> Any:
     """pickle.load's contract: one pickle from ``file``, which is left just after its STOP."""
     start = stream_start(file)
-    data = file.read()
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError("a pickle must be read from a binary file")
+    data = _read_pickle_bytes(file, start)
     if not data:
         raise EOFError("Ran out of input")
     result, used = run_one(bytes(data), encoding, errors, settings, torch_pl)

@@ -288,6 +288,29 @@ def test_torch_load_with_safeload_as_pickle_module(legacy, opened, tmp_path):
         _assert_same(torch, safeload.load(f, map_location="cpu"), want)
 
 
+def test_torch_legacy_pickle_module_reads_each_pickle_not_the_whole_stream(tmp_path):
+    """Each pickle_module.load of torch's legacy loader reads its own pickle (in growing chunks: the object pickle
+    here is past the first chunk), not the raw storages after it: in all, the stream is read about once."""
+    torch = pytest.importorskip("torch")
+    state = {f"layer{i}.weight": torch.full((2,), float(i)) for i in range(3000)}
+    state["big"] = torch.arange(1 << 20, dtype=torch.float64)  # 8 MiB of raw storage after the pickles
+    path = tmp_path / "legacy.pt"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    raw = path.read_bytes()
+
+    class Counting(io.BytesIO):
+        total = 0
+
+        def read(self, n=-1):
+            out = super().read(n)
+            Counting.total += len(out)
+            return out
+
+    got = torch.load(Counting(raw), pickle_module=safeload)
+    _assert_same(torch, got, torch.load(path, weights_only=True))
+    assert Counting.total < 1.5 * len(raw), (Counting.total, len(raw))
+
+
 def _stream_pickles(raw: bytes, count: int) -> list[bytes]:
     """The first ``count`` pickles of a stream of pickles, then the rest."""
     import pickletools
