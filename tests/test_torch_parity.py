@@ -536,6 +536,38 @@ def test_nested_component_past_its_buffer_refused(tmp_path: Any) -> None:
         safeload.load(out)
 
 
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_jagged_nested_tensors_are_refused_with_the_way_forward(legacy: bool, tmp_path: Any) -> None:
+    """torch.load(weights_only=True) rebuilds jagged nested tensors (``_rebuild_njt``, with torch.compile's marks
+    on the cached sequence lengths); safeload does not yet and refuses at the name, saying why and what to save
+    instead (README, Differences from torch.load). The advice works: values and offsets load equal and rebuild
+    the same nested tensor."""
+    comps = [torch.randn(2, 3), torch.randn(4, 3), torch.randn(1, 3)]
+    nt = torch.nested.nested_tensor(comps, layout=torch.jagged)
+    path = _save({"nt": nt}, tmp_path / "j.pt", legacy)
+    ref = torch.load(path, weights_only=True)["nt"]
+    assert ref.is_nested and torch.equal(ref.offsets(), nt.offsets())
+    with pytest.raises(safeload.FormatError, match="Jagged nested tensors") as err:
+        safeload.load(path)
+    assert "nested_tensor_from_jagged" in str(err.value) and err.value.offset is not None
+    assert not safeload.scan(path).ok
+    parts = check({"values": nt.values(), "offsets": nt.offsets()}, tmp_path, legacy, "parts.pt")
+    back = torch.nested.nested_tensor_from_jagged(parts["values"], parts["offsets"])
+    assert all(torch.equal(a, b) for a, b in zip(back.unbind(), comps))
+
+
+def test_dynamic_shape_marks_are_refused_with_the_way_forward(tmp_path: Any) -> None:
+    """A tensor marked with torch._dynamo.mark_dynamic carries ``_DimRange`` dataclasses that torch.load rebuilds;
+    safeload refuses the name and says to save the tensor without its marks, which then loads equal."""
+    t = torch.randn(3, 4)
+    torch._dynamo.mark_dynamic(t, 0)
+    path = _save({"t": t}, tmp_path / "d.pt", False)
+    assert "_dynamo_dynamic_range" in vars(torch.load(path, weights_only=True)["t"])
+    with pytest.raises(safeload.FormatError, match="dynamic-shape marks"):
+        safeload.load(path)
+    check({"t": t.detach().clone()}, tmp_path, False, "clean.pt")
+
+
 # ---- torch 0.3.1 storage slices (legacy view metadata) ---------------------------------------------------------------
 
 class _Slice:

@@ -576,6 +576,23 @@ def _unsupported(qualname: str, what: str) -> Entry:
     return Entry(qualname, call=call, reason=f"{what}: refused with an explanation")
 
 
+_NJT_WHY = ("safeload does not rebuild torch's jagged NestedTensor subclass yet: torch.load(weights_only=True) calls "
+            "NestedTensor(values, offsets, lengths, _ragged_idx, _metadata_cache) and restores torch.compile's "
+            "dynamic-shape marks (torch._dynamo.decorators._DimRange) on its cached sequence lengths; none of these has "
+            "a checked rebuilder here")
+_NJT_FIX = ("Save nt.values() and nt.offsets() (plain tensors) and call torch.nested.nested_tensor_from_jagged after "
+            "loading, or save nt.unbind() (a list of tensors)")
+
+
+def _refused_name(qualname: str, what: str, why: str, fix: str) -> Entry:
+    """A name torch.load(weights_only=True) allows but safeload does not rebuild: refused where the file names it
+    (GLOBAL), with the reason and the way forward, instead of an unknown-global refusal whose advice is to allow it."""
+    def refuse() -> Any:
+        raise FormatError(f"{what} are not supported", why=f"the file names {qualname}: {why}", fix=fix)
+
+    return Entry(qualname, lazy=refuse, reason=f"{what}: refused with an explanation")
+
+
 _REBUILD_FUNCS = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_tensor",
                   "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state")
 
@@ -599,6 +616,13 @@ def _entries() -> tuple[Entry, ...]:
         Entry("torch._utils._rebuild_nested_tensor", call=_rebuild_nested,
               reason="a strided nested tensor over a rebuilt buffer; every component checked against it"),
         _unsupported("torch._utils._rebuild_wrapper_subclass", "Tensor subclasses"),
+        _refused_name("torch.nested._internal.nested_tensor._rebuild_njt", "Jagged nested tensors", _NJT_WHY, _NJT_FIX),
+        _refused_name("torch.nested._internal.nested_tensor.NestedTensor", "Jagged nested tensors", _NJT_WHY, _NJT_FIX),
+        _refused_name("torch._dynamo.decorators._DimRange", "torch.compile dynamic-shape marks",
+                      "torch.load(weights_only=True) rebuilds these dataclasses on tensors marked with "
+                      "torch._dynamo.mark_dynamic; safeload has no checked rebuilder for them",
+                      "Save the tensor without its marks (t.detach().clone() drops them), or save "
+                      "torch.nested jagged tensors as nt.values() and nt.offsets()"),
         Entry("torch._utils._rebuild_meta_tensor_no_storage", call=_rebuild_meta,
               reason="a tensor without data on the meta device; geometry checked"),
         Entry("torch.Size", call=_size, reason="a tuple of ints; torch.Size with torch tensors"),
