@@ -34,6 +34,7 @@ __all__ = ["MAX_NESTING", "Scanner", "sniff"]
 
 #: Containers inside containers, at most this deep.
 MAX_NESTING = 8
+_UNJUDGED: Any = object()  # a member load did not read
 #: Protocol-0 pickles are text: a file is set aside as "text, not a checkpoint" only if the walker saw no global.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x80-\x9f]")  # C0 controls but tab, LF, FF, CR; and C1
 
@@ -54,6 +55,10 @@ class _Observer:
         self.global_offsets: set[tuple[str | None, int]] = set()
         self.findings: list[Finding] = []
         self.error: SafeLoadError | None = None
+        #: members of a checkpoint zip that load read and judged (``unread_member``): the content and its format
+        #: for those the scanner opens, None for data no native reader acts on
+        self.unread: dict[str, tuple[bytes, str | SafeLoadError] | None] = {}
+        self._kept = 0
 
     def begin_pickle(self, member: str | None, start: int) -> None:
         self.scanner.pickles += 1
@@ -75,6 +80,17 @@ class _Observer:
     def on_refusal(self, err: UnsafeGlobalError) -> None:
         self.flagged.add(max(self.pickle, 0))
         self.findings.append(finding_from_error(self.scanner.path, err, self.member, max(self.pickle, 0)))
+
+    def unread_member(self, name: str, content: bytes, refused: bool) -> None:
+        """Load read a member of a checkpoint zip that torch.load never reads, and judged it (``refused``: an
+        .npy, a zip, or bytes CPython's unpickler could act on). The scanner keeps what it will open, within its
+        decompression budget, so each member is read, walked and detected once."""
+        sniffed = _sniff(content)
+        if not refused and _plain(sniffed, content):
+            self.unread[name] = None
+        elif self._kept + len(content) <= self.scanner.budget.left():
+            self._kept += len(content)
+            self.unread[name] = (content, sniffed)
 
 
 def _refine(kind: str, observer: _Observer) -> str:
@@ -109,6 +125,20 @@ def sniff(data: Any) -> str:
     """The registry's format (``safeload._detect.detect``, the one ``load`` dispatches on); raises a FormatError
     for a polyglot."""
     return detect(data)
+
+
+def _sniff(data: Any) -> str | SafeLoadError:
+    """:func:`sniff`, with the polyglot error returned: it is reported where the blob is scanned."""
+    try:
+        return sniff(data)
+    except SafeLoadError as err:
+        return err
+
+
+def _plain(sniffed: str | SafeLoadError, content: Any) -> bool:
+    """A member in no format, or a pickle without a protocol header: data or text, unless CPython's unpickler
+    could act on it (the caller's test)."""
+    return sniffed in ("unknown", "pickle", "empty") and bytes(content[:1]) != b"\x80"
 
 
 class _Budget:
@@ -188,14 +218,15 @@ class Scanner:
         self.add(finding_from_error(self.path, err, join(chain), None))
 
     # one blob: a file, or a member of an archive
-    def blob(self, data: Any, chain: tuple[str, ...], depth: int = 0) -> str:
+    def blob(self, data: Any, chain: tuple[str, ...], depth: int = 0,
+             sniffed: str | SafeLoadError | None = None) -> str:
         """Scan ``data`` and what it holds; return its format name: "text" for a text file set aside, and
         ``<kind>-bundle`` for what ``load`` never opens but the scanner opens member by member (generic zip, tar,
-        7z, a compressed stream around one of them or around another compressed stream)."""
-        try:
-            kind = sniff(data)
-        except SafeLoadError as err:  # a polyglot: reported, and what a pickle reader would import is named
-            self.error(err, chain)
+        7z, a compressed stream around one of them or around another compressed stream). ``sniffed``: what
+        :func:`_sniff` returned for ``data``, when the caller has run it."""
+        kind = _sniff(data) if sniffed is None else sniffed
+        if isinstance(kind, SafeLoadError):  # a polyglot: reported, and what a pickle reader would import is named
+            self.error(kind, chain)
             self._name_globals(data, 0, chain, set(), None)
             return "polyglot"
         if depth > MAX_NESTING:
@@ -360,20 +391,22 @@ class Scanner:
         for name in unread:
             member = zf.members[name]
             self.budget.charge(member.size, f"Zip member {name!r}")
-            try:
-                content = zf.read(name, max_size=self.policy.limits.max_decompressed, limit="max_decompressed")
-            except SafeLoadError as err:
-                self.error(err, chain + (name,))
-                continue
-            try:
-                primary = detect(content)
-            except SafeLoadError:
-                primary = "polyglot"
-            if primary in ("unknown", "pickle", "empty") and not cpython_reach(content) \
-                    and not bytes(content[:1]) == b"\x80":
-                continue  # data or text that every pickle reader fails on before it could import anything
+            judged = observer.unread.get(name, _UNJUDGED)
+            if judged is None:
+                continue  # load read it: data or text that every pickle reader fails on
+            if judged is _UNJUDGED:  # load stopped before this member
+                try:
+                    content = zf.read(name, max_size=self.policy.limits.max_decompressed, limit="max_decompressed")
+                except SafeLoadError as err:
+                    self.error(err, chain + (name,))
+                    continue
+                sniffed = _sniff(content)
+                if _plain(sniffed, content) and not cpython_reach(content):
+                    continue  # data or text that every pickle reader fails on before it could import anything
+            else:
+                content, sniffed = judged
             before = self.pickles + len(self.findings)
-            self.blob(content, chain + (name,), depth + 1)
+            self.blob(content, chain + (name,), depth + 1, sniffed)
             if torch and self.pickles + len(self.findings) > before:
                 self.add(Finding(self.path, "unexpected-member", ERROR,
                                  f"Checkpoint member {name!r} holds a pickle that torch.load never reads",
@@ -390,7 +423,8 @@ class Scanner:
         if kind != "zip" and not isinstance(data, bytes):
             data = bytes(data)  # only the zip reader works on a mapped file; the other readers expect bytes
         try:
-            load_buffer(data, opts)  # load's own wrapper: MemoryError, RecursionError, ... as load reports them
+            # load's own wrapper: MemoryError, RecursionError, ... as load reports them; detect is not run again
+            load_buffer(data, opts, kind)
         except UnsafeGlobalError as err:  # allowed as a value but called: raised, not observed
             observer.flagged.add(max(observer.pickle, 0))
             observer.findings.append(finding_from_error(self.path, err, observer.member, max(observer.pickle, 0)))

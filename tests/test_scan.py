@@ -393,3 +393,65 @@ def test_scan_reads_no_tensor_data(tmp_path: Path) -> None:
     report = scan(SAMPLES / "pytorch" / "state_dict.pt")
     assert report.ok and report.files[0].format == "torch-zip"
     del pickle
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, int]]:
+    """Count what a scan or a load does: registry runs (``_detect.matches``, once per ``detect``), walks of
+    CPython's unpickler (``_reach._walk``, once or twice per ``cpython_reach``) and zip member reads, by name."""
+    from safeload import _detect, _reach
+    from safeload._containers.zip import ZipArchive
+
+    counts: dict[str, dict[str, int]] = {"detect": {}, "walk": {}, "read": {}}
+
+    def wrap(owner: object, attr: str, kind: str, key=lambda *a: "") -> None:  # noqa: ANN001
+        original = getattr(owner, attr)
+
+        def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            name = key(*args)
+            counts[kind][name] = counts[kind].get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, attr, counted)
+
+    wrap(_detect, "matches", "detect")
+    wrap(_reach, "_walk", "walk")
+    wrap(ZipArchive, "read", "read", key=lambda _self, name, *a: name)
+    return counts
+
+
+def test_scan_detects_each_blob_once_and_reads_no_member_more_than_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scanner passes its detection down to load, and load hands the members it judged to the scanner: no
+    blob is detected twice and no member of a checkpoint zip is read more often by scan than by load."""
+    import collections
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    text_pickle = pickle.dumps(collections.OrderedDict(a=[1, 2.5, "x"]), protocol=0)
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(3), "step": 7}, buf)
+    extended = io.BytesIO()
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(extended, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("archive/notes.txt", b"trained for 7 steps\n")
+    cases = {"protocol 0": text_pickle, "protocol 4": pickle.dumps([1, {"a": 2}], protocol=4),
+             "torch zip": buf.getvalue(), "torch zip with a text member": extended.getvalue()}
+    counts = _counting(monkeypatch)
+    for label, data in cases.items():
+        for done in counts.values():
+            done.clear()
+        safeload.loads(data)
+        loaded = {kind: dict(done) for kind, done in counts.items()}
+        for done in counts.values():
+            done.clear()
+        assert scan(data).ok, label
+        members = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist()
+                   if not n.endswith("data.pkl") and "/data/" not in n] if data[:2] == b"PK" else []
+        # the file once, and each member load never runs (the scanner opens it by content) once
+        assert counts["detect"].get("", 0) == 1 + len(members), label
+        assert loaded["detect"].get("", 0) == 1, label
+        for name, times in counts["read"].items():
+            assert times <= loaded["read"].get(name, 0), (label, name)
+        # the walks of CPython's unpickler: load's, plus the scanner's text test of a protocol-0 file
+        extra = 1 if label == "protocol 0" else 0
+        assert counts["walk"].get("", 0) <= loaded["walk"].get("", 0) + extra + len(members), label
