@@ -46,15 +46,27 @@ __all__ = [
 ]
 
 
+#: what only this module passes to ``Policy()``: a table of entries can attach any rebuilder to any name, so
+#: callers derive policies from DEFAULT_POLICY with allowing() and with_limits() instead
+_INTERNAL = object()
+
+
 class Policy:
-    """A frozen allowlist plus limits. Build new ones with :meth:`allowing` and :meth:`with_limits`."""
+    """A frozen allowlist plus limits. Build new ones from :data:`DEFAULT_POLICY` with :meth:`allowing` and
+    :meth:`with_limits`; the constructor is internal (a table of entries could make any name callable)."""
 
     __slots__ = ("_entries", "_limits", "_derived")
     _entries: Mapping[str, Entry]
     _limits: Limits
     _derived: tuple[frozenset[type], dict[type, Callable[..., Any]]] | None
 
-    def __init__(self, entries: Mapping[str, Entry], limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, entries: Mapping[str, Entry], limits: Limits = DEFAULT_LIMITS, *,
+                 _made_by: object = None) -> None:
+        if _made_by is not _INTERNAL:
+            raise TypeError("safeload.Policy is not built from a table: derive one from safeload.DEFAULT_POLICY with "
+                            ".allowing(classes or 'module.QualName' strings) and .with_limits(...)")
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a safeload.Limits, not {type(limits).__name__}")
         for key, entry in entries.items():
             if type(key) is not str or not isinstance(entry, Entry) or entry.qualname != key:
                 raise TypeError(f"policy table entry {key!r} must map a qualname string to its Entry")
@@ -118,10 +130,10 @@ class Policy:
         for item in items:
             for entry in _entries_for(item):
                 entries[entry.qualname] = entry
-        return Policy(entries, self._limits)
+        return Policy(entries, self._limits, _made_by=_INTERNAL)
 
     def with_limits(self, **changes: int) -> Policy:
-        return Policy(self._entries, dataclasses.replace(self._limits, **changes))
+        return Policy(self._entries, dataclasses.replace(self._limits, **changes), _made_by=_INTERNAL)
 
     def __repr__(self) -> str:
         return f"<Policy {len(self._entries)} globals, {self._limits}>"
@@ -135,7 +147,7 @@ def _with_entries(policy: Policy, entries: Iterable[Entry]) -> Policy:
         if not isinstance(entry, Entry):
             raise TypeError(f"_with_entries takes Entry records, not {type(entry).__name__}")
         table[entry.qualname] = entry
-    return Policy(table, policy.limits)
+    return Policy(table, policy.limits, _made_by=_INTERNAL)
 
 
 def _entries_for(item: object) -> list[Entry]:
@@ -238,4 +250,4 @@ def effective_policy(policy: Policy | None, allow: Iterable[object] = ()) -> Pol
     return policy.allowing(*allow)
 
 
-DEFAULT_POLICY = Policy(default_entries())
+DEFAULT_POLICY = Policy(default_entries(), _made_by=_INTERNAL)

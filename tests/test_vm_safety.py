@@ -398,6 +398,8 @@ def test_allow_refuses_policy_entries(tmp_path: Path) -> None:
         safeload.load(path, allow=[entry])
     with pytest.raises(TypeError, match="not a policy entry"):
         DEFAULT_POLICY.allowing(entry)
+    with pytest.raises(TypeError, match="not built from a table"):
+        safeload.Policy({"builtins.open": entry})
     with pytest.raises(TypeError, match="not a policy entry"):
         with safeload.safe_globals([entry]):
             pass  # pragma: no cover
