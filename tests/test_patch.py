@@ -288,6 +288,14 @@ def test_torch_load_with_safeload_as_pickle_module(legacy, opened, tmp_path):
         _assert_same(torch, safeload.load(f, map_location="cpu"), want)
 
 
+@pytest.mark.parametrize("name", ["state_dict_legacy_format.pt", "state_dict.pt", "optimizer_state_dict.pt",
+                                  "dtypes_views.pt"])
+def test_torch_pickle_module_on_the_pytorch_samples(name):
+    torch = pytest.importorskip("torch")
+    path = SAMPLES / "pytorch" / name
+    _assert_same(torch, torch.load(path, pickle_module=safeload), torch.load(path, weights_only=True))
+
+
 def test_torch_legacy_pickle_module_reads_each_pickle_not_the_whole_stream(tmp_path):
     """Each pickle_module.load of torch's legacy loader reads its own pickle (in growing chunks: the object pickle
     here is past the first chunk), not the raw storages after it: in all, the stream is read about once."""
