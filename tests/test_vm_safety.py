@@ -387,6 +387,31 @@ def test_rebuilders_receive_the_context_not_the_vm() -> None:
         ctx.pos = 0  # type: ignore[attr-defined]  # __slots__: nothing can be poked onto it either
 
 
+def test_a_finished_vm_is_freed_without_the_cycle_collector() -> None:
+    """The VM keeps its context and the context refers back to the VM only weakly: once the load returns, the VM
+    (its stream copy, memo, the container's readers over a mapped file) is freed by reference counting alone."""
+    import gc
+
+    seen: list[RebuildContext] = []
+
+    def spy(ctx, args):  # type: ignore[no-untyped-def]
+        seen.append(ctx)
+        return set(*args)
+
+    entry = DEFAULT_POLICY.entries["builtins.set"]
+    policy = _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=spy)])
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        assert safeload.loads(pickle.dumps([{1, 2}], protocol=2), policy=policy) == [{1, 2}]
+        ctx, = seen
+        with pytest.raises(ReferenceError):
+            ctx.op_start  # noqa: B018  (the VM behind it is gone)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def test_allow_refuses_policy_entries(tmp_path: Path) -> None:
     """``allow=[Entry("builtins.open", call=...)]`` would make any function callable: refused before reading."""
     path = tmp_path / "payload.pkl"

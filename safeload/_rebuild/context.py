@@ -18,15 +18,19 @@ The context offers exactly the services a rebuilder needs, each as a method:
   :attr:`~RebuildContext.value_map`.
 
 Nothing else of the VM (its position, stack, memo, frame) is reachable, and ``mypy --strict`` checks that every
-rebuilder uses only these names. The VM (safeload/_vm.py) creates one context per stream; this module imports
-nothing of the VM at run time, so it adds no import cycle.
+rebuilder uses only these names. The VM (safeload/_vm.py) creates one context per stream and keeps it; the
+context refers to its VM weakly, so the pair is no reference cycle and a VM (its stream copy, memo and the
+container's readers) is freed as soon as the load is done, without waiting for the cyclic garbage collector (a
+mapped file can then be closed at once). This module imports nothing of the VM at run time, so it adds no import
+cycle either.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._types import Limits, Pending
 from ..errors import FormatError, SafeLoadError
@@ -44,7 +48,7 @@ class RebuildContext:
     __slots__ = ("_vm", "_check_keys", "context")
 
     def __init__(self, vm: VM, check_keys: Callable[[VM, Any, str], None]) -> None:
-        self._vm = vm
+        self._vm = cast("VM", weakref.proxy(vm))  # the VM holds this context: a strong reference would be a cycle
         self._check_keys = check_keys
         #: the container's data for this stream (torch: the tensor builder and the value map), read-only
         self.context: Mapping[str, Any] = MappingProxyType(vm.context)
