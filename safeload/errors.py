@@ -15,7 +15,9 @@ catches ``pickle.UnpicklingError`` around ``torch.load`` keeps working::
         └── InternalError              a bug in safeload itself (an unexpected exception while reading the file)
 
 The kind of a refusal is its type: code (the scanner's rules included) decides by ``isinstance``, never by the
-message text, which is for people and may be reworded.
+message text, which is for people and may be reworded. Third-party parsers (decompression libraries, tarfile,
+py7zr) run behind :func:`third_party`, the one place where what they raise becomes a ``FormatError``; any other
+exception is a safeload bug, an ``InternalError``.
 
 Each error carries where it happened (``offset``, ``opcode``, ``member``, ``path``) and a ``fix``: the safe way
 forward. ``str(error)`` renders all of it as plain text, one sentence each, with no terminal escapes.
@@ -39,6 +41,7 @@ __all__ = [
     "UnsafeGlobalError",
     "UnsupportedFormatError",
     "error_context",
+    "third_party",
 ]
 
 
@@ -203,3 +206,25 @@ def error_context(*, path: str | None = None, member: str | None = None) -> Iter
         if member is not None and err.member is None:
             err.member = member
         raise
+
+
+@contextlib.contextmanager
+def third_party(source: str, catch: tuple[type[BaseException], ...], *, what: str | None = None,
+                offset: int | None = None, fix: str | None = None) -> Iterator[None]:
+    """The one boundary for third-party code that parses the file: the decompression libraries
+    (safeload/_containers/compressed.py) and the archive readers the scanner opens bundles with (tarfile, py7zr;
+    safeload/_traverse.py). ``source`` names what is read ("the tar container"). What the library raises on bad
+    input (``catch``) becomes a :class:`FormatError` (``what``, by default "Cannot read <source>"), with the
+    library's exception named in ``why``; a MemoryError becomes a :class:`LimitExceededError` (``max_alloc``). A
+    SafeLoadError passes as it is, and any other exception is left to the caller: raised by safeload's own code
+    it is a bug, which ``load`` and ``scan`` report as an :class:`InternalError`."""
+    try:
+        yield
+    except SafeLoadError:
+        raise
+    except MemoryError:
+        raise LimitExceededError("max_alloc", 0, 0, what=f"Out of memory while reading {source}", offset=offset,
+                                 why="the input asks for more memory than this machine has") from None
+    except catch as exc:
+        raise FormatError(what or f"Cannot read {source}", offset=offset, why=f"{type(exc).__name__}: {exc}",
+                          fix=fix) from None

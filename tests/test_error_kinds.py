@@ -5,6 +5,7 @@ decides anything from an error's text (an AST check, with its own check on writt
 from __future__ import annotations
 
 import ast
+import io
 import inspect
 import pickle
 import re
@@ -52,8 +53,9 @@ def test_bytes_after_stop_are_a_trailing_data_error_and_the_scanner_reads_on_by_
     report = safeload.scan(first + hidden)
     assert report.exit_code == 1
     # the scanner opens what follows STOP as a blob of its own, because the error is a TrailingDataError
-    hidden_findings = [(f.rule, f.qualname) for f in report.findings if f.member == f"[after STOP at byte {len(first)}]"]
-    assert hidden_findings == [("dangerous-global", "posix.system")]
+    after = f"[after STOP at byte {len(first)}]"
+    opened = [(f.rule, f.qualname) for f in report.findings if f.member == after]
+    assert opened == [("dangerous-global", "posix.system")]
 
 
 def test_an_unknown_format_is_an_unsupported_format_error() -> None:
@@ -195,3 +197,74 @@ def test_no_code_in_the_package_decides_from_message_text() -> None:
             if (path.name, literal) not in _THIRD_PARTY:
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line} tests the text {literal!r}")
     assert not offenders, "decide by the error's type (safeload/errors.py), not its message:\n" + "\n".join(offenders)
+
+
+# ---- one boundary for third-party parsers (safeload.errors.third_party) ----------------------------------------
+
+def test_a_corrupt_stream_is_one_format_error_in_load_and_scan() -> None:
+    import gzip
+    import zlib
+
+    data = bytearray(gzip.compress(pickle.dumps(list(range(2000)), protocol=2)))
+    data[20:40] = bytes(range(20))  # a broken deflate block: zlib.error
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(data))
+    with pytest.raises(errors.FormatError) as info:
+        safeload.loads(bytes(data))
+    assert info.value.what == "Corrupt gzip stream" and info.value.why.startswith("error: ")
+    report = safeload.scan(bytes(data))
+    assert [(f.rule, f.message) for f in report.findings] == [("malformed", "Corrupt gzip stream")]
+
+
+def test_a_broken_tar_is_a_format_error_of_the_scan() -> None:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("a.bin")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"abcd"))
+        second = tarfile.TarInfo("b.bin")
+        second.size = 600
+        tf.addfile(second, io.BytesIO(bytes(600)))
+    cut = buf.getvalue()[:512 * 3 + 100]  # the second member's data cut short
+    report = safeload.scan(cut)
+    assert report.exit_code == 2 and report.findings[0].rule == "malformed"
+
+
+def test_the_boundary_converts_only_what_the_library_raises() -> None:
+    with pytest.raises(errors.FormatError) as info, errors.third_party("the x stream", (ValueError,), offset=3):
+        raise ValueError("bad header")
+    err = info.value
+    assert (err.what, err.why, err.offset) == ("Cannot read the x stream", "ValueError: bad header", 3)
+    with pytest.raises(KeyError), errors.third_party("the x stream", (ValueError,)):
+        raise KeyError("a bug, not bad input")
+    with pytest.raises(errors.LimitExceededError) as limit, errors.third_party("the x stream", (ValueError,)):
+        raise MemoryError
+    assert limit.value.limit == "max_alloc" and limit.value.what == "Out of memory while reading the x stream"
+    refusal = errors.FormatError("from safeload itself")
+    with pytest.raises(errors.FormatError) as same, errors.third_party("the x stream", (Exception,)):
+        raise refusal
+    assert same.value is refusal
+
+
+@pytest.mark.internal_error
+def test_a_bug_in_safeloads_own_reader_is_an_internal_error_never_a_format_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    from safeload._containers.zip import ZipArchive
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("readme.md", "hello")
+        zf.writestr("model.bin", pickle.dumps([1, 2], protocol=2))
+
+    def broken(self, name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise IndexError("a bug in the zip reader")
+
+    monkeypatch.setattr(ZipArchive, "read", broken)
+    report = safeload.scan(buf.getvalue())
+    assert report.exit_code == 2
+    assert [f.message for f in report.findings] == [
+        "Internal error while scanning a zip file: IndexError: a bug in the zip reader"]

@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from .. import _budget
-from ..errors import FormatError, LimitExceededError
+from ..errors import FormatError, LimitExceededError, third_party
 
 __all__ = ["KINDS", "decompress", "sniff"]
 
@@ -218,13 +218,10 @@ def _library_errors(kind: str) -> tuple[type[BaseException], ...]:
 def decompress(kind: str, data: Any, limit: int) -> bytes:
     """The content of one compressed stream (bytes, a memoryview or a mapped file), at most ``limit`` bytes.
 
-    This is the one boundary for the decompression libraries: what they raise on bad input becomes a FormatError
-    here; any other exception is left to the caller (a bug, not bad input)."""
-    try:
+    The decompression libraries run behind safeload.errors.third_party, the one boundary for third-party parsers:
+    what they raise on bad input becomes a FormatError; any other exception is left to the caller (a bug)."""
+    with third_party(f"the {kind} stream", _library_errors(kind), what=f"Corrupt {kind} stream", offset=0):
         return _decompress(kind, data, limit)
-    except _library_errors(kind) as exc:
-        raise FormatError(f"Corrupt {kind} stream", offset=0, why=f"{type(exc).__name__}: {exc}",
-                          fix="The file is damaged or was crafted; get a fresh copy from its source") from None
 
 
 def _decompress(kind: str, data: Any, limit: int) -> bytes:
