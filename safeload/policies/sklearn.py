@@ -22,6 +22,7 @@ from typing import Any
 from .._types import Entry
 from ..policy import DEFAULT_POLICY, Policy, _with_entries
 from .._rebuild.builtins import check_attr_names
+from .._rebuild.context import RebuildContext
 
 __all__ = ["ESTIMATORS", "POLICY", "policy"]
 
@@ -46,7 +47,7 @@ ESTIMATORS: tuple[tuple[str, str], ...] = (
 _MAX_DEPTH = 100
 
 
-def _check_value(vm: Any, value: Any, classes: frozenset[type], owner: str, depth: int = 0) -> None:
+def _check_value(vm: RebuildContext, value: Any, classes: frozenset[type], owner: str, depth: int = 0) -> None:
     import numpy as np
 
     if depth > _MAX_DEPTH:
@@ -83,15 +84,15 @@ def _check_value(vm: Any, value: Any, classes: frozenset[type], owner: str, dept
 def _entry(cls: type, classes: frozenset[type]) -> Entry:
     qualname = f"{cls.__module__}.{cls.__qualname__}"
 
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(vm: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if args or kwargs:
             raise vm.fail(f"{qualname} created with arguments", "estimators are pickled as NEWOBJ(cls) + state")
         return object.__new__(cls)
 
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
         return newobj(vm, args, {})
 
-    def build(vm: Any, inst: Any, state: Any) -> Any:
+    def build(vm: RebuildContext, inst: Any, state: Any) -> Any:
         if type(state) is not dict:
             raise vm.fail(f"{qualname} state is a {type(state).__name__}", "estimators pickle a dict of attributes")
         check_attr_names(vm, state, qualname)
