@@ -16,6 +16,8 @@ pickle         ``pickle.load``, ``pickle.loads``, ``pickle.Unpickler`` and every
                module-level names bound to them before ``patch()``, ``ForkingPickler.loads``
 =============  ==========================================================================================
 
+torch, joblib, paddle and megengine are one table (``_TABLE``: framework -> function, load or checked save, the
+save's protocol parameter) served by one generic wrapper that binds each call to the original's signature.
 Each wrapper keeps the wrapped function's signature (``functools.wraps``; ``inspect.signature`` shows the
 original) and return types. A refusal raises the same :class:`safeload.SafeLoadError` as ``safeload.load``. The
 wrapped savers write with a pinned pickle protocol (``save_protocol``, default 4; torch keeps protocol 2, the
@@ -28,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import io
+import inspect
 import os
 import pickle
 from collections.abc import Iterator
@@ -147,31 +149,134 @@ def _check_written(f: Any, start: int | None, settings: _Settings, what: str) ->
         raise
 
 
-# ---- torch ----------------------------------------------------------------------------------------------------------
+# ---- torch, joblib, paddle, megengine: one table, one wrapper -------------------------------------------------------
+#
+# Each wrapped function is read through its own signature: the first parameter is what a loader reads, the second
+# is where a saver writes; a saver's protocol parameter (named in the table) is set to ``save_protocol`` when the
+# caller left it out or passed None, and the saved file is then loaded back (:func:`_check_written`).
 
-def _install_torch(torch: Any, settings: _Settings) -> None:
-    def make_load(original: Any) -> Any:
+def _arguments(sig: inspect.Signature | None, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> tuple[inspect.BoundArguments | None, list[Any], dict[str, Any]]:
+    """The call bound to the original's signature: the bound arguments, the values in parameter order, and every
+    named value (``**kwargs`` parameters flattened in)."""
+    if sig is None:
+        return None, list(args), dict(kwargs)
+    bound = sig.bind(*args, **kwargs)  # a TypeError here is the one the original raises for this call
+    values: list[Any] = []
+    named: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            values.extend(value)
+        else:
+            values.append(value)
+            named[name] = value
+    return bound, values, named
+
+
+def _load_torch(settings: _Settings, source: Any, named: dict[str, Any]) -> Any:
+    extra = {k: v for k, v in named.items()
+             if k not in ("f", "map_location", "pickle_module", "weights_only", "mmap", "encoding")}
+    # pickle_module and weights_only are not used: every pickle goes through safeload. encoding is dropped: torch
+    # passes utf-8 by default, and safeload decodes Python 2 strings as latin1.
+    return _load(source, settings, map_location=named.get("map_location"), mmap=bool(named.get("mmap")),
+                 tensors="torch", **extra)
+
+
+def _load_joblib(settings: _Settings, source: Any, named: dict[str, Any]) -> Any:
+    return _load(source, settings, tensors="numpy")  # mmap_mode is not honoured: arrays are read into memory
+
+
+def _load_paddle(settings: _Settings, source: Any, named: dict[str, Any]) -> Any:
+    from ._containers.paddle import paddle_result
+
+    if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
+        raise FormatError(f"{os.fspath(source)} is not a file",
+                          why="safeload opens one file; paddle.load of a prefix or directory loads a program "
+                              "and its parameters",
+                          fix="Load the .pdiparams file itself (safeload returns its arrays in variable-name "
+                              "order), or unpatch paddle for trusted model directories")
+    paddle = importlib.import_module("paddle")
+
+    def to_tensor(array: Any, name: Any) -> Any:
+        tensor = paddle.to_tensor(array)
+        if name is not None:
+            with contextlib.suppress(Exception):
+                tensor.name = name
+        return tensor
+
+    obj = _load(source, settings, tensors="numpy")
+    return paddle_result(obj, return_numpy=bool(named.get("return_numpy", False)),
+                         keep_name_table=bool(named.get("keep_name_table")), to_tensor=to_tensor)
+
+
+def _load_megengine(settings: _Settings, source: Any, named: dict[str, Any]) -> Any:
+    from ._rebuild.megengine import WANT_TENSORS
+
+    token = WANT_TENSORS.set(True)  # MegEngine tensors built from the checked arrays
+    try:
+        return _load(source, settings, tensors="numpy")
+    finally:
+        WANT_TENSORS.reset(token)
+
+
+class _Wrapped:
+    """One wrapped function of one framework: ``load`` (a reader) or ``save`` (a checked saver)."""
+
+    __slots__ = ("attr", "role", "read", "protocol")
+
+    def __init__(self, attr: str, role: str, read: Any = None, protocol: str | None = None) -> None:
+        self.attr, self.role, self.read, self.protocol = attr, role, read, protocol
+
+
+_TABLE: dict[str, tuple[_Wrapped, ...]] = {
+    # torch.save keeps its own protocol (2): torch.load(weights_only=True) reads no other inside its zip format
+    "torch": (_Wrapped("load", "load", _load_torch), _Wrapped("save", "save")),
+    "joblib": (_Wrapped("load", "load", _load_joblib), _Wrapped("dump", "save", protocol="protocol")),
+    "paddle": (_Wrapped("load", "load", _load_paddle), _Wrapped("save", "save", protocol="protocol")),
+    "megengine": (_Wrapped("load", "load", _load_megengine), _Wrapped("save", "save", protocol="pickle_protocol")),
+}
+
+
+def _wrapper(target: str, spec: _Wrapped, settings: _Settings, original: Any) -> Any:
+    try:
+        sig: inspect.Signature | None = inspect.signature(original)
+    except (TypeError, ValueError):
+        sig = None
+    what = f"{target}.{spec.attr}"
+
+    if spec.role == "load":
         @functools.wraps(original)
-        def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights_only: Any = None,
-                 mmap: Any = None, **pickle_load_args: Any) -> Any:
-            pickle_load_args.pop("encoding", None)  # torch passes utf-8; safeload decodes py2 strings as latin1
-            return _load(f, settings, map_location=map_location, mmap=bool(mmap), tensors="torch",
-                         **pickle_load_args)
+        def load(*args: Any, **kwargs: Any) -> Any:
+            _bound, values, named = _arguments(sig, args, kwargs)
+            if not values:
+                raise TypeError(f"{what}() needs the file to read")
+            return spec.read(settings, values[0], named)
 
         return load
 
-    def make_save(original: Any) -> Any:
-        @functools.wraps(original)
-        def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
-            start = _start_of(f)
-            result = original(obj, f, *args, **kwargs)
-            _check_written(f, start, settings, "torch.save")
-            return result
+    @functools.wraps(original)
+    def save(*args: Any, **kwargs: Any) -> Any:
+        bound, values, named = _arguments(sig, args, kwargs)
+        if len(values) < 2:
+            raise TypeError(f"{what}() needs the object and where to write it")
+        if spec.protocol is not None and bound is not None and spec.protocol in bound.signature.parameters \
+                and named.get(spec.protocol) is None:
+            bound.arguments[spec.protocol] = settings.save_protocol
+            args, kwargs = bound.args, bound.kwargs
+        start = _start_of(values[1])
+        result = original(*args, **kwargs)
+        _check_written(values[1], start, settings, what)
+        return result
 
-        return save
+    return save
 
-    _install(torch, "load", make_load)
-    _install(torch, "save", make_save)
+
+def _install_table(target: str, module: Any, settings: _Settings) -> None:
+    for spec in _TABLE[target]:
+        _install(module, spec.attr, functools.partial(_wrapper, target, spec, settings))
 
 
 # ---- numpy ----------------------------------------------------------------------------------------------------------
@@ -225,104 +330,6 @@ def _safe_npz_class(np: Any, settings: _Settings) -> type:
 
     SafeNpzFile.__name__ = SafeNpzFile.__qualname__ = base.__name__
     return SafeNpzFile
-
-
-# ---- joblib ---------------------------------------------------------------------------------------------------------
-
-def _install_joblib(joblib: Any, settings: _Settings) -> None:
-    def make_load(original: Any) -> Any:
-        @functools.wraps(original)
-        def load(filename: Any, mmap_mode: Any = None, ensure_native_byte_order: Any = "auto") -> Any:
-            return _load(filename, settings, tensors="numpy")
-
-        return load
-
-    def make_dump(original: Any) -> Any:
-        @functools.wraps(original)
-        def dump(value: Any, filename: Any, compress: Any = 0, protocol: Any = None, **kwargs: Any) -> Any:
-            start = _start_of(filename)
-            result = original(value, filename, compress, settings.save_protocol if protocol is None else protocol,
-                              **kwargs)
-            _check_written(filename, start, settings, "joblib.dump")
-            return result
-
-        return dump
-
-    _install(joblib, "load", make_load)
-    _install(joblib, "dump", make_dump)
-
-
-# ---- paddle ---------------------------------------------------------------------------------------------------------
-
-def _install_paddle(paddle: Any, settings: _Settings) -> None:
-    def to_tensor(array: Any, name: Any) -> Any:
-        tensor = paddle.to_tensor(array)
-        if name is not None:
-            with contextlib.suppress(Exception):
-                tensor.name = name
-        return tensor
-
-    def make_load(original: Any) -> Any:
-        @functools.wraps(original)
-        def load(path: Any, **configs: Any) -> Any:
-            from ._containers.paddle import paddle_result
-
-            if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
-                raise FormatError(f"{os.fspath(path)} is not a file",
-                                  why="safeload opens one file; paddle.load of a prefix or directory loads a program "
-                                      "and its parameters",
-                                  fix="Load the .pdiparams file itself (safeload returns its arrays in variable-name "
-                                      "order), or unpatch paddle for trusted model directories")
-            obj = _load(path, settings, tensors="numpy")
-            return_numpy = bool(configs.get("return_numpy", False))
-            return paddle_result(obj, return_numpy=return_numpy, keep_name_table=bool(configs.get("keep_name_table")),
-                                 to_tensor=to_tensor)
-
-        return load
-
-    def make_save(original: Any) -> Any:
-        @functools.wraps(original)
-        def save(obj: Any, path: Any, protocol: Any = None, **configs: Any) -> Any:
-            start = _start_of(path)
-            result = original(obj, path, settings.save_protocol if protocol is None else protocol, **configs)
-            _check_written(path, start, settings, "paddle.save")
-            return result
-
-        return save
-
-    _install(paddle, "load", make_load)
-    _install(paddle, "save", make_save)
-
-
-# ---- megengine ------------------------------------------------------------------------------------------------------
-
-def _install_megengine(megengine: Any, settings: _Settings) -> None:
-    from ._rebuild.megengine import WANT_TENSORS
-
-    def make_load(original: Any) -> Any:
-        @functools.wraps(original)
-        def load(f: Any, map_location: Any = None, pickle_module: Any = None) -> Any:
-            token = WANT_TENSORS.set(True)
-            try:
-                return _load(f, settings, tensors="numpy")
-            finally:
-                WANT_TENSORS.reset(token)
-
-        return load
-
-    def make_save(original: Any) -> Any:
-        @functools.wraps(original)
-        def save(obj: Any, f: Any, pickle_module: Any = pickle, pickle_protocol: Any = None) -> Any:
-            start = _start_of(f)
-            protocol = settings.save_protocol if pickle_protocol is None else pickle_protocol
-            result = original(obj, f, pickle_module=pickle_module, pickle_protocol=protocol)
-            _check_written(f, start, settings, "megengine.save")
-            return result
-
-        return save
-
-    _install(megengine, "load", make_load)
-    _install(megengine, "save", make_save)
 
 
 # ---- pickle ---------------------------------------------------------------------------------------------------------
@@ -450,7 +457,8 @@ class _Reader:
         return True
 
 
-_INSTALLERS = {"torch": _install_torch, "numpy": _install_numpy, "joblib": _install_joblib,
-               "paddle": _install_paddle, "megengine": _install_megengine, "pickle": _install_pickle}
+_INSTALLERS: dict[str, Any] = {
+    **{target: functools.partial(_install_table, target) for target in _TABLE},
+    "numpy": _install_numpy, "pickle": _install_pickle,
+}
 
-_ = io

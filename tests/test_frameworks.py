@@ -4,10 +4,13 @@ References:
 * joblib / scikit-learn: ``joblib.load`` (or ``pickle.load``) run in a subprocess on the benign samples. Each object
   is reduced to its pickled form (``__reduce_ex__(4)``: class, arguments, state), the form a ``Stub`` records, and
   arrays travel as ``.npy`` bytes, so nothing is unpickled in this process.
-* MegEngine, MXNet, MindSpore and Paddle cannot be installed here (or only on Python 3.8): values are checked
-  against what the samples' ``make_*.py`` scripts wrote, and formats against each other (a binary
-  ``.pdiparams`` against the safetensors file Paddle saved at the same step, a MindSpore ``.ckpt`` against its
-  safetensors twin, a MegEngine whole module against its state_dict).
+* MegEngine and MXNet publish wheels for CPython 3.8 only (``pip download`` finds no cp311 wheel), so they cannot
+  run beside this suite: values are checked against what the samples' ``make_*.py`` scripts wrote, and formats
+  against each other (a MegEngine whole module against its state_dict, MXNet ``save_parameters`` against
+  ``export``); MegEngine's wrapper is tested against a stand-in of ``megengine.load`` in tests/test_patch.py.
+* Paddle and MindSpore samples are checked the same way here (a binary ``.pdiparams`` against the safetensors file
+  Paddle saved at the same step, a MindSpore ``.ckpt`` against its safetensors twin), in every lane; the real
+  paddlepaddle and mindspore wheels are compared in tests/test_real_frameworks.py, their own lane of .ci/run.
 * safetensors: the ``safetensors`` package.
 """
 
@@ -308,7 +311,8 @@ def test_megengine_whole_module_state_dict():
 
 
 def test_megengine_tensors_when_asked(monkeypatch):
-    """With MegEngine tensors asked for (the megengine.load wrapper), the checked array goes to megengine.Tensor."""
+    """With MegEngine tensors asked for (the megengine.load wrapper), the checked array goes to megengine.Tensor.
+    MegEngine has CPython 3.8 wheels only: a stand-in module records what safeload hands it."""
     import types
 
     from safeload._rebuild.megengine import WANT_TENSORS
