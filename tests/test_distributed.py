@@ -235,3 +235,17 @@ def test_a_pool_worker_scanning_a_plain_pickle_imports_neither_numpy_nor_torch(t
             "print(r[0].status, 'numpy' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["clean", "False", "False"]
+
+
+def test_report_to_dict_is_asdict(folder: Path) -> None:
+    """FileReport.to_dict (used for every JSON line of a results file and every JSON report) is
+    ``dataclasses.asdict`` without its deep copy: equal, keys in the same order, and no list shared with the report."""
+    import dataclasses
+
+    reports = scan(str(folder)).files + scan(str(folder), explain=True).files
+    assert {r.status for r in reports} >= {"clean", "unsafe", "error", "skipped"}
+    for report in reports:
+        fast, slow = report.to_dict(), dataclasses.asdict(report)
+        assert fast == slow and list(fast) == list(slow)
+        assert [list(f) for f in fast["findings"]] == [list(f) for f in slow["findings"]]
+        assert fast["notes"] is not report.notes and fast["findings"] is not report.findings
