@@ -196,7 +196,7 @@ def _load_bytes(data: bytes, opts: Options, kind: str | None = None) -> Any:
     if kind == "mxnet":
         from ._containers.mxnet import load_mxnet_list
 
-        return _framework_tensors(load_mxnet_list(data, opts.policy.limits.max_alloc), opts)
+        return _framework_tensors(load_mxnet_list(data, opts.policy.limits.max_alloc, opts.tensors != "none"), opts)
     if kind in ("mindspore", "mindspore-encrypted"):
         from ._containers.mindspore import load_mindspore
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -123,6 +124,31 @@ def _scan_fresh(path: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
+def _load_and_scan(path: Path) -> Any:
+    """Load ``path`` (None when load refuses it) and scan it in a fresh interpreter: the scan imports neither numpy
+    nor ml_dtypes and is clean exactly when the load accepts the file."""
+    try:
+        loaded = safeload.load(path)
+    except safeload.FormatError:
+        loaded = None
+    status, heavy = _scan_fresh(path)
+    assert heavy == "-", path.name
+    assert (status == "clean") == (loaded is not None), (path.name, status)
+    return loaded
+
+
+def _only_good_loads(tmp_path: Path, files: dict[str, bytes], suffix: str) -> Any:
+    """:func:`_load_and_scan` on each file: the one named "good" loads, every other one is refused by both.
+    Returns what "good" loads to."""
+    results = {}
+    for name, data in files.items():
+        path = tmp_path / f"{name}{suffix}"
+        path.write_bytes(data)
+        results[name] = _load_and_scan(path)
+        assert (results[name] is not None) == (name == "good"), name
+    return results["good"]
+
+
 @needs_samples
 def test_scan_of_a_bfloat16_checkpoint_imports_neither_numpy_nor_ml_dtypes() -> None:
     assert _scan_fresh(SAMPLES / "dtypes.ckpt") == ("clean", "-")
@@ -132,18 +158,8 @@ def test_scan_refuses_what_load_refuses_without_building_arrays(tmp_path: Path) 
     good = _checkpoint([("w", [3], "BFloat16", bytes(6)), ("name", [], "str", "ab".encode("utf-32-le"))])
     bad_dims = _checkpoint([("w", [4], "BFloat16", bytes(6))])  # 4 bf16 values need 8 bytes, not 6
     bad_text = _checkpoint([("name", [], "str", b"\xff\xff\xff\xff")])  # not UTF-32
-    for name, data in {"good": good, "bad_dims": bad_dims, "bad_text": bad_text}.items():
-        path = tmp_path / f"{name}.ckpt"
-        path.write_bytes(data)
-        try:
-            safeload.load(path)
-        except safeload.FormatError:
-            load_ok = False
-        else:
-            load_ok = True
-        status, heavy = _scan_fresh(path)
-        assert heavy == "-", name
-        assert (status == "clean") == load_ok == (name == "good"), (name, status)
+    loaded = _only_good_loads(tmp_path, {"good": good, "bad_dims": bad_dims, "bad_text": bad_text}, ".ckpt")
+    assert loaded["name"] == "ab" and loaded["w"].shape == (3,)
 
 
 def _dense_record(type_code: int, dims: list[int], content: bytes) -> bytes:
@@ -159,18 +175,7 @@ def test_paddle_dense_tensors_scan_without_building(tmp_path: Path) -> None:
     bf16 = bytes.fromhex("803f2040 40c0")  # 1.0, 2.5, -3.0 as bfloat16, little-endian
     files = {"good": _dense_record(22, [3], bf16) + _dense_record(5, [2], bytes(8)),
              "bad_dims": _dense_record(22, [4], bf16)}
-    for name, data in files.items():
-        path = tmp_path / f"{name}.pdiparams"
-        path.write_bytes(data)
-        try:
-            loaded = safeload.load(path)
-        except safeload.FormatError:
-            load_ok = False
-        else:
-            load_ok = True
-            assert [float(x) for x in loaded[0]] == [1.0, 2.5, -3.0] and loaded[1].tolist() == [0.0, 0.0]
-        status, heavy = _scan_fresh(path)
-        assert heavy == "-", name
-        assert (status == "clean") == load_ok == (name == "good"), (name, status)
+    loaded = _only_good_loads(tmp_path, files, ".pdiparams")
+    assert [float(x) for x in loaded[0]] == [1.0, 2.5, -3.0] and loaded[1].tolist() == [0.0, 0.0]
     if (SAMPLES.parent / "paddle" / "weight_binary.pdtensor").exists():
         assert _scan_fresh(SAMPLES.parent / "paddle" / "weight_binary.pdtensor") == ("clean", "-")

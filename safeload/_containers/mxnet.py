@@ -13,6 +13,7 @@ returned dense, as ``asnumpy()`` gives them, with their indices checked and the 
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 from typing import Any
 
@@ -26,6 +27,7 @@ V1, V2, V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 # mshadow type flags
 _TYPES = {0: "<f4", 1: "<f8", 2: "<f2", 3: "|u1", 4: "<i4", 5: "|i1", 6: "<i8", 7: "|b1", 8: "<i2", 9: "<u2",
           10: "<u4", 11: "<u8", 12: "bfloat16"}
+_ITEMSIZE = {flag: 2 if name == "bfloat16" else int(name[2:]) for flag, name in _TYPES.items()}
 _MAX_NDIM = 32
 
 
@@ -70,13 +72,22 @@ class _Reader:
         return tuple(dims)
 
 
-def _dtype(flag: int, offset: int) -> Any:
-    import numpy as np
-
+def _itemsize(flag: int, offset: int) -> int:
+    """The item size of a type flag, after the checks :func:`_dtype` makes, without importing numpy or ml_dtypes."""
     name = _TYPES.get(flag)
     if name is None:
         raise FormatError(f"MXNet type flag {flag} is not supported", offset=offset,
                           why="known flags are 0-12 (float32 ... bfloat16)")
+    if name == "bfloat16" and importlib.util.find_spec("ml_dtypes") is None:
+        raise FormatError("MXNet bfloat16 array needs ml_dtypes", offset=offset, fix="pip install ml_dtypes")
+    return _ITEMSIZE[flag]
+
+
+def _dtype(flag: int, offset: int) -> Any:
+    import numpy as np
+
+    _itemsize(flag, offset)
+    name = _TYPES[flag]
     if name == "bfloat16":
         try:
             import ml_dtypes
@@ -107,10 +118,10 @@ def _charge(budget: list[int], nbytes: int, what: str, offset: int) -> None:
                                  what=f"MXNet {what} would allocate more than the limit allows")
 
 
-def read_record(data: bytes, pos: int, end: int, budget: list[int]) -> tuple[Any, int]:
-    """One NDArray record at ``pos``: (numpy array or None for an empty NDArray, position after it)."""
-    import numpy as np
-
+def read_record(data: bytes, pos: int, end: int, budget: list[int], build: bool = True) -> tuple[Any, int]:
+    """One NDArray record at ``pos``: (numpy array or None for an empty NDArray, position after it).
+    ``build=False`` (the scanner) checks a dense record as a load does and builds nothing (None), without
+    importing numpy or ml_dtypes; sparse records are always built, their indices are checked on the arrays."""
     r = _Reader(data, pos, end)
     start = pos
     (magic,) = r.unpack("<I", "record magic")
@@ -143,6 +154,10 @@ def read_record(data: bytes, pos: int, end: int, budget: list[int]) -> tuple[Any
     if dev_type not in (1, 2, 3, 5, 6):
         raise FormatError(f"MXNet context device type {dev_type}", offset=r.pos - 8)
     (flag,) = r.unpack("<i", "type flag")
+    if not sparse_stype and not build:
+        nbytes = _count(shape) * _itemsize(flag, r.pos - 4)
+        _charge(budget, nbytes, "array data", r.need(nbytes, "array data"))
+        return None, r.pos
     dtype = _dtype(flag, r.pos - 4)
     if not sparse_stype:
         return _array(r, shape, dtype, "array data", budget), r.pos
@@ -192,8 +207,8 @@ def _densify(stype: int, shape: tuple[int, ...], values: Any, aux: list[Any], of
     return dense
 
 
-def load_mxnet_list(data: bytes, max_alloc: int) -> Any:
-    """The list or dict ``mx.nd.load`` returns, with numpy arrays."""
+def load_mxnet_list(data: bytes, max_alloc: int, build: bool = True) -> Any:
+    """The list or dict ``mx.nd.load`` returns, with numpy arrays (None for dense ones with ``build=False``)."""
     r = _Reader(data, 16, len(data))
     (n,) = r.unpack("<Q", "array count")
     if n > len(data) // 4:
@@ -202,7 +217,7 @@ def load_mxnet_list(data: bytes, max_alloc: int) -> Any:
     budget = [max_alloc]
     arrays = []
     for _ in range(n):
-        array, r.pos = read_record(data, r.pos, len(data), budget)
+        array, r.pos = read_record(data, r.pos, len(data), budget, build)
         arrays.append(array)
     (m,) = r.unpack("<Q", "name count")
     if m not in (0, n):
