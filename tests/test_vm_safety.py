@@ -387,6 +387,19 @@ def test_rebuilders_receive_the_context_not_the_vm() -> None:
         ctx.pos = 0  # type: ignore[attr-defined]  # __slots__: nothing can be poked onto it either
 
 
+def test_only_the_context_starts_pending_objects() -> None:
+    """A ``Pending`` made anywhere but ``RebuildContext.start_pending`` would not be counted, and the VM's STOP
+    check (every started object got its BUILD) would not see it."""
+    import ast
+
+    makers = []
+    for path in sorted((REPO / "safeload").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Pending":
+                makers.append(str(path.relative_to(REPO)))
+    assert makers == ["safeload/_rebuild/context.py"]
+
+
 def test_a_finished_vm_is_freed_without_the_cycle_collector() -> None:
     """The VM keeps its context and the context refers back to the VM only weakly: once the load returns, the VM
     (its stream copy, memo, the container's readers over a mapped file) is freed by reference counting alone."""
