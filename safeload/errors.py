@@ -30,6 +30,8 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
+from ._names import danger_of
+
 __all__ = [
     "DangerousGlobalError",
     "FormatError",
@@ -107,6 +109,10 @@ def _rebuild_error(cls: type[SafeLoadError], fields: dict[str, object]) -> SafeL
     return err
 
 
+_DO_NOT_OPEN = ("Do not open this file with a loader that runs code; to see what it would do without running it, "
+                "use safeload.load(..., unknown='stub')")
+
+
 class UnsafeGlobalError(SafeLoadError):
     """The stream names a global (``module.name``) that the policy does not allow."""
 
@@ -121,6 +127,8 @@ class UnsafeGlobalError(SafeLoadError):
         return f"{self.module}.{self.name}"
 
     def _suggest(self, qualname: str) -> str:
+        if danger_of(qualname) is not None:  # e.g. builtins.eval refused by its rebuilder: never to be allowed
+            return _DO_NOT_OPEN
         return (f"If {qualname} is a class you trust, allow it: safeload.load(..., allow=[{qualname!r}]); "
                 "to inspect the file without importing anything, use unknown='stub' (a whole pickled model then "
                 "loads as inert stubs whose tensors you can read); save a state_dict instead of whole objects")
@@ -136,8 +144,7 @@ class DangerousGlobalError(UnsafeGlobalError):
         super().__init__(module, name, **kwargs)
 
     def _suggest(self, qualname: str) -> str:
-        return ("Do not open this file with a loader that runs code; to see what it would do without running it, "
-                "use safeload.load(..., unknown='stub')")
+        return _DO_NOT_OPEN
 
 
 class UnsafeCallError(UnsafeGlobalError):

@@ -34,6 +34,15 @@ def test_a_dangerous_name_is_a_dangerous_global_error() -> None:
     assert type(info.value) is errors.UnsafeGlobalError and "allow=['mypkg.config.TrainConfig']" in info.value.fix
 
 
+def test_a_dangerous_name_refused_by_its_rebuilder_is_never_suggested_for_allow() -> None:
+    data = b"\x80\x02cbuiltins\neval\nX\x01\x00\x00\x001\x85R."
+    assert pickle.loads(data) == 1  # the stream really calls eval
+    with pytest.raises(errors.UnsafeGlobalError) as info:
+        safeload.loads(data)
+    assert info.value.qualname == "builtins.eval" and "allow=[" not in info.value.fix
+    assert "unknown='stub'" in info.value.fix
+
+
 def test_calling_a_name_allowed_as_a_value_is_an_unsafe_call_error() -> None:
     data = b"\x80\x02cbuiltins\nint\nX\x02\x00\x00\x0042\x85R."
     assert pickle.loads(data) == 42  # the stream really calls int
