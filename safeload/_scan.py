@@ -1,6 +1,6 @@
 """``safeload.scan``: the loader's own walker and policy, run without building tensors, as a report.
 
-The scanner does not parse pickles itself. Every checkpoint format goes through ``_load._load_bytes``, the
+The scanner does not parse pickles itself. Every checkpoint format goes through ``_load.load_buffer``, the
 function :func:`safeload.load` runs, with ``tensors="none"`` (storages are size-checked, never read) and an
 *observer* that the VM tells about every global it resolves and every one it refuses. A refused global is
 replaced by an inert stub so the walk goes on and every name is reported. So, by construction:
