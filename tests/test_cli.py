@@ -385,3 +385,33 @@ def test_pre_commit_hook_definition() -> None:
     assert "id: safeload-scan" in hooks and "entry: safeload scan" in hooks
     assert "types: [file]" in hooks and "types: [binary]" not in hooks  # protocol-0 pickles are text
     # tests/test_pre_commit_hook.py runs the real pre-commit package with this definition
+
+
+def test_scan_starts_before_the_folder_is_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``safeload scan FOLDER`` (stderr not a terminal) scans the first file after one folder entry has been read,
+    not after the whole listing, and still reports every file, sorted, with skipped files and the exit status."""
+    from test_collect import _CountingScandir
+
+    from safeload import _collect, _distributed
+    from safeload._cli import main
+
+    for i in range(300):
+        (tmp_path / f"p{i:03}.pkl").write_bytes(EVIL if i == 150 else BENIGN)
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    scandir = _CountingScandir()
+    at_first_scan: list[int] = []
+    real_scan_one = _distributed.scan_one
+
+    def scan_one(*args: object, **kwargs: object) -> object:
+        at_first_scan.append(scandir.taken)
+        return real_scan_one(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_collect.os, "scandir", scandir)
+    monkeypatch.setattr(_distributed, "scan_one", scan_one)
+    assert main(["scan", "--format", "json", str(tmp_path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert scandir.taken == 301 and at_first_scan[0] <= 2 and len(at_first_scan) == 300
+    paths = [f["path"] for f in doc["files"]]
+    assert paths == sorted(paths) and len(paths) == 301
+    assert doc["summary"]["unsafe"] == 1 and doc["summary"]["errors"] == 1
