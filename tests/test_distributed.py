@@ -190,6 +190,31 @@ def test_a_pool_worker_that_dies_loses_no_file(tmp_path: Path) -> None:
     assert all(r.status == "clean" for r in reports if KILL not in r.path)
 
 
+def test_a_pool_worker_that_dies_mid_stream_loses_no_file(tmp_path: Path) -> None:
+    """A folder streamed into the pool (not a list): the killer is met while most files are not yet submitted; the
+    batches in flight are rescanned one by one and the rest go to a fresh pool. Every file is reported once."""
+    from safeload import _distributed
+
+    items = []
+    for i in range(1000):
+        path = tmp_path / (f"f{i:04}-{KILL}.pkl" if i == 40 else f"f{i:04}.pkl")
+        path.write_bytes(pickle.dumps({"i": i}))
+        items.append((str(path), str(path)))
+    in_flight = 2 * _distributed.FIRST_BATCH + (4 * 2 - 2) * _distributed.BATCH
+    assert in_flight < 1000 - 40  # so the death leaves files never submitted
+    taken: list[int] = []
+
+    def stream():  # noqa: ANN202
+        for n, item in enumerate(items, 1):
+            taken.append(n)
+            yield item
+
+    reports = list(_distributed.pool_scan(stream(), 2, start_method="fork", initializer=_pool_kill_hook))
+    assert sorted(r.path for r in reports) == [p for p, _ in items] and len(taken) == 1000
+    assert [r.status for r in reports if KILL in r.path] == ["error"]
+    assert all(r.status == "clean" for r in reports if KILL not in r.path)
+
+
 def _pool_kill_hook() -> None:
     _KillOn().setup(None)
 
