@@ -287,7 +287,8 @@ class Scanner:
                 # the VM stopped; a plain walk over the rest of the stream names what a native reader would import
                 self.findings.extend(observer.findings)
                 observer.findings = []
-                self._walk_refused(data, chain, kind, observer)
+                if not observer.unread:  # else load ran every pickle to its end and then refused a member
+                    self._walk_refused(data, chain, kind, observer)
             elif not observer.starts and kind in ("pickle", "unknown"):
                 self.findings.extend(observer.findings)
                 observer.findings = []

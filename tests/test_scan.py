@@ -434,17 +434,24 @@ def test_scan_detects_each_blob_once_and_reads_no_member_more_than_load(monkeypa
         for name in src.namelist():
             dst.writestr(name, src.read(name))
         dst.writestr("archive/notes.txt", b"trained for 7 steps\n")
+    payload = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(extended.getvalue())) as src, zipfile.ZipFile(payload, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("archive/extra.pkl", EVIL)
     cases = {"protocol 0": text_pickle, "protocol 4": pickle.dumps([1, {"a": 2}], protocol=4),
-             "torch zip": buf.getvalue(), "torch zip with a text member": extended.getvalue()}
+             "torch zip": buf.getvalue(), "torch zip with a text member": extended.getvalue(),
+             "torch zip with a pickle member": payload.getvalue()}
     counts = _counting(monkeypatch)
     for label, data in cases.items():
         for done in counts.values():
             done.clear()
-        safeload.loads(data)
+        refused = load_refuses(data)
         loaded = {kind: dict(done) for kind, done in counts.items()}
         for done in counts.values():
             done.clear()
-        assert scan(data).ok, label
+        assert scan(data).exit_code == (1 if refused else 0), label
+        assert refused == (label == "torch zip with a pickle member")
         members = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist()
                    if not n.endswith("data.pkl") and "/data/" not in n] if data[:2] == b"PK" else []
         # the file once, and each member load never runs (the scanner opens it by content) once
@@ -452,6 +459,9 @@ def test_scan_detects_each_blob_once_and_reads_no_member_more_than_load(monkeypa
         assert loaded["detect"].get("", 0) == 1, label
         for name, times in counts["read"].items():
             assert times <= loaded["read"].get(name, 0), (label, name)
-        # the walks of CPython's unpickler: load's, plus the scanner's text test of a protocol-0 file
+        # the walks of CPython's unpickler: load's, the scanner's text test of a protocol-0 file, and the registry's
+        # walk of each member load judged (detect does not take load's verdict)
         extra = 1 if label == "protocol 0" else 0
+        if refused:  # load refused the member after data.pkl ran to its end: neither is read again
+            assert counts["read"]["archive/extra.pkl"] == 1 and counts["read"]["archive/data.pkl"] == 1
         assert counts["walk"].get("", 0) <= loaded["walk"].get("", 0) + extra + len(members), label
