@@ -26,12 +26,13 @@ import copyreg
 import mmap
 import re
 import struct
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _budget
-from ._opcodes import OPCODES, READERS, by_code, opcode_name
+from ._opcodes import _MAX_LINE, OPCODES, READERS, by_code, opcode_name
 from ._stub import Stub
 from .errors import (
     DangerousGlobalError,
@@ -49,6 +50,16 @@ from ._rebuild.context import RebuildContext
 if TYPE_CHECKING:
     from .policy import Policy
 
+# Cython's pure-Python mode (setup.py compiles this file): compiled, ``import cython`` is Cython's compile-time
+# module and the ``if cython.compiled:`` branches are the ones built; run as a .py file, safeload/_cy.py stands
+# in and the plain-Python branches run. Both builds run the same checks in the same order (tests/test_builds.py).
+if TYPE_CHECKING or __file__.endswith(".py"):
+    from . import _cy as cython
+else:
+    import cython
+    from cython.cimports.cpython.unicode import PyUnicode_DecodeRawUnicodeEscape, PyUnicode_DecodeUTF8
+    from cython.cimports.libc.string import memcpy
+
 __all__ = ["VM", "Pending", "check_keys"]
 
 _unpack_H = struct.Struct("<H").unpack_from
@@ -57,6 +68,72 @@ _unpack_I = struct.Struct("<I").unpack_from
 _unpack_d = struct.Struct(">d").unpack_from
 
 _INT_HASH_SAFE = (1 << 61) - 2  # ints with |x| below this have distinct hashes (except -1 and -2)
+_SSIZE_MAX = sys.maxsize  # limits above this are clamped to it for the run loop's C integers
+#: protocol-0 decimals of up to this many characters (sign included) are read inline by the run loop
+_SHORT_DECIMAL = cython.declare(cython.Py_ssize_t, 18)
+_LINE_LIMIT = cython.declare(cython.Py_ssize_t, _MAX_LINE)
+
+
+def _all_str(keys: list[Any]) -> bool:
+    """True when every key is a ``str`` (hashed with a random seed: nothing to check)."""
+    if cython.compiled:
+        for key in keys:
+            if type(key) is not str:
+                return False
+        return True
+    return set(map(type, keys)) <= _STR_ONLY
+
+
+_STR_ONLY = frozenset({str})
+
+
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t)
+def _u4(data: Any, buf: Any, a: int) -> int:
+    """The little-endian unsigned 4-byte integer at ``a`` (the caller checked ``a + 4 <= end``)."""
+    value: int
+    if cython.compiled:
+        value = buf[a] | (buf[a + 1] << 8) | (buf[a + 2] << 16) | (cython.cast(cython.Py_ssize_t, buf[a + 3]) << 24)
+    else:
+        value = _unpack_I(data, a)[0]
+    return value
+
+
+@cython.cfunc
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, lim=cython.Py_ssize_t, i=cython.Py_ssize_t)
+def _c_line_end(buf: Any, a: int, lim: int) -> int:
+    """Compiled build only: the index of the first newline in ``buf[a:lim]``, or -1 (``data.find`` in Python)."""
+    for i in range(a, lim):
+        if buf[i] == 0x0A:
+            return i
+    return -1
+
+
+@cython.cfunc
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, b=cython.Py_ssize_t, i=cython.Py_ssize_t,
+               c=cython.int, v=cython.longlong, neg=cython.bint)
+def _c_decimal(buf: Any, a: int, b: int) -> int | None:
+    """Compiled build only: the value of ``buf[a:b]`` if it is a canonical decimal integer (``_CANONICAL_INT``)
+    of at most ``_SHORT_DECIMAL`` characters, else None (the Python build: the regular expression, then int)."""
+    if b - a > _SHORT_DECIMAL or a >= b:
+        return None
+    neg = buf[a] == 0x2D
+    if neg:
+        a += 1
+        if a >= b:
+            return None
+    if buf[a] == 0x30:
+        return 0 if b - a == 1 and not neg else None
+    v = 0
+    for i in range(a, b):
+        c = buf[i]
+        if c < 0x30 or c > 0x39:
+            return None
+        v = v * 10 + (c - 0x30)
+    return -v if neg else v
 
 
 def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
@@ -391,6 +468,27 @@ class VM:
         self.budget.charge("opcodes", fresh, self.op_start)
         self.op_cap = min(self.limits.max_opcodes, self.ops + self.budget.left)
 
+    def _room(self) -> int:
+        """Work units the run loop may count before it must settle them (``max_opcodes`` or the budget)."""
+        room: int = min(self.op_cap - self.ops, _SSIZE_MAX)
+        return room
+
+    def _settled(self, pos: int, units: int, digits: int) -> int:
+        """Settle the run loop's count at the opcode at ``pos`` (refusing there if a limit is passed); return the
+        new room."""
+        self.op_start = pos
+        self._settle_units(units, digits)
+        return self._room()
+
+    def _settle_units(self, units: int, digits: int) -> None:
+        """Settle what the run loop counted: ``units`` work units, of which ``digits`` small number conversions
+        (one unit each, as :meth:`work_digits` charges them) and the rest opcodes."""
+        self.ops += units - digits
+        if digits:
+            self.work("digits", digits)
+        elif self.ops > self.op_cap:
+            self.settle()
+
     def work(self, kind: str, amount: int) -> None:
         """Charge work other than opcodes (hashed key nodes, digits) to the budget."""
         self.settle()
@@ -507,187 +605,352 @@ class VM:
                     raise InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op) from exc
             raise FormatError(what, why=why, offset=start, opcode=op) from exc
 
+    @cython.locals(pos=cython.Py_ssize_t, end=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t,
+                   n=cython.Py_ssize_t, op=cython.int, hot=cython.Py_ssize_t, digits=cython.Py_ssize_t,
+                   room=cython.Py_ssize_t, max_depth=cython.Py_ssize_t, max_memo=cython.Py_ssize_t,
+                   max_items=cython.Py_ssize_t, u=cython.ulonglong, d=cython.double,
+                   buf="const unsigned char[:]", stack=list, metastack=list, memo=dict)
     def _run(self) -> Any:
-        """The run loop. ``pos`` always points at the current opcode while it can still fail."""
+        """The run loop. ``pos`` always points at the current opcode while it can still fail.
+
+        The hot plain-data opcodes run inline. Each reads its argument only after checking that it lies before
+        ``end`` (``end == len(data)``, see __init__); when the check fails, or the opcode would fail, the loop
+        leaves the opcode to its table handler, which raises the precise error. In the compiled build ``buf`` is
+        a typed view of the input whose every index is bounds-checked as well, and positions are C integers.
+
+        Every opcode, and every small protocol-0 number conversion (one ``digits`` unit each), counts against
+        ``room``, the work left before ``max_opcodes`` or the work budget is reached: the run is refused at the
+        exact opcode that exceeds either.
+        """
         data = self.data
         end = self.end
         if self.start >= end:
             raise FormatError("Empty pickle stream", offset=self.start, why="there is no opcode to run")
+        buf = data
         memo = self.memo
         metastack = self.metastack
         stack = self.stack
-        push = stack.append
         dispatch = _DISPATCH
         limits = self.limits
-        max_depth = limits.max_depth
-        max_memo = limits.max_memo
-        max_items = limits.max_container
+        max_depth = min(limits.max_depth, _SSIZE_MAX)
+        max_memo = min(limits.max_memo, _SSIZE_MAX)
+        max_items = min(limits.max_container, _SSIZE_MAX)
         unpack_i, unpack_H, unpack_d, unpack_I = _unpack_i, _unpack_H, _unpack_d, _unpack_I
         pos = self.start
-        hot = 0  # opcodes run inline; checked against max_opcodes at every MARK, SETITEMS, APPENDS and STOP
+        hot = 0  # work units since the last settling: one per opcode, plus ``digits``
+        digits = 0  # small protocol-0 number conversions among them, one unit each
+        v: Any  # the value being pushed
+        d = 0.0  # BINFLOAT's value (compiled build)
+        room = self._room()
         try:
             while True:
+                if pos >= end:
+                    break
+                op = buf[pos]
                 hot += 1
-                op = data[pos]
+                if hot > room:
+                    room = self._settled(pos, hot, digits)
+                    hot = digits = 0
                 # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
-                # ``end == len(data)`` (see __init__), so an argument past the end raises IndexError/struct.error.
-                if op == 0x8C:  # SHORT_BINUNICODE, and the MEMOIZE that usually follows it
-                    a = pos + 2
-                    b = a + data[pos + 1]
+                if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE, and the MEMOIZE that often follows
+                    if op == 0x8C:
+                        a = pos + 2
+                        if a > end:
+                            break
+                        b = a + buf[pos + 1]
+                    else:
+                        a = pos + 5
+                        if a > end:
+                            break
+                        b = a + (_u4(data, buf, pos + 1) if cython.compiled else unpack_I(data, pos + 1)[0])
                     if b > end:
                         break
-                    v = str(data[a:b], "utf-8", "surrogatepass")
-                    push(v)
-                    if b < end and data[b] == 0x94:
-                        pos = b
+                    if not cython.compiled:
+                        v = str(data[a:b], "utf-8", "surrogatepass")
+                    elif b > a:
+                        v = PyUnicode_DecodeUTF8(  # type: ignore[name-defined]  # noqa: F821
+                            cython.cast(cython.p_char, cython.address(buf[a])), b - a, "surrogatepass")
+                    else:
+                        v = ""
+                    stack.append(v)
+                    pos = b
+                    if b < end and buf[b] == 0x94:
                         n = len(memo)
                         if n > max_memo:
                             break
+                        hot += 1  # the MEMOIZE counts as an opcode of its own
+                        if hot > room:
+                            room = self._settled(b, hot, digits)
+                            hot = digits = 0
                         memo[n] = v
-                        b += 1
-                    pos = b
+                        pos = b + 1
+                    continue
                 elif op == 0x94:  # MEMOIZE
                     n = len(memo)
-                    if n > max_memo:
+                    if n > max_memo or not stack:
                         break
                     memo[n] = stack[-1]
                     pos += 1
+                    continue
                 elif op == 0x4A:  # BININT
-                    push(unpack_i(data, pos + 1)[0])
+                    if pos + 5 > end:
+                        break
+                    if cython.compiled:
+                        n = _u4(data, buf, pos + 1)
+                        if n >= 0x80000000:
+                            n -= 0x100000000
+                        stack.append(n)
+                    else:
+                        stack.append(unpack_i(data, pos + 1)[0])
                     pos += 5
+                    continue
                 elif op == 0x4D:  # BININT2
-                    push(unpack_H(data, pos + 1)[0])
+                    if pos + 3 > end:
+                        break
+                    if cython.compiled:
+                        n = buf[pos + 1] | (buf[pos + 2] << 8)
+                        stack.append(n)
+                    else:
+                        stack.append(unpack_H(data, pos + 1)[0])
                     pos += 3
+                    continue
                 elif op == 0x4B:  # BININT1
-                    push(data[pos + 1])
-                    pos += 2
-                elif op == 0x71:  # BINPUT
-                    n = data[pos + 1]
-                    if n > max_memo:
+                    if pos + 2 > end:
                         break
-                    memo[n] = stack[-1]
+                    n = buf[pos + 1]
+                    stack.append(n)
                     pos += 2
-                elif op == 0x68:  # BINGET
-                    v = memo[data[pos + 1]]
-                    if type(v) is Pending:
-                        v = _built(self, v, pos)
-                    push(v)
-                    pos += 2
-                elif op == 0x72:  # LONG_BINPUT
-                    n = unpack_I(data, pos + 1)[0]
-                    if n > max_memo:
+                    continue
+                elif op == 0x71 or op == 0x68 or op == 0x72 or op == 0x6A:  # BINPUT, BINGET, LONG_BINPUT, LONG_BINGET
+                    a = 2 if op == 0x71 or op == 0x68 else 5
+                    if pos + a > end:
                         break
-                    memo[n] = stack[-1]
-                    pos += 5
-                elif op == 0x74 and metastack and len(stack) <= max_items:  # TUPLE
-                    tup = tuple(stack)
-                    stack = self.stack = metastack.pop()
-                    push = stack.append
-                    push(tup)
-                    pos += 1
-                elif op == 0x29:  # EMPTY_TUPLE
-                    push(())
-                    pos += 1
-                elif op == 0x58:  # BINUNICODE
-                    a = pos + 5
-                    b = a + unpack_I(data, pos + 1)[0]
-                    if b > end:
-                        break
-                    push(str(data[a:b], "utf-8", "surrogatepass"))
-                    pos = b
-                elif op == 0x89:  # NEWFALSE
-                    push(False)
-                    pos += 1
-                elif op == 0x88:  # NEWTRUE
-                    push(True)
-                    pos += 1
-                elif op == 0x7D:  # EMPTY_DICT
-                    push({})
-                    pos += 1
-                elif op == 0x5D:  # EMPTY_LIST
-                    push([])
-                    pos += 1
-                elif op == 0x6A:  # LONG_BINGET
-                    v = memo[unpack_I(data, pos + 1)[0]]
-                    if type(v) is Pending:
-                        v = _built(self, v, pos)
-                    push(v)
-                    pos += 5
+                    n = buf[pos + 1] if a == 2 else \
+                        _u4(data, buf, pos + 1) if cython.compiled else unpack_I(data, pos + 1)[0]
+                    if op == 0x71 or op == 0x72:
+                        if n > max_memo or not stack:
+                            break
+                        memo[n] = stack[-1]
+                    else:
+                        v = memo[n]
+                        if type(v) is Pending:
+                            v = _built(self, v, pos)
+                        stack.append(v)
+                    pos += a
+                    continue
                 elif op == 0x47:  # BINFLOAT
-                    push(unpack_d(data, pos + 1)[0])
+                    if pos + 9 > end:
+                        break
+                    if cython.compiled:
+                        u = 0
+                        for n in range(pos + 1, pos + 9):
+                            u = (u << 8) | buf[n]
+                        memcpy(cython.address(d), cython.address(u), 8)  # type: ignore[name-defined]  # noqa: F821
+                        stack.append(d)
+                    else:
+                        stack.append(unpack_d(data, pos + 1)[0])
                     pos += 9
+                    continue
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                    pos += 1
+                    continue
+                elif op == 0x30:  # POP
+                    if stack:
+                        del stack[-1]
+                        pos += 1
+                        continue
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    pos += 1
+                    continue
+                elif op == 0x89:  # NEWFALSE
+                    stack.append(False)
+                    pos += 1
+                    continue
+                elif op == 0x88:  # NEWTRUE
+                    stack.append(True)
+                    pos += 1
+                    continue
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append({})
+                    pos += 1
+                    continue
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append([])
+                    pos += 1
+                    continue
+                elif op == 0x86:  # TUPLE2
+                    if len(stack) >= 2:
+                        v = (stack[-2], stack[-1])
+                        del stack[-2:]
+                        stack.append(v)
+                        pos += 1
+                        continue
+                elif op == 0x85:  # TUPLE1
+                    if stack:
+                        stack[-1] = (stack[-1],)
+                        pos += 1
+                        continue
+                elif op == 0x87:  # TUPLE3
+                    if len(stack) >= 3:
+                        v = (stack[-3], stack[-2], stack[-1])
+                        del stack[-3:]
+                        stack.append(v)
+                        pos += 1
+                        continue
+                elif op == 0x74:  # TUPLE
+                    if metastack and len(stack) <= max_items:
+                        v = tuple(stack)
+                        stack = self.stack = metastack.pop()
+                        stack.append(v)
+                        pos += 1
+                        continue
                 elif op == 0x28:  # MARK
-                    self.op_start = pos
-                    self.count_ops(hot)
-                    hot = 0
                     if len(metastack) >= max_depth:
+                        self.op_start = pos
                         raise LimitExceededError("max_depth", len(metastack) + 1, max_depth,
                                                  what="MARK nesting deeper than the limit")
                     metastack.append(stack)
                     stack = self.stack = []
-                    push = stack.append
                     pos += 1
-                elif op == 0x75 and metastack:  # SETITEMS
-                    target = metastack[-1][-1]
-                    if type(target) is dict and not len(stack) & 1:
-                        keys = stack[0::2]
+                    continue
+                elif op == 0x75:  # SETITEMS
+                    if metastack:
                         self.op_start = pos
-                        check_keys(self, keys)
-                        target.update(zip(keys, stack[1::2]))
-                        if len(target) > max_items:
-                            self.check_size(len(target), "dict")
-                    else:
-                        self.op_start = pos
-                        _setitems(self, target, stack)
-                    stack = self.stack = metastack.pop()
-                    push = stack.append
-                    pos += 1
-                elif op == 0x65 and metastack:  # APPENDS
-                    target = metastack[-1][-1]
-                    if type(target) is list:
-                        target.extend(stack)
-                        if len(target) > max_items:
+                        target = metastack[-1][-1]
+                        if type(target) is dict and not len(stack) & 1:
+                            keys = stack[0::2]
+                            if not _all_str(keys):
+                                self._settle_units(hot, digits)  # check_keys may charge the budget
+                                hot = digits = 0
+                                check_keys(self, keys)
+                                room = self._room()
+                            target.update(zip(keys, stack[1::2]))
+                            if len(target) > max_items:
+                                self.check_size(len(target), "dict")
+                        else:
+                            self._settle_units(hot, digits)
+                            hot = digits = 0
+                            _setitems(self, target, stack)
+                            room = self._room()
+                        stack = self.stack = metastack.pop()
+                        pos += 1
+                        continue
+                elif op == 0x65:  # APPENDS
+                    if metastack:
+                        target = metastack[-1][-1]
+                        if type(target) is list:
+                            target.extend(stack)
+                            if len(target) > max_items:
+                                self.op_start = pos
+                                self.check_size(len(target), "list")
+                        else:
                             self.op_start = pos
-                            self.check_size(len(target), "list")
+                            _appends(self, target, stack)
+                        stack = self.stack = metastack.pop()
+                        pos += 1
+                        continue
+                elif op == 0x73:  # SETITEM (protocol 0 and 1) of a str key into a dict
+                    if len(stack) >= 3:
+                        target = stack[-3]
+                        v = stack[-2]
+                        if type(target) is dict and type(v) is str:
+                            target[v] = stack[-1]
+                            del stack[-2:]
+                            if len(target) > max_items:
+                                self.op_start = pos
+                                self.check_size(len(target), "dict")
+                            pos += 1
+                            continue
+                elif op == 0x61:  # APPEND (protocol 0 and 1) to a list
+                    if len(stack) >= 2:
+                        target = stack[-2]
+                        if type(target) is list:
+                            target.append(stack[-1])
+                            del stack[-1]
+                            if len(target) > max_items:
+                                self.op_start = pos
+                                self.check_size(len(target), "list")
+                            pos += 1
+                            continue
+                elif op == 0x49 or op == 0x4C or op == 0x67 or op == 0x70:  # INT, LONG, GET, PUT: short decimals
+                    a = pos + 1
+                    if cython.compiled:
+                        b = _c_line_end(buf, a, min(end, a + _SHORT_DECIMAL + 1))
                     else:
-                        self.op_start = pos
-                        _appends(self, target, stack)
-                    stack = self.stack = metastack.pop()
-                    push = stack.append
-                    pos += 1
-                elif op == 0x86:  # TUPLE2
-                    stack[-2:] = [(stack[-2], stack[-1])]
-                    pos += 1
-                elif op == 0x85:  # TUPLE1
-                    stack[-1] = (stack[-1],)
-                    pos += 1
-                elif op == 0x4E:  # NONE
-                    push(None)
-                    pos += 1
+                        b = data.find(b"\n", a, min(end, a + _SHORT_DECIMAL + 1))
+                    if b >= 0:
+                        n = b
+                        if op == 0x4C and n > a and buf[n - 1] == 0x4C:  # LONG's trailing L
+                            n -= 1
+                        if op == 0x49 and n - a == 2 and buf[a] == 0x30 and (buf[a + 1] == 0x30 or buf[a + 1] == 0x31):
+                            stack.append(buf[a + 1] == 0x31)  # INT 00 and 01 are False and True
+                            pos = b + 1
+                            continue
+                        if cython.compiled:
+                            v = _c_decimal(buf, a, n)
+                        else:
+                            v = data[a:n]
+                            v = int(v) if n - a <= _SHORT_DECIMAL and _CANONICAL_INT.fullmatch(v) else None
+                        if v is not None and (op == 0x49 or op == 0x4C or
+                                              (op == 0x67 and v in memo) or
+                                              (op == 0x70 and 0 <= v <= max_memo and stack)):
+                            hot += 1  # the conversion: one digits unit (up to 64 digits, see _parse_int)
+                            digits += 1
+                            if hot > room:
+                                room = self._settled(pos, hot, digits)
+                                hot = digits = 0
+                            if op == 0x67:  # GET
+                                v = memo[v]
+                                if type(v) is Pending:
+                                    v = _built(self, v, pos)
+                                stack.append(v)
+                            elif op == 0x70:  # PUT
+                                memo[v] = stack[-1]
+                            else:
+                                stack.append(v)
+                            pos = b + 1
+                            continue
+                elif op == 0x56:  # UNICODE
+                    a = pos + 1
+                    if cython.compiled:
+                        b = _c_line_end(buf, a, min(end, a + _LINE_LIMIT + 1))
+                    else:
+                        b = data.find(b"\n", a, min(end, a + _LINE_LIMIT + 1))
+                    if b >= 0:
+                        if cython.compiled:
+                            v = PyUnicode_DecodeRawUnicodeEscape(  # type: ignore[name-defined]  # noqa: F821
+                                cython.cast(cython.p_char, cython.address(buf[a])), b - a, cython.NULL)
+                        else:
+                            v = str(data[a:b], "raw-unicode-escape")
+                        stack.append(v)
+                        pos = b + 1
+                        continue
                 elif op == 0x2E:  # STOP
                     self.op_start = pos
-                    self.count_ops(hot)
+                    self._settle_units(hot, digits)
                     self.pos = pos + 1
                     return self._stop(stack)
-                else:
-                    handler = dispatch[op]
-                    self.op_start = pos
-                    if handler is None:
-                        _refuse_opcode(self, op)
-                    self.pos = pos + 1
-                    self.count_ops(hot)
-                    hot = 0
-                    handler(self)
-                    pos = self.pos
-                    stack = self.stack
-                    push = stack.append
+                # Every other opcode, and an inline one that would fail: its table handler.
+                handler = dispatch[op]
+                self.op_start = pos
+                if handler is None:
+                    _refuse_opcode(self, op)
+                self.pos = pos + 1
+                self._settle_units(hot, digits)
+                hot = digits = 0
+                handler(self)
+                room = self._room()
+                pos = self.pos
+                stack = self.stack
         except SafeLoadError:
             raise
         except Exception:
             self.op_start = pos
             raise
-        # An inline opcode stopped short (a memo limit or an argument past the end): its table handler raises
-        # the precise error.
+        # An inline opcode stopped short (a memo limit or an argument past the end), or the stream ended before
+        # STOP: the table handler raises the precise error (reading ``data``, the same object in both builds).
         self.op_start = pos
         self.pos = pos + 1
         if data[pos] == 0x8C:  # the fused SHORT_BINUNICODE + MEMOIZE: the MEMOIZE is what failed, or the string

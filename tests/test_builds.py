@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import struct
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import safeload
-from safeload import _build
+from safeload import _budget, _build
+from safeload._vm import VM
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED_HERE = _build.compiled_modules()
@@ -228,3 +230,97 @@ def test_a_compiled_module_runs_only_while_its_source_is_unchanged(tmp_path: Pat
     expected = [name.rpartition(".")[2] for name in _build.COMPILED if name.rpartition(".")[2]
                 in {m.rpartition(".")[2] for m in COMPILED_HERE}] if COMPILED_HERE else []
     assert _build._stale_compiled() == expected
+
+
+# ---- protocol 0, floods and truncation: the run loop's inline paths against the table handlers ---------------
+
+# Protocol-0 spellings the run loop reads inline when they are canonical and short, and otherwise leaves to the
+# table handlers (which refuse what C pickle and pickle.py read differently, SECURITY.md).
+_P0_ARGS = [b"0", b"1", b"00", b"01", b"-0", b"010", b"+1", b" 1", b"1 ", b"1_0", b"-", b"", b"-5", b"12L", b"5LL",
+            b"123456789012345678", b"-12345678901234567", b"1234567890123456789", b"9" * 40, b"0x10", b"1\r"]
+
+
+def _p0_cases() -> list[bytes]:
+    cases = []
+    for arg in _P0_ARGS:
+        cases += [b"I" + arg + b"\n.", b"L" + arg + b"\n.", b"(lp" + arg + b"\nI7\na.",
+                  b"(lp0\nI7\nag" + arg + b"\n0.", b"(lp0\ng" + arg + b"\n."]
+    for text in (b"abc", b"", b"\\u00e9\\u20ac", b"\\u12", b"\\x41", b"\xff\xfe", b"\\U0010ffff", b"\\"):
+        cases += [b"V" + text + b"\n.", b"(dV" + text + b"\nI1\ns.", b"V" + text]
+    cases += [b"(dI1\nI2\ns.", b"(dV\nV\ns.", b"(dN(ls.", b"(lI1\nI2\nls.", b"N(lI1\na.", b"I1\nI2\na.",
+              b"(lp0\nI1\naI2\nap1\n0g1\n.", b"(lp999999999\n.", b"(lp-1\n.", b"I1\np0\np0\ng0\n."]
+    return cases
+
+
+@needs_compiled
+def test_protocol0_spellings_agree(pure: PureWorker) -> None:
+    accepted = 0
+    for data in _p0_cases():
+        got = same(pure, data)
+        if got["ok"]:
+            accepted += 1
+            assert got["value"] == canon(pickle.loads(data)), data  # what safeload reads, C pickle reads alike
+    assert accepted > 20  # the canonical spellings load
+
+
+@needs_compiled
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=_values)
+def test_truncated_at_every_offset_agree(pure: PureWorker, obj: Any) -> None:
+    for proto in (0, 2, 4):
+        data = pickle.dumps(obj, protocol=proto)
+        for cut in range(len(data)):
+            same(pure, data[:cut])
+
+
+@needs_compiled
+def test_floods_agree(pure: PureWorker) -> None:
+    for body in (b"N0", b"N", b"K\x01", b"]0", b"N\x85", b"N2", b"(1", b"I1\n0", b"I1\np0\n0"):
+        for n in (0, 1, 1000):
+            for proto in (b"", b"\x80\x02"):
+                same(pure, proto + body * n + b"N.")
+
+
+def _units(data: bytes) -> list[tuple[int, int]]:
+    """(offset, work units up to and including that opcode): one per opcode, one more per protocol-0 number
+    conversion (INT, LONG, GET, PUT; INT's 00 and 01 are booleans, not conversions)."""
+    out, total = [], 0
+    for op, arg, pos in pickletools.genops(data):
+        total += 1
+        if op.name in ("INT", "LONG", "GET", "PUT") and data[pos + 1:pos + 3] not in (b"00", b"01"):
+            total += 1
+        out.append((pos, total))
+    return out
+
+
+@pytest.mark.parametrize("data", [
+    b"\x80\x02" + b"N0" * 40 + b"N.",
+    pickle.dumps([None, 1, (2, 3), "x" * 3, {"k": 1.5}] * 4, protocol=4),
+    pickle.dumps({f"k{i}": [i, -i, str(i)] for i in range(8)}, protocol=0),
+    pickle.dumps([[i] * 3 for i in range(6)], protocol=1),
+], ids=["flood", "proto4", "proto0", "proto1"])
+def test_opcodes_and_work_are_counted_exactly(data: bytes) -> None:
+    """Both builds: ``max_opcodes`` and the work budget refuse at the exact opcode that exceeds them."""
+    units = _units(data)
+    ops = len(units)
+    policy = safeload.DEFAULT_POLICY
+    assert safeload.loads(data, policy=policy.with_limits(max_opcodes=ops)) == pickle.loads(data)
+    for cap in sorted({1, 2, 3, ops // 2, ops - 1}):
+        with pytest.raises(safeload.LimitExceededError) as info:
+            safeload.loads(data, policy=policy.with_limits(max_opcodes=cap))
+        assert (info.value.limit, info.value.offset) == ("max_opcodes", units[cap][0]), cap
+
+    def run(budget: int) -> Any:  # the VM under a budget of exactly ``budget`` units (an input of 0 bytes)
+        limited = policy.with_limits(work_base=budget)
+        with _budget.budget_for(0, limited.limits) as spent:
+            return VM(data, policy=limited).run(), spent.spent
+
+    total = units[-1][1]
+    value, spent = run(total)
+    assert value == pickle.loads(data)
+    assert spent["opcodes"] + spent["digits"] == total and spent["opcodes"] == ops, spent
+    for budget in sorted({1, 2, 5, total // 3, total - 1}):
+        with pytest.raises(safeload.LimitExceededError) as info:
+            run(budget)
+        first_over = next(pos for pos, used in units if used > budget)
+        assert (info.value.limit, info.value.offset) == ("work_per_byte", first_over), budget
