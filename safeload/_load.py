@@ -111,18 +111,19 @@ def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, weights
             gc.enable()
 
 
-def load_buffer(data: Any, opts: Options, kind: str | None = None) -> Any:
+def load_buffer(data: Any, opts: Options, kind: str | None = None, archive: Any = None) -> Any:
     """Route by content, under the work budget of this input (safeload/_budget.py: work in proportion to
     ``len(data)``). Only SafeLoadError leaves: an exception safeload does not expect is an
     :class:`~safeload.InternalError` (a bug report), never a leaked IndexError or a silent FormatError.
 
-    ``kind``: what :func:`safeload._detect.detect` returned for ``data``, when the caller (the scanner) has
-    already run it; it is not run a second time."""
+    ``kind``: what :func:`safeload._detect.detect` returned for ``data``, and ``archive``: the
+    :class:`~safeload._containers.zip.ZipArchive` of ``data`` (a zip), when the caller (the scanner) has already
+    made them; neither is made a second time."""
     from ._budget import budget_for
 
     try:
         with budget_for(len(data), opts.policy.limits):
-            return _load_bytes(data, opts, kind)
+            return _load_bytes(data, opts, kind, archive)
     except SafeLoadError:
         raise
     except MemoryError as exc:
@@ -160,7 +161,7 @@ def _load_npz(zf: Any, opts: Options) -> dict[str, Any]:
 _TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # PROTO 2, LONG1 of the magic number
 
 
-def _load_bytes(data: bytes, opts: Options, kind: str | None = None) -> Any:
+def _load_bytes(data: bytes, opts: Options, kind: str | None = None, archive: Any = None) -> Any:
     if kind is None:
         kind = detect(data)  # the registry: one format per file, or a polyglot FormatError
     if kind == "tar":  # torch < 0.4; its first member name spells opcodes CPython fails on (checked by detect)
@@ -177,7 +178,7 @@ def _load_bytes(data: bytes, opts: Options, kind: str | None = None) -> Any:
         from ._containers.torch import load_torch_zip
         from ._containers.zip import ZipArchive
 
-        zf = ZipArchive(data, opts.policy.limits.max_members)
+        zf = archive if archive is not None else ZipArchive(data, opts.policy.limits.max_members)
         if any(name.endswith(".npy") for name in zf.members) and not any(n.endswith("data.pkl") for n in zf.members):
             return _load_npz(zf, opts)
         result = load_torch_zip(data, opts, run_pickle, zf=zf)

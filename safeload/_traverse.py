@@ -416,8 +416,10 @@ class Scanner:
         if kind != "zip" and not isinstance(data, bytes):
             data = bytes(data)  # only the zip reader works on a mapped file; the other readers expect bytes
         try:
-            # load's own wrapper: MemoryError, RecursionError, ... as load reports them; detect is not run again
-            load_buffer(data, opts, kind)
+            # load's own wrapper: MemoryError, RecursionError, ... as load reports them; neither detect nor the
+            # zip's central directory is read again
+            archive = self._parsed[1] if self._parsed is not None and self._parsed[0] is data else None
+            load_buffer(data, opts, kind, archive)
         except UnsafeGlobalError as err:  # allowed as a value but called: raised, not observed
             observer.flagged.add(max(observer.pickle, 0))
             observer.findings.append(finding_from_error(self.path, err, observer.member, max(observer.pickle, 0)))

@@ -396,8 +396,9 @@ def test_scan_reads_no_tensor_data(tmp_path: Path) -> None:
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, int]]:
-    """Count what a scan or a load does: registry runs (``_detect.matches``, once per ``detect``), walks of
-    CPython's unpickler (``_reach._walk``, once or twice per ``cpython_reach``) and zip member reads, by name."""
+    """Count what a scan or a load does: registry runs (``_detect.matches``, once per ``detect``) and readings of
+    a zip's central directory, walks of CPython's unpickler (``_reach._walk``, once or twice per
+    ``cpython_reach``) and zip member reads, by name."""
     from safeload import _detect, _reach
     from safeload._containers.zip import ZipArchive
 
@@ -416,6 +417,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, int]]:
     wrap(_detect, "matches", "detect")
     wrap(_reach, "_walk", "walk")
     wrap(ZipArchive, "read", "read", key=lambda _self, name, *a: name)
+    wrap(ZipArchive, "_parse", "detect", key=lambda *a: "zip directory")
     return counts
 
 
@@ -457,6 +459,7 @@ def test_scan_detects_each_blob_once_and_reads_no_member_more_than_load(monkeypa
         # the file once, and each member load never runs (the scanner opens it by content) once
         assert counts["detect"].get("", 0) == 1 + len(members), label
         assert loaded["detect"].get("", 0) == 1, label
+        assert counts["detect"].get("zip directory", 0) == loaded["detect"].get("zip directory", 0), label
         for name, times in counts["read"].items():
             assert times <= loaded["read"].get(name, 0), (label, name)
         # the walks of CPython's unpickler: load's, the scanner's text test of a protocol-0 file, and the registry's
