@@ -63,11 +63,16 @@ class TorchDevice:
         self.type = type_
         self.index = index
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TorchDevice and (self.type, self.index) == (other.type, other.index)
+    def _plain(self) -> bool:
+        return type(self.type) is str and (self.index is None or type(self.index) is int)
+
+    def __eq__(self, other: object) -> bool:  # fields only as the rebuilder made them (a str and an int or None)
+        if type(other) is not TorchDevice or not (self._plain() and other._plain()):
+            return self is other
+        return (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:
-        return hash((self.type, self.index))
+        return hash((self.type, self.index)) if self._plain() else object.__hash__(self)
 
     def __repr__(self) -> str:
         return f"device(type={self.type!r}" + (f", index={self.index})" if self.index is not None else ")")
@@ -83,11 +88,16 @@ class TorchConstant:
         self.kind = kind
         self.name = name
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TorchConstant and (self.kind, self.name) == (other.kind, other.name)
+    def _plain(self) -> bool:
+        return type(self.kind) is str and type(self.name) is str
+
+    def __eq__(self, other: object) -> bool:  # fields only as the rebuilder made them (two strs)
+        if type(other) is not TorchConstant or not (self._plain() and other._plain()):
+            return self is other
+        return (self.kind, self.name) == (other.kind, other.name)
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.name))
+        return hash((self.kind, self.name)) if self._plain() else object.__hash__(self)
 
     def __repr__(self) -> str:
         return f"torch.{self.name}"

@@ -143,6 +143,18 @@ def test_torch_values_as_dict_keys(legacy: bool, tmp_path: Any) -> None:
     assert safeload.scan(path).ok
 
 
+def test_value_classes_hash_only_checked_fields() -> None:
+    """Should a user allow safeload's own TorchDevice class by name, a file could set its fields to anything; the
+    value-based hash and equality then apply only to the str/int fields the rebuilder makes, anything else falls
+    back to identity (no other object's __hash__ or __eq__ runs)."""
+    key = b"csafeload._tensors\nTorchDevice\n)\x81N}X\x04\x00\x00\x00type(K\x01tsX\x05\x00\x00\x00indexK\x01s\x86b"
+    crafted = b"\x80\x02}(" + key + b"K\x01" + key + b"K\x02u."
+    got = safeload.loads(crafted, allow=["safeload._tensors.TorchDevice"])
+    assert sorted(got.values()) == [1, 2]  # two keys: equal fields that are not plain do not make equal keys
+    plain = crafted.replace(b"type(K\x01t", b"typeX\x03\x00\x00\x00cpu")
+    assert list(safeload.loads(plain, allow=["safeload._tensors.TorchDevice"]).values()) == [2]
+
+
 @pytest.mark.parametrize("args", [("cuda", 128), ("cuda", -1), ("cuda:01",), ("cuda:1000",), ("disk",), ("cuda", True)],
                          ids=repr)
 def test_device_refuses_what_torch_would_misread(args: tuple[Any, ...]) -> None:
