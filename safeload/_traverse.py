@@ -315,11 +315,9 @@ class Scanner:
         member, start = observer.starts[-1]
         stream = data
         if member is not None and kind == "zip":
-            from ._containers.zip import ZipArchive
-
             try:
-                stream = ZipArchive(data, self.policy.limits.max_members).read(
-                    member, max_size=self.policy.limits.max_decompressed, limit="max_decompressed")
+                stream = self._archive_of(data).read(member, max_size=self.policy.limits.max_decompressed,
+                                                     limit="max_decompressed")
             except SafeLoadError:
                 return
         elif member is not None and not member.startswith("legacy"):
@@ -359,15 +357,12 @@ class Scanner:
         """Members of a checkpoint zip that ``load`` never read are scanned by content: ``np.load(file)[key]``,
         ``zipfile`` and ``unzip`` open every member. Storage records (``<prefix>/data/<key>``) are data, size-checked
         by the loader; any other member that holds something CPython's unpickler would act on is a finding."""
-        from ._containers.zip import ZipArchive
-
-        parsed = self._parsed
-        self._parsed = None
         try:
-            zf = parsed[1] if parsed is not None and parsed[0] is data else ZipArchive(data,
-                                                                                        self.policy.limits.max_members)
+            zf = self._archive_of(data)
         except SafeLoadError:
             return  # load's own reader has reported it
+        finally:
+            self._parsed = None
         names = [n for n in zf.members if not n.endswith("/")]
         torch = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
         read = {m for m, _ in observer.starts if m}
@@ -428,6 +423,14 @@ class Scanner:
             # (error -> frame -> observer -> error) would keep the map from closing (BufferError in scan_file).
             observer.error = _without_frames(err)
         return observer
+
+    def _archive_of(self, data: Any) -> Any:
+        """The ZipArchive of the checkpoint zip ``data``: the one :meth:`_zip_is_checkpoint` made, not a second."""
+        from ._containers.zip import ZipArchive
+
+        parsed = self._parsed
+        return parsed[1] if parsed is not None and parsed[0] is data else ZipArchive(data,
+                                                                                      self.policy.limits.max_members)
 
     def _zip_is_checkpoint(self, data: Any) -> bool:
         """Zips that ``load`` reads (torch, npz) go through it; other zips are opened member by member."""
