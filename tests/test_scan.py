@@ -383,16 +383,21 @@ def test_symlink_outside_root_is_followed(tmp_path: Path) -> None:
     assert report.exit_code == 1
 
 
-def test_scan_reads_no_tensor_data(tmp_path: Path) -> None:
+def test_scan_reads_no_tensor_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """A torch zip whose storage bytes are all wrong still scans clean: sizes are checked, data never read."""
-    import pickle
-
-    # a hand-built data.pkl would be long; a FloatStorage reference needs a real one, so use the sample
-    if not SAMPLES.is_dir():
-        pytest.skip("samples not found")
-    report = scan(SAMPLES / "pytorch" / "state_dict.pt")
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(64, dtype=torch.float32), "b": torch.ones(3, dtype=torch.int64)}, buf)
+    wrong = io.BytesIO()
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(wrong, "w") as dst:
+        for name in src.namelist():
+            content = src.read(name)
+            dst.writestr(name, bytes(reversed(content)) if "/data/" in name else content)
+    counts = _counting(monkeypatch)
+    report = scan(wrong.getvalue())
     assert report.ok and report.files[0].format == "torch-zip"
-    del pickle
+    assert not [name for name in counts["read"] if "/data/" in name]  # no storage record was read
+    assert counts["read"]["archive/data.pkl"] == 1
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, int]]:
