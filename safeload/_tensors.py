@@ -297,6 +297,9 @@ class NumpyTensors:
     def nested(self, *args: Any) -> Any:
         return None  # nor nested ones
 
+    def jagged(self, *args: Any) -> Any:
+        return None
+
     def set_attrs(self, obj: Any, attrs: dict[str, Any]) -> Any:
         """Python attributes saved on a tensor: the array as an ``AttrArray`` view carrying them."""
         view = obj.view(attr_array())
@@ -460,6 +463,24 @@ class TorchTensors:
         check(buffer.numel(), sizes.tolist(), strides.tolist(), offsets.tolist())
         return self.torch._nested_view_from_buffer(buffer, sizes, strides, offsets)
 
+    def jagged(self, values: Any, offsets: Any, lengths: Any, ragged: int, cache: dict[str, Any], requires_grad: bool,
+               check: Any) -> Any:
+        """A jagged nested tensor, once ``check`` has bounded the offsets and lengths by the packed values and
+        compared the cached sequence lengths (stored as the size of an ``(n, 0)`` tensor) with the real ones."""
+        if (values.dim() < ragged or offsets.dim() != 1 or offsets.numel() < 1
+                or (lengths is not None and lengths.dim() != 1)
+                or any(t.dim() != 2 or t.shape[1] != 0 for t in cache.values())):
+            raise FormatError("Jagged nested tensor parts have the wrong rank", why="torch saves values with the "
+                              "packed dimension, 1-D offsets and lengths, and (n, 0) cached sequence lengths")
+        seqlens = {name: int(t.shape[0]) for name, t in cache.items()}
+        check(int(values.shape[ragged - 1]), offsets.tolist(), None if lengths is None else lengths.tolist(), seqlens)
+        made = self.torch.nested.nested_tensor_from_jagged(values, offsets, lengths, jagged_dim=ragged,
+                                                           min_seqlen=seqlens.get("min_seqlen"),
+                                                           max_seqlen=seqlens.get("max_seqlen"))
+        if requires_grad:
+            made.requires_grad_(True)
+        return made
+
     def typed_storage(self, storage: Storage) -> Any:
         """A saved storage (``torch.save(t.storage())``) as torch.load returns it: a ``TypedStorage`` of the
         record's dtype over the record's bytes (byteswapped and placed as its tensors are), one per record."""
@@ -606,6 +627,9 @@ class NullTensors:
 
     def nested(self, buffer: Any, sizes: Any, strides: Any, offsets: Any, check: Any) -> Any:
         return TensorPlaceholder(buffer.storage_key, "nested", 0, (), ())
+
+    def jagged(self, values: Any, *args: Any) -> Any:
+        return TensorPlaceholder(values.storage_key, "jagged", 0, (), ())
 
     def is_parameter(self, obj: Any) -> bool:
         return True

@@ -548,36 +548,69 @@ def test_nested_component_past_its_buffer_refused(tmp_path: Any) -> None:
         safeload.load(out)
 
 
+def _jagged_cases() -> dict[str, Any]:
+    return {"components": torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)], layout=torch.jagged),
+            "from_jagged": torch.nested.nested_tensor_from_jagged(torch.randn(6, 3), torch.tensor([0, 2, 6])),
+            "lengths": torch.nested.nested_tensor_from_jagged(torch.randn(8, 3), torch.tensor([0, 2, 6]),
+                                                             torch.tensor([1, 2])),
+            "grad": torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(1, 3)], layout=torch.jagged,
+                                               requires_grad=True),
+            "ints": torch.nested.nested_tensor([torch.arange(3), torch.arange(5)], layout=torch.jagged)}
+
+
 @pytest.mark.parametrize("legacy", FORMATS)
-def test_jagged_nested_tensors_are_refused_with_the_way_forward(legacy: bool, tmp_path: Any) -> None:
-    """torch.load(weights_only=True) rebuilds jagged nested tensors (``_rebuild_njt``, with torch.compile's marks
-    on the cached sequence lengths); safeload does not yet and refuses at the name, saying why and what to save
-    instead (README, Differences from torch.load). The advice works: values and offsets load equal and rebuild
-    the same nested tensor."""
-    comps = [torch.randn(2, 3), torch.randn(4, 3), torch.randn(1, 3)]
-    nt = torch.nested.nested_tensor(comps, layout=torch.jagged)
-    path = _save({"nt": nt}, tmp_path / "j.pt", legacy)
-    ref = torch.load(path, weights_only=True)["nt"]
-    assert ref.is_nested and torch.equal(ref.offsets(), nt.offsets())
-    with pytest.raises(safeload.FormatError, match="Jagged nested tensors") as err:
-        safeload.load(path)
-    assert "nested_tensor_from_jagged" in str(err.value) and err.value.offset is not None
-    assert not safeload.scan(path).ok
-    parts = check({"values": nt.values(), "offsets": nt.offsets()}, tmp_path, legacy, "parts.pt")
-    back = torch.nested.nested_tensor_from_jagged(parts["values"], parts["offsets"])
-    assert all(torch.equal(a, b) for a, b in zip(back.unbind(), comps))
+def test_jagged_nested_tensors(legacy: bool, tmp_path: Any) -> None:
+    """Jagged nested tensors (``_rebuild_njt``) load equal: type, ragged dimension, values, offsets, lengths,
+    requires_grad, components and cached sequence lengths (the file's torch.compile marks on them are checked and
+    dropped; torch.nested.nested_tensor_from_jagged marks the lengths it caches itself)."""
+    cases = _jagged_cases()
+    path = _save(cases, tmp_path / "j.pt", legacy)
+    ref = torch.load(path, weights_only=True)
+    got = safeload.load(path)
+    for name in cases:
+        a, b = got[name], ref[name]
+        assert type(a) is type(b) and a._ragged_idx == b._ragged_idx and a.dtype == b.dtype, name
+        assert torch.equal(a.values(), b.values()) and torch.equal(a.offsets(), b.offsets()), name
+        assert (a.lengths() is None and b.lengths() is None) or torch.equal(a.lengths(), b.lengths()), name
+        assert a.requires_grad == b.requires_grad, name
+        assert (a._maybe_min_seqlen, a._maybe_max_seqlen) == (b._maybe_min_seqlen, b._maybe_max_seqlen), name
+        assert all(torch.equal(x, y) for x, y in zip(a.unbind(), b.unbind())), name
+        assert len(a.unbind()) == len(b.unbind()), name
+        assert sorted(vars(a)) == sorted(vars(b)), name
+        for key in b._metadata_cache:  # torch's constructor marks its cached lengths itself, as torch.load restores
+            assert sorted(vars(a._metadata_cache[key])) == sorted(vars(b._metadata_cache[key])), name
+    assert safeload.scan(path).ok
+    with pytest.raises(safeload.FormatError, match="Jagged nested tensors need torch"):
+        safeload.load(path, tensors="numpy")
 
 
-def test_dynamic_shape_marks_are_refused_with_the_way_forward(tmp_path: Any) -> None:
-    """A tensor marked with torch._dynamo.mark_dynamic carries ``_DimRange`` dataclasses that torch.load rebuilds;
-    safeload refuses the name and says to save the tensor without its marks, which then loads equal."""
+@pytest.mark.parametrize("offsets,match", [([0, 2, 60], "offsets"), ([0, 3, 6], "cached min_seqlen"),
+                                           ([2, 1, 6], "offsets")])
+def test_jagged_offsets_checked(offsets: list[int], match: str, tmp_path: Any) -> None:
+    """A real jagged checkpoint with its offsets record rewritten: past the packed values, not rising, or
+    disagreeing with the cached sequence lengths torch's kernels trust."""
+    import struct
+
+    src = _save({"nt": torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)], layout=torch.jagged)},
+                tmp_path / "j.pt", False)
+    assert _zip_member(src, "data/1") == struct.pack("<3q", 0, 2, 6)
+    out = _rewrite(src, tmp_path / "bad.pt", lambda rel, raw: struct.pack("<3q", *offsets) if rel == "data/1" else raw)
+    with pytest.raises(safeload.FormatError, match=match):
+        safeload.load(out)
+
+
+def test_dynamic_shape_marks_are_dropped(tmp_path: Any) -> None:
+    """A tensor marked with torch._dynamo.mark_dynamic: torch.load rebuilds the marks (``_DimRange`` dataclasses);
+    safeload checks their (dim, min, max) ints and drops them (compile hints, not data; rebuilding them would import
+    torch._dynamo because the file names it). The values load equal."""
     t = torch.randn(3, 4)
     torch._dynamo.mark_dynamic(t, 0)
     path = _save({"t": t}, tmp_path / "d.pt", False)
-    assert "_dynamo_dynamic_range" in vars(torch.load(path, weights_only=True)["t"])
-    with pytest.raises(safeload.FormatError, match="dynamic-shape marks"):
-        safeload.load(path)
-    check({"t": t.detach().clone()}, tmp_path, False, "clean.pt")
+    ref = torch.load(path, weights_only=True)["t"]
+    got = safeload.load(path)["t"]
+    assert "_dynamo_dynamic_range" in vars(ref) and not vars(got)
+    assert torch.equal(got, ref) and got.stride() == ref.stride()
+    assert safeload.scan(path).ok
 
 
 # ---- torch 0.3.1 storage slices (legacy view metadata) ---------------------------------------------------------------

@@ -188,7 +188,39 @@ def _attrs(vm: Any, state: Any) -> dict[str, Any]:
                           "a dunder or a name torch.Tensor defines (data, grad, requires_grad, _backward_hooks, ...) "
                           "would change the tensor or run code; only new plain attributes are restored",
                           fix="Save the attribute next to the tensor (a dict entry) instead of on it")
-    return dict(state)
+    return {k: v for k, v in state.items() if k not in _DYNAMO_MARKS}
+
+
+#: torch.compile's dynamic-shape marks (``torch._dynamo.mark_dynamic``), saved as tensor attributes: compile-time
+#: hints, not data. safeload drops them (rebuilding them would mean importing torch._dynamo because a file names it).
+_DYNAMO_MARKS = frozenset({"_dynamo_dynamic_indices", "_dynamo_dynamic_range", "_dynamo_hint_overrides",
+                           "_specialize_on", "_has_dynamo_dim_marking", "_dynamo_weak_dynamic_indices",
+                           "_dynamo_static_indices", "_dynamo_unbacked_indices", "_dynamo_strict_unbacked_indices"})
+
+
+class DimRange:
+    """A ``torch._dynamo.decorators._DimRange`` a file holds (part of a dynamic-shape mark, which is then dropped):
+    ``dim`` an int >= 0, ``min`` and ``max`` ints or None. Identity hash (it sits in a set)."""
+
+    __slots__ = ("dim", "min", "max")
+
+    def __init__(self, dim: int, low: int | None, high: int | None) -> None:
+        self.dim, self.min, self.max = dim, low, high
+
+
+def _dim_range_new(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if args or kwargs:
+        raise vm.fail("torch._dynamo.decorators._DimRange made with arguments", "torch saves it empty, then its state")
+    return vm.start_pending("torch._dynamo.decorators._DimRange", _dim_range_build, ())
+
+
+def _dim_range_build(vm: Any, pending: Any, state: Any) -> Any:
+    if type(state) is dict and set(state) <= {"dim", "min", "max"}:
+        state = [state.get("dim"), state.get("min"), state.get("max")]
+    if (type(state) not in (list, tuple) or len(state) != 3 or type(state[0]) is not int or state[0] < 0
+            or not all(v is None or type(v) is int for v in state[1:])):
+        raise vm.fail("torch._dynamo.decorators._DimRange state is not (dim, min, max) ints")
+    return DimRange(state[0], state[1], state[2])
 
 
 def _TENSOR_NAMES() -> frozenset[str]:  # noqa: N802
@@ -315,6 +347,8 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
         raise vm.fail(f"_rebuild_from_type_v2 called with {len(args)} arguments")
     func, new_type, fargs, state = args
     entry = vm.entry_of(func)
+    if entry is not None and entry.qualname == _NJT:
+        return _rebuild_njt(vm, new_type, fargs, state)
     if entry is None or entry.qualname not in _REBUILD_FUNCS:
         from ..errors import UnsafeGlobalError
 
@@ -336,6 +370,85 @@ def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
             raise vm.fail("Tensor attributes on something that is not a tensor this checkpoint rebuilt")
         tensor = builder.rebuilt.add(builder.set_attrs(tensor, attrs), dtype)
     return tensor
+
+
+_NJT = "torch.nested._internal.nested_tensor._rebuild_njt"
+_NJT_KWARGS = frozenset({"values", "offsets", "lengths", "_ragged_idx", "_metadata_cache", "requires_grad"})
+_NJT_STATE = {"_values": "values", "_offsets": "offsets", "_lengths": "lengths", "_ragged_idx": "_ragged_idx",
+              "_metadata_cache": "_metadata_cache"}
+
+
+def _rebuild_njt(vm: Any, new_type: Any, fargs: Any, state: Any) -> Any:
+    """A jagged nested tensor: ``_rebuild_from_type_v2(_rebuild_njt, NestedTensor, ({values, offsets, lengths,
+    _ragged_idx, _metadata_cache, requires_grad},), state)``. values, offsets (int64, 1-D) and lengths (None or
+    int64, 1-D, one per component) must be tensors this checkpoint rebuilt; the cached ``min_seqlen``/``max_seqlen``
+    tensors (shape ``(n, 0)``: the value is the size) too. The state may only repeat the same objects (torch sets
+    it after construction, so a different ``_values`` would replace the checked one) and carry dynamic-shape marks
+    (dropped). With values: offsets non-decreasing from >= 0 to at most the packed dimension, every component
+    inside it, and the cached sequence lengths equal to the real ones (torch's kernels trust them); then
+    ``torch.nested.nested_tensor_from_jagged``. numpy has no nested tensors and refuses; scan checks the parts."""
+    if type(new_type) is not TensorType or new_type.name != "NestedTensor":
+        raise vm.fail("_rebuild_njt with a type other than torch's NestedTensor")
+    if type(fargs) is not tuple or len(fargs) != 1 or type(fargs[0]) is not dict:
+        raise vm.fail("_rebuild_njt arguments are not one dict of constructor arguments")
+    kw = fargs[0]
+    if not set(kw) <= _NJT_KWARGS or not {"values", "offsets"} <= set(kw):
+        raise vm.fail(f"_rebuild_njt arguments {sorted(map(str, kw))!r:.80} are not NestedTensor's")
+    values, offsets, lengths = kw["values"], kw["offsets"], kw.get("lengths")
+    ragged, cache, requires_grad = kw.get("_ragged_idx", 1), kw.get("_metadata_cache"), kw.get("requires_grad", False)
+    builder = _builder(vm)
+    dtype = builder.rebuilt.dtype_of(values)
+    if dtype is None or dtype in _QUANTIZED_REPR:
+        raise vm.fail("Jagged nested tensor values are not a tensor this checkpoint rebuilt")
+    if builder.rebuilt.dtype_of(offsets) != "int64" or (lengths is not None and builder.rebuilt.dtype_of(lengths) != "int64"):
+        raise vm.fail("Jagged nested tensor offsets and lengths are not int64 tensors this checkpoint rebuilt")
+    if type(ragged) is not int or not 1 <= ragged <= 64:
+        raise vm.fail(f"Jagged nested tensor ragged dimension {ragged!r:.20} is not an int from 1 to 64")
+    if type(requires_grad) is not bool:
+        raise vm.fail("requires_grad is not a bool")
+    check_grad(dtype, requires_grad)
+    if cache is None:
+        cache = {}
+    if type(cache) is not dict or not set(cache) <= {"min_seqlen", "max_seqlen"}:
+        raise vm.fail("Jagged nested tensor metadata cache holds something other than min_seqlen and max_seqlen")
+    if any(builder.rebuilt.dtype_of(t) is None for t in cache.values()):
+        raise vm.fail("Jagged nested tensor cached sequence lengths are not tensors this checkpoint rebuilt")
+    if type(state) is not dict:
+        raise vm.fail("Jagged nested tensor state is not a dict")
+    for key, value in state.items():
+        if key in _NJT_STATE:
+            if value is not kw.get(_NJT_STATE[key], 1 if key == "_ragged_idx" else None) and not (
+                    key == "_ragged_idx" and value == ragged and type(value) is int) and not (
+                    key == "_metadata_cache" and value is cache):
+                raise vm.fail(f"Jagged nested tensor state {key!r} is not the constructor's argument",
+                              "torch sets the state after construction, so it would replace the checked part")
+        elif key not in _DYNAMO_MARKS and key != "_dynamo_propagated_dynamic_indices":
+            raise vm.fail(f"Jagged nested tensor state {key!r:.60} is not one torch saves")
+    made = builder.jagged(values, offsets, lengths, ragged, cache, requires_grad, _jagged_check(vm))
+    if made is None:
+        raise vm.fail("Jagged nested tensors need torch", "numpy has no nested tensors",
+                      fix="Load with tensors='torch', or save nt.values() and nt.offsets() instead")
+    return builder.rebuilt.add(made, dtype)
+
+
+def _jagged_check(vm: Any) -> Any:
+    def check(total: int, offsets: list[int], lengths: list[int] | None, seqlens: dict[str, int]) -> None:
+        if not offsets or offsets[0] < 0 or offsets[-1] > total or any(a > b for a, b in zip(offsets, offsets[1:])):
+            raise vm.fail(f"Jagged nested tensor offsets do not rise from 0 to at most {total}",
+                          "an offset outside the packed values would address memory outside them")
+        if lengths is None:
+            seqs = [b - a for a, b in zip(offsets, offsets[1:])]
+        else:
+            if len(lengths) != len(offsets) - 1 or any(n < 0 or o + n > total for o, n in zip(offsets, lengths)):
+                raise vm.fail("Jagged nested tensor lengths reach past the packed values or disagree with the offsets")
+            seqs = list(lengths)
+        real = {"min_seqlen": min(seqs, default=None), "max_seqlen": max(seqs, default=None)}
+        for name, value in seqlens.items():
+            if real[name] is not None and value != real[name]:
+                raise vm.fail(f"Jagged nested tensor cached {name} {value} is not the real {real[name]}",
+                              "torch's kernels size their work by the cached value")
+
+    return check
 
 
 def _rebuild_sparse(vm: Any, args: tuple[Any, ...]) -> Any:
@@ -576,23 +689,6 @@ def _unsupported(qualname: str, what: str) -> Entry:
     return Entry(qualname, call=call, reason=f"{what}: refused with an explanation")
 
 
-_NJT_WHY = ("safeload does not rebuild torch's jagged NestedTensor subclass yet: torch.load(weights_only=True) calls "
-            "NestedTensor(values, offsets, lengths, _ragged_idx, _metadata_cache) and restores torch.compile's "
-            "dynamic-shape marks (torch._dynamo.decorators._DimRange) on its cached sequence lengths; none of these has "
-            "a checked rebuilder here")
-_NJT_FIX = ("Save nt.values() and nt.offsets() (plain tensors) and call torch.nested.nested_tensor_from_jagged after "
-            "loading, or save nt.unbind() (a list of tensors)")
-
-
-def _refused_name(qualname: str, what: str, why: str, fix: str) -> Entry:
-    """A name torch.load(weights_only=True) allows but safeload does not rebuild: refused where the file names it
-    (GLOBAL), with the reason and the way forward, instead of an unknown-global refusal whose advice is to allow it."""
-    def refuse() -> Any:
-        raise FormatError(f"{what} are not supported", why=f"the file names {qualname}: {why}", fix=fix)
-
-    return Entry(qualname, lazy=refuse, reason=f"{what}: refused with an explanation")
-
-
 _REBUILD_FUNCS = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_tensor",
                   "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state")
 
@@ -616,13 +712,11 @@ def _entries() -> tuple[Entry, ...]:
         Entry("torch._utils._rebuild_nested_tensor", call=_rebuild_nested,
               reason="a strided nested tensor over a rebuilt buffer; every component checked against it"),
         _unsupported("torch._utils._rebuild_wrapper_subclass", "Tensor subclasses"),
-        _refused_name("torch.nested._internal.nested_tensor._rebuild_njt", "Jagged nested tensors", _NJT_WHY, _NJT_FIX),
-        _refused_name("torch.nested._internal.nested_tensor.NestedTensor", "Jagged nested tensors", _NJT_WHY, _NJT_FIX),
-        _refused_name("torch._dynamo.decorators._DimRange", "torch.compile dynamic-shape marks",
-                      "torch.load(weights_only=True) rebuilds these dataclasses on tensors marked with "
-                      "torch._dynamo.mark_dynamic; safeload has no checked rebuilder for them",
-                      "Save the tensor without its marks (t.detach().clone() drops them), or save "
-                      "torch.nested jagged tensors as nt.values() and nt.offsets()"),
+        Entry(_NJT, reason="a jagged nested tensor: only as _rebuild_from_type_v2's function, parts checked"),
+        Entry("torch.nested._internal.nested_tensor.NestedTensor", value=TensorType("NestedTensor"),
+              reason="the jagged nested tensor type, as a value"),
+        Entry("torch._dynamo.decorators._DimRange", value=DimRange, newobj=_dim_range_new,
+              reason="part of a torch.compile dynamic-shape mark: (dim, min, max) ints, then dropped"),
         Entry("torch._utils._rebuild_meta_tensor_no_storage", call=_rebuild_meta,
               reason="a tensor without data on the meta device; geometry checked"),
         Entry("torch.Size", call=_size, reason="a tuple of ints; torch.Size with torch tensors"),
