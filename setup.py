@@ -1,4 +1,4 @@
-"""Optional compiled build: the hot modules compiled by Cython from their unchanged ``.py`` source.
+"""Optional compiled build: the hot modules compiled by Cython from their ``.py`` source (pure-Python mode).
 
 Everything else about the package lives in pyproject.toml. This file only adds the extension modules:
 
@@ -9,8 +9,10 @@ Everything else about the package lives in pyproject.toml. This file only adds t
   import the ``.py`` modules even where compiled ones exist, see safeload/_build.py).
 
 Cython's ``boundscheck`` and ``wraparound`` stay at their defaults (on), and ``annotation_typing`` is off so that
-annotations never add type coercions or ``None`` checks the Python source does not have: the compiled modules
-run the same Python semantics as the source, only without the interpreter loop.
+annotations never add type coercions or ``None`` checks the Python source does not have. C types come only from
+explicit ``cython.locals`` declarations and ``if cython.compiled:`` branches in safeload/_vm.py's run loop
+(typed positions, a typed view of the input); run as Python, safeload/_cy.py stands in for Cython. Both builds
+must give the same results and errors (tests/test_builds.py).
 """
 
 from __future__ import annotations

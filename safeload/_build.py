@@ -1,7 +1,8 @@
 """Which build of safeload is running: the compiled hot modules (built by setup.py) or pure Python.
 
-The compiled modules are compiled by Cython from the unchanged ``.py`` files listed in :data:`COMPILED`; the
-``.py`` files are the only source and are always installed. ``SAFELOAD_PURE_PYTHON=1`` in the environment makes
+The compiled modules are compiled by Cython from the ``.py`` files listed in :data:`COMPILED` (the run loop in
+safeload/_vm.py declares C types in Cython's pure-Python mode, see safeload/_cy.py); the ``.py`` files are the
+only source and are always installed. ``SAFELOAD_PURE_PYTHON=1`` in the environment makes
 ``import safeload`` load those ``.py`` files even where compiled modules sit next to them
 (:func:`force_pure`, called from safeload/__init__.py before anything imports them).
 """

@@ -57,6 +57,7 @@ if TYPE_CHECKING or __file__.endswith(".py"):
     from . import _cy as cython
 else:
     import cython
+    from cython.cimports.cpython.dict import PyDict_SetItem
     from cython.cimports.cpython.unicode import PyUnicode_DecodeRawUnicodeEscape, PyUnicode_DecodeUTF8
     from cython.cimports.libc.string import memcpy
 
@@ -74,17 +75,38 @@ _SHORT_DECIMAL = cython.declare(cython.Py_ssize_t, 18)
 _LINE_LIMIT = cython.declare(cython.Py_ssize_t, _MAX_LINE)
 
 
-def _all_str(keys: list[Any]) -> bool:
-    """True when every key is a ``str`` (hashed with a random seed: nothing to check)."""
-    if cython.compiled:
-        for key in keys:
-            if type(key) is not str:
-                return False
+def _keys_plain(keys: Any) -> bool:
+    """True when hashing ``keys`` needs no check (:func:`check_keys`' fast path): every key is a str, bytes,
+    bool or None (strings and bytes hash with a random seed), or an int whose hash is distinct from other ints'."""
+    if cython.compiled and type(keys) is list:
+        return _c_plain(keys, 0, 1)
+    kinds = set(map(type, keys))
+    if kinds <= _STR_ONLY:
         return True
-    return set(map(type, keys)) <= _STR_ONLY
+    if kinds <= _PLAIN_FAST:
+        ints = [k for k in keys if type(k) is int]
+        return not ints or (max(ints) < _INT_HASH_SAFE and min(ints) > -_INT_HASH_SAFE)
+    return False
 
 
 _STR_ONLY = frozenset({str})
+_PLAIN_FAST = frozenset({str, int, bool, type(None), bytes})
+
+
+@cython.cfunc
+@cython.returns(cython.bint)
+@cython.locals(items=list, start=cython.Py_ssize_t, step=cython.Py_ssize_t, i=cython.Py_ssize_t)
+def _c_plain(items: list[Any], start: int, step: int) -> bool:
+    """Compiled build only: :func:`_keys_plain` of ``items[start::step]``, without building the slice."""
+    for i in range(start, len(items), step):
+        key = items[i]
+        kind = type(key)
+        if kind is str or kind is bytes or kind is bool or key is None:
+            continue
+        if kind is int and -_INT_HASH_SAFE < key < _INT_HASH_SAFE:
+            continue
+        return False
+    return True
 
 
 @cython.cfunc
@@ -145,13 +167,8 @@ def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
     it again on every visit of a shared member, so every visited node is charged to the work budget
     (``key_nodes``): a small file cannot make hashing take exponential time.
     """
-    kinds = set(map(type, keys))
-    if kinds <= {str}:
+    if _keys_plain(keys):
         return
-    if kinds <= {str, int, bool, type(None), bytes}:
-        ints = [k for k in keys if type(k) is int]
-        if not ints or (max(ints) < _INT_HASH_SAFE and min(ints) > -_INT_HASH_SAFE):
-            return
     limits = vm.limits
     counts = vm.hash_counts
     for key in keys:
@@ -817,19 +834,26 @@ class VM:
                     continue
                 elif op == 0x75:  # SETITEMS
                     if metastack:
-                        self.op_start = pos
                         target = metastack[-1][-1]
-                        if type(target) is dict and not len(stack) & 1:
-                            keys = stack[0::2]
-                            if not _all_str(keys):
+                        n = len(stack)
+                        if type(target) is dict and not n & 1:
+                            if not (_c_plain(stack, 0, 2) if cython.compiled else _keys_plain(stack[0::2])):
+                                self.op_start = pos
                                 self._settle_units(hot, digits)  # check_keys may charge the budget
                                 hot = digits = 0
-                                check_keys(self, keys)
+                                check_keys(self, stack[0::2])
                                 room = self._room()
-                            target.update(zip(keys, stack[1::2]))
+                            if cython.compiled:
+                                for a in range(0, n, 2):  # dict.update's C loop, without the two slices
+                                    PyDict_SetItem(  # type: ignore[name-defined]  # noqa: F821
+                                        target, stack[a], stack[a + 1])
+                            else:
+                                target.update(zip(stack[0::2], stack[1::2]))
                             if len(target) > max_items:
+                                self.op_start = pos
                                 self.check_size(len(target), "dict")
                         else:
+                            self.op_start = pos
                             self._settle_units(hot, digits)
                             hot = digits = 0
                             _setitems(self, target, stack)
@@ -851,11 +875,12 @@ class VM:
                         stack = self.stack = metastack.pop()
                         pos += 1
                         continue
-                elif op == 0x73:  # SETITEM (protocol 0 and 1) of a str key into a dict
+                elif op == 0x73:  # SETITEM of a plain key (see _keys_plain) into a dict
                     if len(stack) >= 3:
                         target = stack[-3]
                         v = stack[-2]
-                        if type(target) is dict and type(v) is str:
+                        if type(target) is dict and (type(v) is str or (
+                                _c_plain(stack, len(stack) - 2, 2) if cython.compiled else _keys_plain([v]))):
                             target[v] = stack[-1]
                             del stack[-2:]
                             if len(target) > max_items:
