@@ -625,7 +625,7 @@ class VM:
     @cython.locals(pos=cython.Py_ssize_t, end=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t,
                    n=cython.Py_ssize_t, op=cython.int, hot=cython.Py_ssize_t, digits=cython.Py_ssize_t,
                    room=cython.Py_ssize_t, max_depth=cython.Py_ssize_t, max_memo=cython.Py_ssize_t,
-                   max_items=cython.Py_ssize_t, u=cython.ulonglong, d=cython.double,
+                   max_items=cython.Py_ssize_t, u=cython.ulonglong, d=cython.double, compiled=cython.bint,
                    buf="const unsigned char[:]", stack=list, metastack=list, memo=dict)
     def _run(self) -> Any:
         """The run loop. ``pos`` always points at the current opcode while it can still fail.
@@ -644,6 +644,7 @@ class VM:
         if self.start >= end:
             raise FormatError("Empty pickle stream", offset=self.start, why="there is no opcode to run")
         buf = data
+        compiled = cython.compiled  # a local: the pure-Python build tests it without a global look-up
         memo = self.memo
         metastack = self.metastack
         stack = self.stack
@@ -661,28 +662,25 @@ class VM:
         room = self._room()
         try:
             while True:
-                if pos >= end:
-                    break
-                op = buf[pos]
+                op = buf[pos]  # past the end (no STOP): IndexError, a truncation (see _run_relative)
                 hot += 1
                 if hot > room:
                     room = self._settled(pos, hot, digits)
                     hot = digits = 0
                 # The hot plain-data opcodes, inline. Widths as in OPCODES (checked by tests/test_opcodes.py).
+                # A fixed-width argument past the end raises IndexError (``buf`` is bounds-checked in both builds)
+                # or struct.error, which _run_relative reports as a truncated argument; a length field is checked
+                # against ``end`` before the bytes it counts are read.
                 if op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE, and the MEMOIZE that often follows
                     if op == 0x8C:
                         a = pos + 2
-                        if a > end:
-                            break
                         b = a + buf[pos + 1]
                     else:
                         a = pos + 5
-                        if a > end:
-                            break
-                        b = a + (_u4(data, buf, pos + 1) if cython.compiled else unpack_I(data, pos + 1)[0])
+                        b = a + (_u4(data, buf, pos + 1) if compiled else unpack_I(data, pos + 1)[0])
                     if b > end:
                         break
-                    if not cython.compiled:
+                    if not compiled:
                         v = str(data[a:b], "utf-8", "surrogatepass")
                     elif b > a:
                         v = PyUnicode_DecodeUTF8(  # type: ignore[name-defined]  # noqa: F821
@@ -710,9 +708,7 @@ class VM:
                     pos += 1
                     continue
                 elif op == 0x4A:  # BININT
-                    if pos + 5 > end:
-                        break
-                    if cython.compiled:
+                    if compiled:
                         n = _u4(data, buf, pos + 1)
                         if n >= 0x80000000:
                             n -= 0x100000000
@@ -722,9 +718,7 @@ class VM:
                     pos += 5
                     continue
                 elif op == 0x4D:  # BININT2
-                    if pos + 3 > end:
-                        break
-                    if cython.compiled:
+                    if compiled:
                         n = buf[pos + 1] | (buf[pos + 2] << 8)
                         stack.append(n)
                     else:
@@ -732,18 +726,13 @@ class VM:
                     pos += 3
                     continue
                 elif op == 0x4B:  # BININT1
-                    if pos + 2 > end:
-                        break
-                    n = buf[pos + 1]
-                    stack.append(n)
+                    stack.append(buf[pos + 1])
                     pos += 2
                     continue
                 elif op == 0x71 or op == 0x68 or op == 0x72 or op == 0x6A:  # BINPUT, BINGET, LONG_BINPUT, LONG_BINGET
                     a = 2 if op == 0x71 or op == 0x68 else 5
-                    if pos + a > end:
-                        break
                     n = buf[pos + 1] if a == 2 else \
-                        _u4(data, buf, pos + 1) if cython.compiled else unpack_I(data, pos + 1)[0]
+                        _u4(data, buf, pos + 1) if compiled else unpack_I(data, pos + 1)[0]
                     if op == 0x71 or op == 0x72:
                         if n > max_memo or not stack:
                             break
@@ -756,9 +745,7 @@ class VM:
                     pos += a
                     continue
                 elif op == 0x47:  # BINFLOAT
-                    if pos + 9 > end:
-                        break
-                    if cython.compiled:
+                    if compiled:
                         u = 0
                         for n in range(pos + 1, pos + 9):
                             u = (u << 8) | buf[n]
@@ -837,13 +824,13 @@ class VM:
                         target = metastack[-1][-1]
                         n = len(stack)
                         if type(target) is dict and not n & 1:
-                            if not (_c_plain(stack, 0, 2) if cython.compiled else _keys_plain(stack[0::2])):
+                            if not (_c_plain(stack, 0, 2) if compiled else _keys_plain(stack[0::2])):
                                 self.op_start = pos
                                 self._settle_units(hot, digits)  # check_keys may charge the budget
                                 hot = digits = 0
                                 check_keys(self, stack[0::2])
                                 room = self._room()
-                            if cython.compiled:
+                            if compiled:
                                 for a in range(0, n, 2):  # dict.update's C loop, without the two slices
                                     PyDict_SetItem(  # type: ignore[name-defined]  # noqa: F821
                                         target, stack[a], stack[a + 1])
@@ -880,7 +867,7 @@ class VM:
                         target = stack[-3]
                         v = stack[-2]
                         if type(target) is dict and (type(v) is str or (
-                                _c_plain(stack, len(stack) - 2, 2) if cython.compiled else _keys_plain([v]))):
+                                _c_plain(stack, len(stack) - 2, 2) if compiled else _keys_plain([v]))):
                             target[v] = stack[-1]
                             del stack[-2:]
                             if len(target) > max_items:
@@ -901,7 +888,7 @@ class VM:
                             continue
                 elif op == 0x49 or op == 0x4C or op == 0x67 or op == 0x70:  # INT, LONG, GET, PUT: short decimals
                     a = pos + 1
-                    if cython.compiled:
+                    if compiled:
                         b = _c_line_end(buf, a, min(end, a + _SHORT_DECIMAL + 1))
                     else:
                         b = data.find(b"\n", a, min(end, a + _SHORT_DECIMAL + 1))
@@ -913,7 +900,7 @@ class VM:
                             stack.append(buf[a + 1] == 0x31)  # INT 00 and 01 are False and True
                             pos = b + 1
                             continue
-                        if cython.compiled:
+                        if compiled:
                             v = _c_decimal(buf, a, n)
                         else:
                             v = data[a:n]
@@ -939,12 +926,12 @@ class VM:
                             continue
                 elif op == 0x56:  # UNICODE
                     a = pos + 1
-                    if cython.compiled:
+                    if compiled:
                         b = _c_line_end(buf, a, min(end, a + _LINE_LIMIT + 1))
                     else:
                         b = data.find(b"\n", a, min(end, a + _LINE_LIMIT + 1))
                     if b >= 0:
-                        if cython.compiled:
+                        if compiled:
                             v = PyUnicode_DecodeRawUnicodeEscape(  # type: ignore[name-defined]  # noqa: F821
                                 cython.cast(cython.p_char, cython.address(buf[a])), b - a, cython.NULL)
                         else:
