@@ -306,7 +306,11 @@ class VM:
         self.context: dict[str, Any] = {} if context is None else context
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
-        self.memo: dict[int, Any] = {}
+        #: the memo: slots 0..len(memo)-1, all filled, in a list (what C pickle's memo array holds); every other
+        #: filled slot in ``memo_sparse``, whose keys are all above len(memo). The filled count, where MEMOIZE
+        #: stores, is len(memo) + len(memo_sparse) (see _memo_store).
+        self.memo: list[Any] = []
+        self.memo_sparse: dict[int, Any] = {}
         self.proto = 0
         self.ops = 0
         self.frame_end = -1
@@ -626,7 +630,7 @@ class VM:
                    n=cython.Py_ssize_t, op=cython.int, hot=cython.Py_ssize_t, digits=cython.Py_ssize_t,
                    room=cython.Py_ssize_t, max_depth=cython.Py_ssize_t, max_memo=cython.Py_ssize_t,
                    max_items=cython.Py_ssize_t, u=cython.ulonglong, d=cython.double, compiled=cython.bint,
-                   buf="const unsigned char[:]", stack=list, metastack=list, memo=dict)
+                   buf="const unsigned char[:]", stack=list, metastack=list, memo=list, sparse=dict)
     def _run(self) -> Any:
         """The run loop. ``pos`` always points at the current opcode while it can still fail.
 
@@ -646,6 +650,7 @@ class VM:
         buf = data
         compiled = cython.compiled  # a local: the pure-Python build tests it without a global look-up
         memo = self.memo
+        sparse = self.memo_sparse
         metastack = self.metastack
         stack = self.stack
         dispatch = _DISPATCH
@@ -690,21 +695,27 @@ class VM:
                     stack.append(v)
                     pos = b
                     if b < end and buf[b] == 0x94:
-                        n = len(memo)
+                        n = len(memo) + len(sparse)
                         if n > max_memo:
                             break
                         hot += 1  # the MEMOIZE counts as an opcode of its own
                         if hot > room:
                             room = self._settled(b, hot, digits)
                             hot = digits = 0
-                        memo[n] = v
+                        if sparse:
+                            _memo_store(self, n, v)
+                        else:
+                            memo.append(v)
                         pos = b + 1
                     continue
                 elif op == 0x94:  # MEMOIZE
-                    n = len(memo)
+                    n = len(memo) + len(sparse)
                     if n > max_memo or not stack:
                         break
-                    memo[n] = stack[-1]
+                    if sparse:
+                        _memo_store(self, n, stack[-1])
+                    else:
+                        memo.append(stack[-1])
                     pos += 1
                     continue
                 elif op == 0x4A:  # BININT
@@ -736,9 +747,14 @@ class VM:
                     if op == 0x71 or op == 0x72:
                         if n > max_memo or not stack:
                             break
-                        memo[n] = stack[-1]
+                        if n < len(memo):
+                            memo[n] = stack[-1]
+                        elif n == len(memo) and not sparse:
+                            memo.append(stack[-1])
+                        else:
+                            _memo_store(self, n, stack[-1])
                     else:
-                        v = memo[n]
+                        v = memo[n] if n < len(memo) else sparse[n]  # KeyError: a missing slot (_run_relative)
                         if type(v) is Pending:
                             v = _built(self, v, pos)
                         stack.append(v)
@@ -906,7 +922,7 @@ class VM:
                             v = data[a:n]
                             v = int(v) if n - a <= _SHORT_DECIMAL and _CANONICAL_INT.fullmatch(v) else None
                         if v is not None and (op == 0x49 or op == 0x4C or
-                                              (op == 0x67 and v in memo) or
+                                              (op == 0x67 and (0 <= v < len(memo) or v in sparse)) or
                                               (op == 0x70 and 0 <= v <= max_memo and stack)):
                             hot += 1  # the conversion: one digits unit (up to 64 digits, see _parse_int)
                             digits += 1
@@ -914,12 +930,12 @@ class VM:
                                 room = self._settled(pos, hot, digits)
                                 hot = digits = 0
                             if op == 0x67:  # GET
-                                v = memo[v]
+                                v = memo[v] if v < len(memo) else sparse[v]
                                 if type(v) is Pending:
                                     v = _built(self, v, pos)
                                 stack.append(v)
                             elif op == 0x70:  # PUT
-                                memo[v] = stack[-1]
+                                _memo_store(self, v, stack[-1])
                             else:
                                 stack.append(v)
                             pos = b + 1
@@ -1360,7 +1376,7 @@ def _pop_mark(vm: VM) -> None:
 
 def _memo_get(vm: VM, index: int) -> None:
     try:
-        value = vm.memo[index]
+        value = vm.memo[index] if 0 <= index < len(vm.memo) else vm.memo_sparse[index]
     except KeyError:
         raise vm.fail(f"Memo index {index} was never stored", "a GET names a memo slot that no PUT filled") from None
     if type(value) is Pending:
@@ -1387,7 +1403,25 @@ def _memo_put(vm: VM, index: int) -> None:
                                  why="a huge memo index is how memo bombs force giant allocations in other unpicklers")
     if not vm.stack:
         raise vm.fail("Stack underflow: PUT with an empty stack")
-    vm.memo[index] = vm.stack[-1]
+    _memo_store(vm, index, vm.stack[-1])
+
+
+def _memo_store(vm: VM, index: int, value: Any) -> None:
+    """Fill memo slot ``index`` (0 <= index <= max_memo, checked by the caller), as C pickle's memo array and
+    pickle.py's dict do: a slot is overwritten in place, and the filled count (where MEMOIZE stores) grows only
+    when an empty slot is filled. The dense list takes the slot right after it, and then every sparse slot that
+    now follows on; any other slot goes to the sparse dict, so a far index costs one entry, not an array."""
+    memo = vm.memo
+    if index < len(memo):
+        memo[index] = value
+        return
+    sparse = vm.memo_sparse
+    if index != len(memo):
+        sparse[index] = value
+        return
+    memo.append(value)
+    while sparse and len(memo) in sparse:
+        memo.append(sparse.pop(len(memo)))
 
 
 @handles("GET")
@@ -1412,7 +1446,7 @@ def _binput(vm: VM) -> None:
 
 @handles("MEMOIZE")
 def _memoize(vm: VM) -> None:
-    _memo_put(vm, len(vm.memo))
+    _memo_put(vm, len(vm.memo) + len(vm.memo_sparse))
 
 
 def _decode_name(vm: VM, raw: bytes) -> str:

@@ -324,3 +324,61 @@ def test_opcodes_and_work_are_counted_exactly(data: bytes) -> None:
             run(budget)
         first_over = next(pos for pos, used in units if used > budget)
         assert (info.value.limit, info.value.offset) == ("work_per_byte", first_over), budget
+
+
+# ---- the memo: a dense list plus sparse slots (safeload/_vm.py _memo_store) against C pickle and pickle.py ----
+
+def _memo_cases() -> list[bytes]:
+    """Streams whose memo indexes are sparse, out of order, overwritten and counted by MEMOIZE: MEMOIZE stores at
+    the number of filled slots (C pickle's memo_len, pickle.py's len(memo)), not at the highest index + 1."""
+    p4, i = b"\x80\x04", lambda n: b"K" + bytes([n])
+    lb = lambda n: b"r" + struct.pack("<I", n)  # LONG_BINPUT  # noqa: E731
+    lg = lambda n: b"j" + struct.pack("<I", n)  # LONG_BINGET  # noqa: E731
+    return [
+        p4 + b"(" + i(1) + b"q\x05" + i(2) + b"\x94" + i(3) + b"\x94" + b"h\x05h\x01h\x02t.",  # PUT 5, MEMOIZE 1, 2
+        p4 + b"(" + i(1) + b"q\x02" + i(2) + b"q\x01" + i(3) + b"q\x00" + i(4) + b"\x94h\x00h\x01h\x02h\x03t.",
+        p4 + b"(" + i(1) + b"q\x01" + i(2) + b"\x94" + i(3) + b"\x94h\x01t.",  # MEMOIZE overwrites slot 1 twice
+        p4 + b"(" + i(1) + b"q\x01" + i(2) + b"\x94h\x00t.",  # slot 0 was never filled
+        p4 + b"(" + i(1) + b"q\x00" + i(2) + b"q\x02h\x01t.",  # the gap at 1
+        p4 + b"(" + i(7) + lb(1 << 24) + i(8) + b"\x94" + lg(1 << 24) + b"h\x01t.",  # the highest allowed index
+        p4 + b"(" + i(1) + b"q\x03" + i(2) + b"q\x01" + i(3) + b"\x94" + i(4) + b"q\x00" + i(5) + b"\x94"
+        + b"h\x00h\x01h\x02h\x03h\x04t.",  # 0 absorbs 1 and 2 (MEMOIZE filled 2), 3 was sparse: MEMOIZE at 4
+        p4 + b"\x8c\x01a\x94\x8c\x01b" + b"q\x03" + b"\x8c\x01c\x94(h\x00h\x01h\x03t.",  # fused string + MEMOIZE
+        b"(I1\np7\nI2\np0\nI3\np1\ng7\ng0\ng1\nt.",  # protocol 0: sparse PUTs and GETs
+        b"(I1\np7\nI2\n\x94g7\ng1\nt.",  # PUT 7, then MEMOIZE counts one filled slot
+        b"(I1\np1\ng0\nt.",
+        b"\x80\x02(K\x01q\x00K\x02q\x00h\x00t.",  # PUT 0 twice: the second wins
+    ]
+
+
+@pytest.mark.parametrize("data", _memo_cases())
+def test_sparse_memo_reads_as_c_pickle_and_pickle_py(data: bytes) -> None:
+    try:
+        want = canon(pickle.loads(data))
+    except Exception:
+        want = None
+    try:
+        py = canon(pickle._loads(data))  # type: ignore[attr-defined]
+    except Exception:
+        py = None
+    assert want == py, "C pickle and pickle.py disagree: the case proves nothing"
+    if want is None:
+        with pytest.raises(safeload.SafeLoadError):
+            safeload.loads(data)
+    else:
+        assert canon(safeload.loads(data)) == want
+
+
+_MEMO_BEYOND = b"\x80\x04(K\x07r" + struct.pack("<I", (1 << 24) + 1) + b"t."  # one past max_memo
+
+
+def test_memo_index_beyond_the_limit_is_refused() -> None:
+    assert pickle.loads(_MEMO_BEYOND) == (7,)  # C pickle takes it (and allocates a 16M-slot array)
+    with pytest.raises(safeload.LimitExceededError, match="max_memo"):
+        safeload.loads(_MEMO_BEYOND)
+
+
+@needs_compiled
+def test_sparse_memo_agrees(pure: PureWorker) -> None:
+    for data in _memo_cases() + [_MEMO_BEYOND]:
+        same(pure, data)
