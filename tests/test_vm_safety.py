@@ -387,6 +387,22 @@ def test_rebuilders_receive_the_context_not_the_vm() -> None:
         ctx.pos = 0  # type: ignore[attr-defined]  # __slots__: nothing can be poked onto it either
 
 
+def test_every_default_rebuilder_takes_the_context() -> None:
+    """Every call, newobj and build rule of the default table declares a RebuildContext as what it receives, so
+    ``mypy --strict`` (tests/test_architecture.py) checks that it uses nothing of the VM but the context's methods."""
+    import inspect
+
+    loose = []
+    for entry in DEFAULT_POLICY.entries.values():
+        for rule in (entry.call, entry.newobj, entry.build):
+            if rule is None:
+                continue
+            first = next(iter(inspect.signature(rule).parameters.values()), None)
+            if first is None or first.annotation not in ("RebuildContext", RebuildContext):
+                loose.append(f"{entry.qualname}: {rule.__module__}.{rule.__qualname__}")
+    assert not loose
+
+
 def test_only_the_context_starts_pending_objects() -> None:
     """A ``Pending`` made anywhere but ``RebuildContext.start_pending`` would not be counted, and the VM's STOP
     check (every started object got its BUILD) would not see it."""

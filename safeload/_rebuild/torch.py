@@ -25,6 +25,7 @@ from .._tensors import (_STEP_LIMIT, TORCH_DTYPES, Rebuilt, Storage, StorageType
 from .._views import byte_span, check_extent
 from ..errors import FormatError
 from .._types import Entry
+from .context import RebuildContext
 
 __all__ = ["ENTRIES", "Rebuilt", "Storage", "StorageType", "TensorPlaceholder", "TorchConstant", "TorchDType",
            "TorchDevice", "TORCH_DTYPES", "torch_safe_globals",
@@ -45,7 +46,7 @@ _STORAGE_CLASSES = {
 _QUANTIZED = ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage")
 
 
-def _dtype_name(vm: Any, dtype: Any) -> str:
+def _dtype_name(vm: RebuildContext, dtype: Any) -> str:
     if type(dtype) is TorchDType:
         return dtype.name
     entry = vm.entry_of(dtype)  # a real torch dtype, mapped from a TorchDType value for torch tensors
@@ -54,7 +55,7 @@ def _dtype_name(vm: Any, dtype: Any) -> str:
     raise vm.fail(f"Tensor dtype is a {type(dtype).__name__}", "expected a torch dtype")
 
 
-def _ints(vm: Any, value: Any, what: str) -> tuple[int, ...]:
+def _ints(vm: RebuildContext, value: Any, what: str) -> tuple[int, ...]:
     if type(value) is list:
         value = tuple(value)
     if type(value) is not tuple or not all(type(v) is int for v in value):
@@ -64,7 +65,7 @@ def _ints(vm: Any, value: Any, what: str) -> tuple[int, ...]:
     return value
 
 
-def _empty_hooks(vm: Any, hooks: Any, what: str = "backward_hooks") -> None:
+def _empty_hooks(vm: RebuildContext, hooks: Any, what: str = "backward_hooks") -> None:
     if hooks is None or (type(hooks) in (OrderedDict, dict) and not hooks):
         return
     raise vm.fail(f"Tensor carries {what}", "hooks and extra state are code or objects the file attaches to a "
@@ -72,7 +73,7 @@ def _empty_hooks(vm: Any, hooks: Any, what: str = "backward_hooks") -> None:
                   fix="Save plain tensors (a state_dict) without hooks")
 
 
-def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any,
+def _tensor(vm: RebuildContext, storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any,
             dtype_name: str | None = None, metadata: Any = None) -> Any:
     if type(storage) is not Storage:
         raise vm.fail(f"Tensor storage is a {type(storage).__name__}", "tensor data must come from the checkpoint's "
@@ -99,7 +100,7 @@ def _tensor(vm: Any, storage: Any, offset: Any, size: Any, stride: Any, requires
     return builder.rebuilt.add(t, dtype)
 
 
-def _view_bits(vm: Any, metadata: Any, dtype: str) -> tuple[bool, bool]:
+def _view_bits(vm: RebuildContext, metadata: Any, dtype: str) -> tuple[bool, bool]:
     """The conjugate and negative bits of a view (``torch._utils.get_tensor_metadata``: ``{"conj": True}``,
     ``{"neg": True}``); any other key or value is refused. torch sets the conj bit only on complex tensors and the
     neg bit on floating point and complex ones (``tensor.conj().imag``); safeload refuses other dtypes."""
@@ -118,7 +119,7 @@ def _view_bits(vm: Any, metadata: Any, dtype: str) -> tuple[bool, bool]:
     return conj, neg
 
 
-def _builder(vm: Any) -> Any:
+def _builder(vm: RebuildContext) -> Any:
     builder = vm.context.get("tensor_builder")
     if builder is None:
         raise vm.fail("Tensor outside a torch checkpoint", "torch._utils rebuild calls only make sense inside a "
@@ -126,14 +127,14 @@ def _builder(vm: Any) -> Any:
     return builder
 
 
-def _rebuild_tensor_v2(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_tensor_v2(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     if len(args) not in (6, 7):
         raise vm.fail(f"_rebuild_tensor_v2 called with {len(args)} arguments")
     storage, offset, size, stride, requires_grad, hooks = args[:6]
     return _tensor(vm, storage, offset, size, stride, requires_grad, hooks, metadata=args[6] if len(args) == 7 else None)
 
 
-def _rebuild_tensor_v3(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_tensor_v3(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     if len(args) not in (7, 8):
         raise vm.fail(f"_rebuild_tensor_v3 called with {len(args)} arguments")
     storage, offset, size, stride, requires_grad, hooks = args[:6]
@@ -141,13 +142,13 @@ def _rebuild_tensor_v3(vm: Any, args: tuple[Any, ...]) -> Any:
                    metadata=args[7] if len(args) == 8 else None)
 
 
-def _rebuild_tensor(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_tensor(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     if len(args) != 4:
         raise vm.fail(f"_rebuild_tensor called with {len(args)} arguments")
     return _tensor(vm, *args, False, None)
 
 
-def _rebuild_parameter(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_parameter(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     if len(args) not in (3, 4):
         raise vm.fail(f"_rebuild_parameter called with {len(args)} arguments")
     data, requires_grad, hooks = args[:3]
@@ -170,7 +171,7 @@ def _rebuild_parameter(vm: Any, args: tuple[Any, ...]) -> Any:
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 
 
-def _attrs(vm: Any, state: Any) -> dict[str, Any]:
+def _attrs(vm: RebuildContext, state: Any) -> dict[str, Any]:
     """Python attributes saved with a tensor or Parameter (``t.foo = 1``: torch's ``_set_obj_state``), as plain
     data. torch calls ``setattr`` for each; safeload accepts only a dict of identifier names that are not dunders
     and not attributes of the tensor class (a property such as ``data``, ``grad`` or ``requires_grad`` would run
@@ -208,13 +209,13 @@ class DimRange:
         self.dim, self.min, self.max = dim, low, high
 
 
-def _dim_range_new(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _dim_range_new(vm: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if args or kwargs:
         raise vm.fail("torch._dynamo.decorators._DimRange made with arguments", "torch saves it empty, then its state")
     return vm.start_pending("torch._dynamo.decorators._DimRange", _dim_range_build, ())
 
 
-def _dim_range_build(vm: Any, pending: Any, state: Any) -> Any:
+def _dim_range_build(vm: RebuildContext, pending: Any, state: Any) -> Any:
     if type(state) is dict and set(state) <= {"dim", "min", "max"}:
         state = [state.get("dim"), state.get("min"), state.get("max")]
     if (type(state) not in (list, tuple) or len(state) != 3 or type(state[0]) is not int or state[0] < 0
@@ -279,7 +280,7 @@ def torch_safe_globals() -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _size(vm: Any, args: tuple[Any, ...]) -> Any:
+def _size(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``torch.Size((2, 3))``: a tuple of ints becomes a torch.Size with torch tensors, else a plain tuple."""
     if len(args) != 1 or type(args[0]) not in (tuple, list) or not all(type(v) is int for v in args[0]):
         raise vm.fail("torch.Size called with something other than a tuple of ints")
@@ -293,7 +294,7 @@ def _size(vm: Any, args: tuple[Any, ...]) -> Any:
 _DEVICE_TYPES = ("cpu", "cuda", "meta", "mps", "xpu", "hpu", "mtia", "xla", "ipu", "lazy", "vulkan", "privateuseone")
 
 
-def _device(vm: Any, args: tuple[Any, ...]) -> Any:
+def _device(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``torch.device("cuda", 0)`` / ``torch.device("cuda:0")`` as torch saves a device object: the type is one
     of torch's device type names and the index an int 0..127 (torch stores it in 8 signed bits and wraps larger
     ones: ``torch.device("cuda", 128)`` is ``cuda:-128``); ``torch.device`` itself is then called with these checked
@@ -323,24 +324,24 @@ _QSCHEMES = ("per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", 
              "per_channel_affine_float_qparams")
 
 
-def _get_layout(vm: Any, args: tuple[Any, ...]) -> Any:
+def _get_layout(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``torch.serialization._get_layout("torch.strided")``: the layout of that exact name, from a fixed list."""
     if len(args) != 1 or type(args[0]) is not str or not args[0].startswith("torch.") or args[0][6:] not in _LAYOUTS:
         raise vm.fail(f"_get_layout called with {args!r:.60}", f"a layout is one of {', '.join(_LAYOUTS)}")
     return _constant(vm, TorchConstant("layout", args[0][6:]))
 
 
-def _constant(vm: Any, value: Any) -> Any:
+def _constant(vm: RebuildContext, value: Any) -> Any:
     mapper = vm.context.get("value_map")
     return mapper(value) if mapper is not None else value
 
 
-def _torch_of(vm: Any) -> Any:
+def _torch_of(vm: RebuildContext) -> Any:
     """The torch module when this load builds torch tensors, else None (data forms: tuples, TorchDevice)."""
     return getattr(vm.context.get("tensor_builder"), "torch", None)
 
 
-def _rebuild_from_type_v2(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_from_type_v2(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """torch._tensor._rebuild_from_type_v2(func, new_type, args, state): only func=_rebuild_tensor_v2 and friends,
     new_type=Tensor or Parameter, empty state. This helper calls whatever it is given, so everything is checked."""
     if len(args) != 4:
@@ -378,7 +379,7 @@ _NJT_STATE = {"_values": "values", "_offsets": "offsets", "_lengths": "lengths",
               "_metadata_cache": "_metadata_cache"}
 
 
-def _rebuild_njt(vm: Any, new_type: Any, fargs: Any, state: Any) -> Any:
+def _rebuild_njt(vm: RebuildContext, new_type: Any, fargs: Any, state: Any) -> Any:
     """A jagged nested tensor: ``_rebuild_from_type_v2(_rebuild_njt, NestedTensor, ({values, offsets, lengths,
     _ragged_idx, _metadata_cache, requires_grad},), state)``. values, offsets (int64, 1-D) and lengths (None or
     int64, 1-D, one per component) must be tensors this checkpoint rebuilt; the cached ``min_seqlen``/``max_seqlen``
@@ -431,7 +432,7 @@ def _rebuild_njt(vm: Any, new_type: Any, fargs: Any, state: Any) -> Any:
     return builder.rebuilt.add(made, dtype)
 
 
-def _jagged_check(vm: Any) -> Any:
+def _jagged_check(vm: RebuildContext) -> Any:
     def check(total: int, offsets: list[int], lengths: list[int] | None, seqlens: dict[str, int]) -> None:
         if not offsets or offsets[0] < 0 or offsets[-1] > total or any(a > b for a, b in zip(offsets, offsets[1:])):
             raise vm.fail(f"Jagged nested tensor offsets do not rise from 0 to at most {total}",
@@ -451,7 +452,7 @@ def _jagged_check(vm: Any) -> Any:
     return check
 
 
-def _rebuild_sparse(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_sparse(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``_rebuild_sparse_tensor(layout, data)``: COO ``(indices, values, size[, is_coalesced])`` or compressed
     (CSR/CSC/BSR/BSC) ``(compressed_indices, plain_indices, values, size)``. Every part must be a tensor this
     checkpoint rebuilt, indices of an integer dtype (int64 for COO, int32 or int64 and one dtype for compressed),
@@ -505,14 +506,14 @@ def _rebuild_sparse(vm: Any, args: tuple[Any, ...]) -> Any:
     return builder.rebuilt.add(made, dtype)
 
 
-def _part(vm: Any, builder: Any, obj: Any, what: str) -> str:
+def _part(vm: RebuildContext, builder: Any, obj: Any, what: str) -> str:
     dtype = builder.rebuilt.dtype_of(obj)
     if dtype is None:
         raise vm.fail(f"Sparse tensor {what} are a {type(obj).__name__}, not a tensor this checkpoint rebuilt")
     return str(dtype)
 
 
-def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_qtensor(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``_rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks)`` over a
     quint8/qint8/qint32 storage, or a packed quint4x2/quint2x4 one. The integer representation is a checked view
     like any tensor's (packed storages: the contiguous layout ``torch.quantize_per_*`` writes, offset 0, each row
@@ -576,7 +577,8 @@ def _rebuild_qtensor(vm: Any, args: tuple[Any, ...]) -> Any:
     return builder.rebuilt.add(made, storage.dtype)
 
 
-def _check_packed(vm: Any, storage: Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+def _check_packed(vm: RebuildContext, storage: Storage, offset: int, size: tuple[int, ...],
+                  stride: tuple[int, ...]) -> None:
     """A packed quint4x2/quint2x4 tensor: exactly the layout torch's quantizers write (offset 0, contiguous strides,
     each row of the last dimension packed into ``ceil(n * bits / 8)`` bytes, the record exactly that long). torch
     reads a packed tensor's offset and strides in values over a storage counted in bytes, so any other geometry
@@ -604,7 +606,7 @@ def _check_packed(vm: Any, storage: Storage, offset: int, size: tuple[int, ...],
                       fix="Re-quantize the tensor (torch.quantize_per_tensor/per_channel) and save it whole")
 
 
-def _rebuild_nested(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_nested(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``_rebuild_nested_tensor(buffer, sizes, strides, offsets)`` (a strided nested tensor): the buffer a 1-D
     tensor this checkpoint rebuilt, sizes and strides int64 ``[n, ndim]`` tensors and offsets an int64 ``[n]``
     tensor, all rebuilt here; with values, each component's size, stride and offset must be non-negative and
@@ -624,7 +626,7 @@ def _rebuild_nested(vm: Any, args: tuple[Any, ...]) -> Any:
     return builder.rebuilt.add(made, dtype)
 
 
-def _nested_check(vm: Any) -> Any:
+def _nested_check(vm: RebuildContext) -> Any:
     def check(numel: int, sizes: list[Any], strides: list[Any], offsets: list[Any]) -> None:
         if not (len(sizes) == len(strides) == len(offsets)) or len({len(r) for r in sizes} | {len(r) for r in strides}) > 1:
             raise vm.fail("Nested tensor sizes, strides and offsets disagree in count or rank")
@@ -639,7 +641,7 @@ def _nested_check(vm: Any) -> Any:
     return check
 
 
-def _rebuild_meta(vm: Any, args: tuple[Any, ...]) -> Any:
+def _rebuild_meta(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a tensor without data on the meta
     device. The geometry is checked as for any view (ints, at most 64 dims, below 2**63 bytes); with torch tensors
     it is ``torch.empty_strided(..., device="meta")`` (allocates nothing), else a TensorPlaceholder."""
@@ -681,7 +683,7 @@ class TensorType:
 
 
 def _unsupported(qualname: str, what: str) -> Entry:
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
         raise FormatError(f"{what} are not supported", offset=vm.op_start, why=f"the file calls {qualname}",
                           fix="Convert the tensors to dense, unquantized ones (tensor.dequantize(), tensor.to_dense()) "
                               "in a trusted environment and save a state_dict")
