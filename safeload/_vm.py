@@ -112,10 +112,10 @@ def _c_plain(items: list[Any], start: int, step: int) -> bool:
 @cython.cfunc
 @cython.inline
 @cython.returns(cython.Py_ssize_t)
-@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, value=cython.Py_ssize_t)
 def _u4(data: Any, buf: Any, a: int) -> int:
     """The little-endian unsigned 4-byte integer at ``a`` (the caller checked ``a + 4 <= end``)."""
-    value: int
+    value: int  # a C integer in the compiled build (an untyped local would be a PyLong made and freed per call)
     if cython.compiled:
         value = buf[a] | (buf[a + 1] << 8) | (buf[a + 2] << 16) | (cython.cast(cython.Py_ssize_t, buf[a + 3]) << 24)
     else:
@@ -720,9 +720,8 @@ class VM:
                     continue
                 elif op == 0x4A:  # BININT
                     if compiled:
-                        n = _u4(data, buf, pos + 1)
-                        if n >= 0x80000000:
-                            n -= 0x100000000
+                        n = _u4(data, buf, pos + 1)  # signed: minus 2**32 when the top bit is set (in C integers;
+                        n -= cython.cast(cython.Py_ssize_t, buf[pos + 4] >> 7) << 32  # a literal 2**31 is a PyLong)
                         stack.append(n)
                     else:
                         stack.append(unpack_i(data, pos + 1)[0])

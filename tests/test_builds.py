@@ -382,3 +382,10 @@ def test_memo_index_beyond_the_limit_is_refused() -> None:
 def test_sparse_memo_agrees(pure: PureWorker) -> None:
     for data in _memo_cases() + [_MEMO_BEYOND]:
         same(pure, data)
+
+
+@pytest.mark.parametrize("raw", [0, 1, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFF, 0xFFFF0000, 0x00010000])
+def test_binint_sign_as_c_pickle(raw: int) -> None:
+    """BININT is a signed 4-byte integer: the compiled loop subtracts 2**32 when the top bit is set."""
+    data = b"\x80\x02J" + struct.pack("<I", raw) + b"."
+    assert safeload.loads(data) == pickle.loads(data) == struct.unpack("<i", struct.pack("<I", raw))[0]
