@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import safeload
 from safeload._rebuild.context import RebuildContext
 from safeload._types import Entry
-from safeload.policy import DEFAULT_POLICY, _with_entries
+from safeload.policy import DEFAULT_POLICY, Policy, _with_entries
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -369,15 +369,20 @@ def test_canonical_text_numbers_load_as_pickle_does(raw, value):
 # ---- rebuilders see a narrow context; allow= takes classes and names only -------------------------------------------
 
 
-def test_rebuilders_receive_the_context_not_the_vm() -> None:
-    seen: list[object] = []
+def _spying_set_policy(seen: list) -> Policy:  # type: ignore[type-arg]
+    """The default policy with ``builtins.set``'s rebuilder wrapped: it records what it receives in ``seen``."""
+    entry = DEFAULT_POLICY.entries["builtins.set"]
 
     def spy(ctx, args):  # type: ignore[no-untyped-def]
         seen.append(ctx)
-        return set(*args)
+        return entry.call(ctx, args)  # type: ignore[misc]
 
-    entry = DEFAULT_POLICY.entries["builtins.set"]
-    policy = _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=spy)])
+    return _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=spy)])
+
+
+def test_rebuilders_receive_the_context_not_the_vm() -> None:
+    seen: list[object] = []
+    policy = _spying_set_policy(seen)
     assert safeload.loads(pickle.dumps({1, 2}, protocol=2), policy=policy) == {1, 2}
     ctx, = seen
     assert type(ctx) is RebuildContext
@@ -422,13 +427,7 @@ def test_a_finished_vm_is_freed_without_the_cycle_collector() -> None:
     import gc
 
     seen: list[RebuildContext] = []
-
-    def spy(ctx, args):  # type: ignore[no-untyped-def]
-        seen.append(ctx)
-        return set(*args)
-
-    entry = DEFAULT_POLICY.entries["builtins.set"]
-    policy = _with_entries(DEFAULT_POLICY, [dataclasses.replace(entry, call=spy)])
+    policy = _spying_set_policy(seen)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
