@@ -879,3 +879,117 @@ def test_pickle_module_path_runs_no_payload(tmp_path: Any, monkeypatch: Any) -> 
     with pytest.raises(safeload.UnsafeGlobalError, match="builtins.open"):
         torch.load(path, pickle_module=safeload, weights_only=False)
     assert not any(oracle.MARKER in files for _r, _d, files in os.walk(tmp_path))
+
+
+# ---- torch.Tensor subclasses the caller allowed ------------------------------------------------------------------------
+
+_SUBCLASS_SOURCE = '''
+import torch
+
+class MyT(torch.Tensor):
+    pass
+
+class Wrap(torch.Tensor):
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+class Stateful(torch.Tensor):
+    calls = 0
+
+    def __setstate__(self, state):
+        type(self).calls += 1
+
+class Prop(torch.Tensor):
+    @property
+    def scale(self):
+        return 1
+
+    @scale.setter
+    def scale(self, value):
+        raise RuntimeError("setter ran")
+'''
+
+
+def _subclasses(tmp_path: Any, monkeypatch: Any) -> Any:
+    """The subclass module ``safeload_test_tsub``, written to tmp_path and imported (torch.save pickles the class by
+    its module and name, torch.load imports it)."""
+    import importlib
+    import sys
+
+    (tmp_path / "safeload_test_tsub.py").write_text(_SUBCLASS_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("safeload_test_tsub", None)
+    return importlib.import_module("safeload_test_tsub")
+
+
+@pytest.mark.parametrize("how", ["allow", "safe_globals"])
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_allowed_tensor_subclass(how: str, legacy: bool, tmp_path: Any, monkeypatch: Any) -> None:
+    """torch.load(weights_only=True) with the class in its safe globals: func(*args), as_subclass, then setattr of
+    each saved attribute. safeload gives the same object, from allow= or from torch's own allowlist."""
+    mod = _subclasses(tmp_path, monkeypatch)
+    t = torch.randn(3, 4, requires_grad=True).as_subclass(mod.MyT)
+    t.foo = 1
+    t.tag = {"name": "w", "dtype": torch.float16}
+    view = torch.arange(12.).reshape(3, 4).t().as_subclass(mod.MyT)  # a strided view, no attributes
+    ints = torch.arange(5, dtype=torch.int16).as_subclass(mod.MyT)
+    path = _save({"t": t, "view": view, "ints": ints}, tmp_path / "sub.pt", legacy)
+    with torch.serialization.safe_globals([mod.MyT]):
+        ref = torch.load(path, weights_only=True)
+        got = safeload.load(path) if how == "safe_globals" else None
+    if how == "allow":
+        got = safeload.load(path, allow=[mod.MyT])
+    assert type(ref["t"]) is mod.MyT and ref["t"].foo == 1
+    same(got, ref)
+    same_sharing(got, ref)
+    import numpy as np
+
+    arrays = safeload.load(path, allow=[mod.MyT], tensors="numpy")  # numpy's form: the array, attributes on it
+    assert np.array_equal(arrays["ints"], ints.numpy()) and arrays["t"].foo == 1
+    assert safeload.scan(path, allow=["safeload_test_tsub.MyT"]).ok
+
+
+@pytest.mark.parametrize("legacy", FORMATS)
+def test_tensor_subclass_not_allowed(legacy: bool, tmp_path: Any, monkeypatch: Any) -> None:
+    mod = _subclasses(tmp_path, monkeypatch)
+    path = _save({"t": torch.ones(2).as_subclass(mod.MyT)}, tmp_path / "sub.pt", legacy)
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
+    for kw in ({}, {"unknown": "stub"}, {"unknown": "stub", "tensors": "numpy"}):
+        with pytest.raises(safeload.UnsafeGlobalError, match="safeload_test_tsub.MyT") as err:
+            safeload.load(path, **kw)
+        assert "allow=['safeload_test_tsub.MyT']" in (err.value.fix or ""), kw
+    report = safeload.scan(path)
+    assert not report.ok
+    assert any(f.qualname == "safeload_test_tsub.MyT" for f in report.findings)
+
+
+@pytest.mark.parametrize("cls", ["Wrap", "Stateful"])
+def test_tensor_subclass_with_its_own_code_refused(cls: str, tmp_path: Any, monkeypatch: Any) -> None:
+    """A custom __torch_dispatch__ (a wrapper subclass) or __setstate__ (torch.load calls it with the file's state):
+    refused even when allowed, naming the method, in every mode and in scan."""
+    mod = _subclasses(tmp_path, monkeypatch)
+    klass = getattr(mod, cls)
+    path = _save({"t": torch.ones(2).as_subclass(klass)}, tmp_path / "sub.pt", False)
+    with torch.serialization.safe_globals([klass]):
+        assert type(torch.load(path, weights_only=True)["t"]) is klass
+    method = "__torch_dispatch__" if cls == "Wrap" else "__setstate__"
+    calls = getattr(klass, "calls", 0)
+    for tensors in ("torch", "numpy"):
+        with pytest.raises(safeload.UnsafeGlobalError, match=method):
+            safeload.load(path, allow=[klass], tensors=tensors)
+    assert getattr(klass, "calls", 0) == calls
+    assert not safeload.scan(path, allow=[f"safeload_test_tsub.{cls}"]).ok
+
+
+def test_tensor_subclass_attribute_it_defines_refused(tmp_path: Any, monkeypatch: Any) -> None:
+    """torch would setattr a saved attribute named like the subclass's property, running its setter."""
+    mod = _subclasses(tmp_path, monkeypatch)
+    t = torch.ones(2).as_subclass(mod.Prop)
+    vars(t)["scale"] = 2  # in the instance dict, as a crafted file would carry it
+    path = _save({"t": t}, tmp_path / "sub.pt", False)
+    with torch.serialization.safe_globals([mod.Prop]), pytest.raises(RuntimeError, match="setter ran"):
+        torch.load(path, weights_only=True)
+    with pytest.raises(safeload.FormatError, match="'scale' is a name Prop defines"):
+        safeload.load(path, allow=[mod.Prop])

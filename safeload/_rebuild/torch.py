@@ -24,6 +24,7 @@ from .._tensors import (_STEP_LIMIT, TORCH_DTYPES, Rebuilt, Storage, StorageType
                         TorchDevice, TorchDType, check_grad, check_location, check_view)
 from .._views import byte_span, check_extent
 from ..errors import FormatError
+from .._names import danger_of
 from .._types import Entry
 from .context import RebuildContext
 
@@ -343,7 +344,8 @@ def _torch_of(vm: RebuildContext) -> Any:
 
 def _rebuild_from_type_v2(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
     """torch._tensor._rebuild_from_type_v2(func, new_type, args, state): only func=_rebuild_tensor_v2 and friends,
-    new_type=Tensor or Parameter, empty state. This helper calls whatever it is given, so everything is checked."""
+    new_type=Tensor, Parameter or an allowed torch.Tensor subclass (:func:`_rebuild_subclass`), state the tensor's
+    plain attributes. This helper calls whatever it is given, so everything is checked."""
     if len(args) != 4:
         raise vm.fail(f"_rebuild_from_type_v2 called with {len(args)} arguments")
     func, new_type, fargs, state = args
@@ -356,7 +358,9 @@ def _rebuild_from_type_v2(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
         name = entry.qualname if entry is not None else type(func).__name__
         raise UnsafeGlobalError("torch._tensor", "_rebuild_from_type_v2", offset=vm.op_start,
                                 why=f"it would call {name}; only torch's tensor rebuild functions may be passed to it")
-    if type(new_type) is not TensorType or new_type.name not in ("Tensor", "Parameter"):
+    if type(new_type) is not TensorType:
+        return _rebuild_subclass(vm, func, new_type, fargs, state)
+    if new_type.name not in ("Tensor", "Parameter"):
         # torch.FloatTensor & co. are values for the tar format only; as_subclass raises TypeError on them
         raise vm.fail("_rebuild_from_type_v2 with a type other than torch.Tensor or Parameter")
     attrs = _attrs(vm, state)
@@ -371,6 +375,81 @@ def _rebuild_from_type_v2(vm: RebuildContext, args: tuple[Any, ...]) -> Any:
             raise vm.fail("Tensor attributes on something that is not a tensor this checkpoint rebuilt")
         tensor = builder.rebuilt.add(builder.set_attrs(tensor, attrs), dtype)
     return tensor
+
+
+def _rebuild_subclass(vm: RebuildContext, func: Any, new_type: Any, fargs: Any, state: Any) -> Any:
+    """``_rebuild_from_type_v2(func, MyTensor, args, state)``: a torch.Tensor subclass the caller allowed (``allow=``
+    or torch's ``add_safe_globals``). torch runs ``func(*args)``, then ``ret.as_subclass(MyTensor)`` when the type
+    differs, then the subclass's own ``__setstate__`` if it has one, else ``setattr`` for each saved attribute
+    (``torch._utils._set_obj_state``). safeload rebuilds the tensor with the checked rebuilders, checks the class
+    (:func:`_tensor_subclass`), takes ``as_subclass`` (torch tensors; numpy and scan keep the array or placeholder,
+    as for Parameter) and stores the attributes by the rules of plain tensors (:func:`_attrs`)."""
+    cls = _tensor_subclass(vm, new_type)
+    if type(state) is tuple:  # (dict or None, slots dict or None): the form of subclasses with __slots__
+        if len(state) != 2 or state[1] not in (None, {}):
+            raise vm.fail(f"Tensor subclass {cls.__qualname__} saved with slot values",
+                          "torch sets slots with setattr; safeload restores only the instance dict",
+                          fix="Save the slot values next to the tensor (a dict entry) instead of on it")
+        state = state[0]
+    attrs = _attrs(vm, state)
+    for key in attrs:
+        if any(key in vars(klass) for klass in cls.__mro__):
+            raise vm.fail(f"Tensor attribute {key!r} is a name {cls.__qualname__} defines",
+                          "torch would set it with setattr, which runs a property's setter; only new plain "
+                          "attributes are restored", fix="Save the attribute next to the tensor instead of on it")
+    tensor = vm.call(func, fargs)
+    builder = _builder(vm)
+    dtype = builder.rebuilt.dtype_of(tensor)
+    if dtype is None:
+        raise vm.fail(f"_rebuild_from_type_v2 made a {type(tensor).__name__}, not a tensor this checkpoint rebuilt")
+    if builder.torch is not None and type(tensor) is not cls:
+        tensor = tensor.as_subclass(cls)
+    if attrs:
+        tensor = builder.set_attrs(tensor, attrs)
+    return builder.rebuilt.add(tensor, dtype)
+
+
+def _tensor_subclass(vm: RebuildContext, new_type: Any) -> Any:
+    """The class ``new_type`` is, when it is a torch.Tensor subclass the caller allowed whose rebuild runs none of its
+    own code: ``__torch_dispatch__``, ``__torch_function__``, ``__setstate__`` and ``__setattr__`` are torch.Tensor's
+    (looked up statically in the class dicts; nothing of the class is called). Anything else is refused."""
+    import inspect
+    import sys
+
+    from .._stub import Stub
+    from ..errors import UnsafeGlobalError
+
+    entry = vm.entry_of(new_type)
+    if entry is None and type(new_type) is Stub:  # not allowed: unknown="stub", or scan going on past the GLOBAL
+        qualname = f"{new_type.module}.{new_type.name}"
+        raise UnsafeGlobalError(new_type.module, new_type.name, offset=vm.op_start,
+                                why=f"the file makes a tensor of class {qualname}, which is not allowed",
+                                **({} if danger_of(qualname) else {"fix": (
+                                    f"If {qualname} is a torch.Tensor subclass you trust, allow it: "
+                                    f"safeload.load(..., allow=[{qualname!r}]) or torch.serialization.add_safe_globals"
+                                    f"; else save t.as_subclass(torch.Tensor) instead")}))
+    if entry is None or not isinstance(new_type, type):
+        what = entry.qualname if entry is not None else type(new_type).__name__
+        raise vm.fail(f"_rebuild_from_type_v2 with {what} as the tensor type",
+                      "torch makes the tensor this type with as_subclass, which needs a torch.Tensor subclass; a "
+                      "class allowed by name only (its module not importable here) cannot be checked",
+                      fix="Install the module that defines the class where safeload runs, or save "
+                          "t.as_subclass(torch.Tensor) instead")
+    torch = sys.modules.get("torch")
+    if torch is None or torch.Tensor not in new_type.__mro__:
+        raise vm.fail(f"_rebuild_from_type_v2 with {entry.qualname}, which is not a torch.Tensor subclass",
+                      "torch's as_subclass raises TypeError for it")
+    for name, why in (("__torch_dispatch__", "a wrapper subclass: its tensors are built by its own code"),
+                      ("__torch_function__", "its code would run on every torch call on the tensor, safeload's too"),
+                      ("__setstate__", "torch.load would run it with the file's state"),
+                      ("__setattr__", "torch.load would run it for each saved attribute")):
+        if inspect.getattr_static(new_type, name) is not inspect.getattr_static(torch.Tensor, name):
+            module, _, cname = entry.qualname.rpartition(".")
+            raise UnsafeGlobalError(module, cname, offset=vm.op_start,
+                                    why=f"{entry.qualname} defines its own {name}: {why}",
+                                    fix="Load it with torch.load in a trusted environment and save the plain tensor "
+                                        "(t.as_subclass(torch.Tensor)) and its attributes")
+    return new_type
 
 
 _NJT = "torch.nested._internal.nested_tensor._rebuild_njt"
@@ -704,7 +783,7 @@ def _entries() -> tuple[Entry, ...]:
         Entry("torch._utils._rebuild_parameter_with_state", call=_rebuild_parameter,
               reason="a Parameter; extra state refused"),
         Entry("torch._tensor._rebuild_from_type_v2", call=_rebuild_from_type_v2,
-              reason="only with torch's own rebuild functions and Tensor/Parameter"),
+              reason="only with torch's own rebuild functions and Tensor, Parameter or an allowed Tensor subclass"),
         Entry("torch.Tensor", value=TensorType("Tensor"), reason="the tensor type, as a value"),
         Entry("torch.nn.parameter.Parameter", value=TensorType("Parameter"), reason="the Parameter type, as a value"),
         Entry("torch._utils._rebuild_qtensor", call=_rebuild_qtensor,
