@@ -27,7 +27,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._collect import collect_any, collect_files
 from ._report import (
@@ -52,6 +52,9 @@ from ._traverse import MAX_NESTING, Scanner, sniff
 from .errors import SafeLoadError
 from ._types import Entry
 from .policy import Policy, _with_entries, effective_policy
+
+if TYPE_CHECKING:
+    from ._rebuild.context import RebuildContext
 
 __all__ = [
     "ALLOWED", "CLEAN", "DANGEROUS", "ERROR", "EXIT_CLEAN", "EXIT_ERROR", "EXIT_NOTHING", "EXIT_UNSAFE",
@@ -86,10 +89,10 @@ def _stand_in(qualname: str) -> Entry:
 
     module, _, name = qualname.replace(":", ".").rpartition(".")
 
-    def call(vm: Any, args: tuple[Any, ...]) -> Any:
+    def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         return Stub(module, name, args)
 
-    def newobj(vm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def newobj(ctx: RebuildContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return Stub(module, name, args, kwargs or None)
 
     return Entry(f"{module}.{name}", call=call, newobj=newobj,
