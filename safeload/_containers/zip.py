@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import struct
 import unicodedata
-from typing import Any
+from typing import Any, NamedTuple
 import zlib
-from dataclasses import dataclass
 
 from .. import _budget
 from ..errors import FormatError, LimitExceededError
@@ -41,6 +40,8 @@ _EOCD64_LOC = struct.Struct("<4sIQI")
 _EOCD64 = struct.Struct("<4sQHHIIQQQQ")
 _CDIR = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_DESCRIPTOR64 = struct.Struct("<4sIQQ")
+_DESCRIPTOR32 = struct.Struct("<4sIII")
 
 #: how far back a native reader looks for the end record: CPython 22 + 65,536 bytes, miniz up to
 #: 22 + 65,535 + 4,093 (it searches in 4 KiB blocks and stops only once a block starts that far back)
@@ -52,6 +53,8 @@ _U32 = 0xFFFFFFFF
 _FLAG_BITS = 0x1 | 0x8 | 0x20 | 0x40 | 0x800 | 0x2000
 #: Info-ZIP unzip 6.0 skips members that need a version above 4.6 to extract; CPython refuses those above 6.3
 _MAX_EXTRACT_VERSION = 46
+#: flag bits refused: encrypted, compressed patch data, strong encryption, masked local header
+_REFUSED_FLAGS = 0x1 | 0x20 | 0x40 | 0x2000
 _S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, 0o100000, 0o040000
 
 _ZIP64 = 0x0001
@@ -65,8 +68,10 @@ _KNOWN_EXTRA = {_ZIP64: "zip64", _NTFS: "NTFS", _TORCH_PAD: "torch alignment pad
 _FIX = "Re-save the file with the framework that wrote it (torch.save, numpy.savez) from a trusted copy"
 
 
-@dataclass(frozen=True)
-class ZipMember:
+class ZipMember(NamedTuple):
+    """One member as the central directory and its local header (checked to agree) describe it. A tuple: made
+    once per member, never changed."""
+
     name: str
     method: int
     flags: int
@@ -90,15 +95,29 @@ def _name_keys(raw: bytes, name: str) -> tuple[bytes, str]:
     empty and ``.`` path components dropped (CPython compares decoded text; unzip extracts ``a//b``, ``./a/b`` and
     ``a/b/`` to one path, and a case-insensitive file system folds case)."""
     raw_key = raw.lower()
-    parts = [p for p in unicodedata.normalize("NFC", name).casefold().split("/") if p not in ("", ".")]
-    return raw_key, "/".join(parts)
+    # NFC leaves ASCII text as it is, and ASCII's case folding is lower()
+    folded = name.lower() if name.isascii() else unicodedata.normalize("NFC", name).casefold()
+    parts = folded.split("/")
+    if "" in parts or "." in parts:
+        return raw_key, "/".join([p for p in parts if p not in ("", ".")])
+    return raw_key, folded
 
 
 class ZipArchive:
     def __init__(self, data: bytes | memoryview, max_members: int = 1_000_000) -> None:
         self.data = data
         self.members: dict[str, ZipMember] = {}
+        # each distinct extra field is checked once: a checkpoint's members repeat a handful of them
+        self._extras: tuple[dict[bytes, dict[int, bytes]], dict[bytes, dict[int, bytes]]] = ({}, {})
         self._parse(max_members)
+
+    def _extra(self, extra: bytes, offset: int, name: str, local: bool) -> dict[int, bytes]:
+        """:func:`_extra_fields`, remembered per distinct field (the result is only read, never changed)."""
+        cache = self._extras[local]
+        fields = cache.get(extra)
+        if fields is None:
+            fields = cache[extra] = _extra_fields(extra, offset, name, local)
+        return fields
 
     def _find_eocd(self) -> int:
         """The end record every native reader takes: the last ``PK\x05\x06`` in the window they search (miniz skips
@@ -204,44 +223,16 @@ class ZipArchive:
             if pos > cd_end_expected:
                 raise _bad("A zip central directory entry runs past the directory", entry)
             name = _decode_name(name_raw, flags, entry)
-            fields = _extra_fields(extra, entry, name, local=False)
+            fields = self._extra(extra, entry, name, False)
             usize, csize, hoff = _central_zip64(fields.get(_ZIP64), usize, csize, hoff, entry, name)
-            self._check_name(name, hoff)
-            if flags & 0x1 or flags & 0x40 or flags & 0x2000:
-                raise FormatError(f"Encrypted zip member {name!r}", member=name, offset=hoff,
-                                  why="safeload cannot check what it cannot read",
-                                  fix="Decrypt the archive with a trusted tool first")
-            if flags & 0x20:
-                raise _bad(f"Zip member {name!r} is compressed patch data (flag bit 5)", hoff, member=name,
-                           why="CPython and miniz refuse it")
-            if need > _MAX_EXTRACT_VERSION:
-                raise _bad(f"Zip member {name!r} needs zip version {need / 10:.1f} to extract", hoff, member=name,
-                           why="unzip skips it while CPython and miniz read it")
+            if not name or "\\" in name or "\x00" in name or ".." in name or name[0] == "/":
+                self._check_name(name, hoff)
             kind = (eattr >> 16) & _S_IFMT
-            if eattr & 0x08 or kind not in (0, _S_IFREG, _S_IFDIR) or (kind == _S_IFDIR and not name.endswith("/")):
-                raise _bad(f"Zip member {name!r} is not a plain file (external attributes 0x{eattr:08x})", hoff,
-                           member=name,
-                           why="unzip skips a volume label and extracts a symbolic link (its data is the target) or "
-                               "a directory, while CPython and miniz read the data as the member's content")
-            if disk_start != 0:
-                raise _bad(f"Zip member {name!r} starts on disk {disk_start}", hoff, member=name,
-                           why="multi-disk archives are not supported")
-            if method not in (0, 8):
-                raise _bad(f"Zip member {name!r} uses compression method {method}", hoff,
-                           why="only stored and deflated members are read", member=name)
-            if method == 0 and csize != usize:
-                raise _bad(f"Stored zip member {name!r} has a compressed size ({csize}) other than its size ({usize})",
-                           hoff, member=name,
-                           why="a stored member's bytes are its content; readers that trust one size or the other "
-                               "read different bytes")
-            if usize and not csize:
-                raise _bad(f"Zip member {name!r} has {usize} bytes of content and no stored data", hoff, member=name,
-                           why="miniz refuses it and treats an empty member as empty whatever its size")
-            if (name.endswith("/") or eattr & 0x10) and (usize or csize or not name.endswith("/")):
-                raise _bad(f"Zip member {name!r} is a directory entry with data, or a file marked as a directory",
-                           hoff, member=name,
-                           why="miniz reads an entry whose name ends in '/' or whose DOS directory attribute is set "
-                               "as empty; CPython reads its data")
+            # one test for the plain file every writer makes; anything else goes through every rule in turn
+            if (flags & _REFUSED_FLAGS or need > _MAX_EXTRACT_VERSION or eattr & 0x18 or kind not in (0, _S_IFREG)
+                    or disk_start or method not in (0, 8) or (method == 0 and csize != usize) or (usize and not csize)
+                    or name[-1] == "/"):
+                _check_entry(name, hoff, need, flags, method, csize, usize, eattr, disk_start)
             raw_key, text_key = _name_keys(name_raw, name)
             other = raw_keys.get(raw_key) or text_keys.get(text_key)
             if other is not None or name in self.members:
@@ -292,7 +283,7 @@ class ZipArchive:
                        why="its name bytes, method or flag bits differ, and readers that walk local headers read "
                            "another member")
         lextra = bytes(data[hoff + 30 + nlen : hoff + 30 + nlen + elen])
-        fields = _extra_fields(lextra, hoff, name, local=True)
+        fields = self._extra(lextra, hoff, name, True)
         has_descriptor = bool(lflags & 0x8)
         zip64 = fields.get(_ZIP64)
         if zip64 is not None:
@@ -307,7 +298,7 @@ class ZipArchive:
             if lcsize == _U32:
                 lcsize = next(it, -1)
         if has_descriptor:  # the writer did not know the sizes yet: zeros (torch, CPython) or the real values
-            if any(v not in (0, want) for v, want in ((lcrc, crc), (lcsize, csize), (lusize, usize))):
+            if (lcrc and lcrc != crc) or (lcsize and lcsize != csize) or (lusize and lusize != usize):
                 raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
                            member=name)
         elif (lcrc, lcsize, lusize) != (crc, csize, usize):
@@ -325,9 +316,9 @@ class ZipArchive:
         """The data descriptor after a member: its signature, the CRC, then the sizes in 8 bytes each when the
         local header has a zip64 field (as miniz and CPython write it), else in 4."""
         data = self.data
-        fmt = "<4sIQQ" if wide else "<4sIII"
-        size = struct.calcsize(fmt)
-        if pos + size > len(data) or struct.unpack_from(fmt, data, pos) != (b"PK\x07\x08", crc, csize, usize):
+        layout = _DESCRIPTOR64 if wide else _DESCRIPTOR32
+        size = layout.size
+        if pos + size > len(data) or layout.unpack_from(data, pos) != (b"PK\x07\x08", crc, csize, usize):
             raise _bad(f"Zip member {name!r}: data descriptor disagrees with the central directory", pos,
                        member=name)
         return pos + size
@@ -386,6 +377,46 @@ class ZipArchive:
         if zlib.crc32(content) & 0xFFFFFFFF != member.crc:
             raise FormatError(f"Zip member {name!r} fails its CRC-32 check", member=name,
                               offset=member.data_offset, why="the record was changed after the archive was written")
+
+
+def _check_entry(name: str, hoff: int, need: int, flags: int, method: int, csize: int, usize: int,
+                 eattr: int, disk_start: int) -> None:
+    """The rules for a central entry that is not a plain stored or deflated file (checked in this order)."""
+    if flags & 0x1 or flags & 0x40 or flags & 0x2000:
+        raise FormatError(f"Encrypted zip member {name!r}", member=name, offset=hoff,
+                          why="safeload cannot check what it cannot read",
+                          fix="Decrypt the archive with a trusted tool first")
+    if flags & 0x20:
+        raise _bad(f"Zip member {name!r} is compressed patch data (flag bit 5)", hoff, member=name,
+                   why="CPython and miniz refuse it")
+    if need > _MAX_EXTRACT_VERSION:
+        raise _bad(f"Zip member {name!r} needs zip version {need / 10:.1f} to extract", hoff, member=name,
+                   why="unzip skips it while CPython and miniz read it")
+    kind = (eattr >> 16) & _S_IFMT
+    if eattr & 0x08 or kind not in (0, _S_IFREG, _S_IFDIR) or (kind == _S_IFDIR and not name.endswith("/")):
+        raise _bad(f"Zip member {name!r} is not a plain file (external attributes 0x{eattr:08x})", hoff,
+                   member=name,
+                   why="unzip skips a volume label and extracts a symbolic link (its data is the target) or "
+                       "a directory, while CPython and miniz read the data as the member's content")
+    if disk_start != 0:
+        raise _bad(f"Zip member {name!r} starts on disk {disk_start}", hoff, member=name,
+                   why="multi-disk archives are not supported")
+    if method not in (0, 8):
+        raise _bad(f"Zip member {name!r} uses compression method {method}", hoff,
+                   why="only stored and deflated members are read", member=name)
+    if method == 0 and csize != usize:
+        raise _bad(f"Stored zip member {name!r} has a compressed size ({csize}) other than its size ({usize})",
+                   hoff, member=name,
+                   why="a stored member's bytes are its content; readers that trust one size or the other "
+                       "read different bytes")
+    if usize and not csize:
+        raise _bad(f"Zip member {name!r} has {usize} bytes of content and no stored data", hoff, member=name,
+                   why="miniz refuses it and treats an empty member as empty whatever its size")
+    if (name.endswith("/") or eattr & 0x10) and (usize or csize or not name.endswith("/")):
+        raise _bad(f"Zip member {name!r} is a directory entry with data, or a file marked as a directory",
+                   hoff, member=name,
+                   why="miniz reads an entry whose name ends in '/' or whose DOS directory attribute is set "
+                       "as empty; CPython reads its data")
 
 
 def _decode_name(raw: bytes, flags: int, offset: int) -> str:
@@ -459,10 +490,10 @@ def _central_zip64(body: bytes | None, usize: int, csize: int, hoff: int, offset
     """A central entry's 64-bit size, compressed size and header offset: one 8-byte value in the zip64 field for
     each 32-bit field that holds the sentinel, in that order (CPython's _decodeExtra and miniz read them so), and
     nothing else in the field."""
-    fields = [usize, csize, hoff]
-    wanted = sum(1 for v in fields if v == _U32)
     if body is None:
         return usize, csize, hoff
+    fields = [usize, csize, hoff]
+    wanted = fields.count(_U32)
     if wanted == 0 or len(body) != 8 * wanted:
         raise _bad(f"Zip member {name!r}: the zip64 extra field holds {len(body)} bytes for {wanted} 64-bit values",
                    offset, member=name,
