@@ -178,10 +178,17 @@ def check_location(location: Any) -> None:
     """A storage location must be a device torch.load restores: ``cpu`` or ``meta`` exactly, or ``cuda``, ``mps``,
     ``xpu``, ``hpu``, ``mtia`` with an optional index (torch.serialization's registered deserializers, then
     ``torch.device``, which refuses leading zeros and signs). Checked in every tensor mode, scan included."""
+    if type(location) is str and location in _LOCATIONS_SEEN:
+        return
     if type(location) is not str or _LOCATION.fullmatch(location) is None:
         raise FormatError(f"Storage location {location!r:.60} is not a device",
                           why="torch.load refuses a location no deserializer knows; so does safeload, in every mode",
                           fix="Re-save the checkpoint from CPU tensors, or with map_location='cpu' applied")
+    _LOCATIONS_SEEN.add(location)
+
+
+#: locations that passed check_location (at most the few thousand strings _LOCATION matches)
+_LOCATIONS_SEEN: set[str] = set()
 
 
 def check_grad(dtype: str, requires_grad: bool) -> None:
@@ -193,6 +200,8 @@ def check_grad(dtype: str, requires_grad: bool) -> None:
 
 
 def _nbytes(buffer: Any) -> int:
+    if type(buffer) is bytearray:
+        return len(buffer)
     return buffer.nbytes if isinstance(buffer, memoryview) or hasattr(buffer, "__array_interface__") else len(buffer)
 
 
@@ -394,6 +403,8 @@ class TorchTensors:
                 and key not in self._handed_out and not (conj or neg)):
             t = base  # the whole record as one 1-D tensor: hand out the base itself, once
             self._handed_out.add(key)
+        elif offset == 0 and not size and base.shape[0] == 1:
+            t = base.view(size)  # a scalar, the whole one-element record (torch checks the element count)
         else:
             itemsize = TORCH_DTYPES[dtype][0]
             t = make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,

@@ -296,9 +296,7 @@ def test_view_check_alone_stops_a_short_record(short_record, monkeypatch, mmap):
         real_parse(self, *args, **kwargs)
         for name, member in list(self.members.items()):
             if name.endswith("/data/0"):
-                import dataclasses
-
-                self.members[name] = dataclasses.replace(member, size=4 * N)
+                self.members[name] = member._replace(size=4 * N)
 
     monkeypatch.setattr(zipmod.ZipArchive, "__init__", parse)
     with pytest.raises(safeload.FormatError, match="reaches bytes 0..4000 of a [0-9]+-byte buffer"):

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import zlib
 
 from .. import _budget
+from .._source import copy_range
 from ..errors import FormatError, LimitExceededError
 
 __all__ = ["ZipArchive", "ZipMember"]
@@ -337,8 +338,6 @@ class ZipArchive:
     def read_writeable(self, name: str, verify: bool = True) -> Any:
         """A stored member's bytes, copied once into writeable memory and CRC-checked (unless the caller checks
         it later with :meth:`verify`)."""
-        from .._source import copy_range
-
         member = self.members[name]
         if member.method != 0:
             return bytearray(self.read(name))
