@@ -10,7 +10,6 @@ terminal. Every string that came from a file is escaped before it is printed (``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -103,6 +102,8 @@ def _read_policy_file(path: str) -> list[str]:
     except OSError as exc:
         raise UsageError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
     if text.lstrip().startswith("{"):
+        import json
+
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -164,16 +165,16 @@ def _scan_all(files: Iterable[tuple[str, str]], allow: list[str], args: argparse
         state.close()
 
 
-def _columns() -> int:
-    """The width of the terminal stderr is on: $COLUMNS, else the terminal's own, else 80."""
+def _columns(stream: IO[str] | None = None) -> int:
+    """The width of the terminal ``stream`` (default: stderr) is on: $COLUMNS, else the terminal's own, else 80."""
     try:
         columns = int(os.environ.get("COLUMNS", ""))
     except ValueError:
         columns = 0
     if columns <= 0:
         try:
-            columns = os.get_terminal_size(sys.stderr.fileno()).columns
-        except (OSError, ValueError):
+            columns = os.get_terminal_size((sys.stderr if stream is None else stream).fileno()).columns
+        except (AttributeError, OSError, ValueError):
             columns = 80
     return columns if columns > 0 else 80
 
@@ -331,6 +332,8 @@ def _checked_inputs(allow: list[str], paths: list[str]) -> tuple[Iterator[tuple[
 
 def _selected(display: str, include: list[str], exclude: list[str]) -> bool:
     """``--include`` / ``--exclude``: shell patterns matched against the path as shown and against its file name."""
+    if not include and not exclude:
+        return True
     import fnmatch
 
     name = os.path.basename(display)
@@ -376,8 +379,9 @@ def _cli_advice(report: Any) -> Any:
 
     files = []
     for file in report.files:
-        findings = [dataclasses.replace(f, fix=fix_for(f)) for f in file.findings]
-        files.append(dataclasses.replace(file, findings=findings))
+        if file.findings:  # a file without findings has no advice to rewrite: kept as it is
+            file = dataclasses.replace(file, findings=[dataclasses.replace(f, fix=fix_for(f)) for f in file.findings])
+        files.append(file)
     return dataclasses.replace(report, files=files)
 
 
@@ -477,6 +481,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     items.sort(key=lambda i: i.path)
     shown = escaped(items)
     if args.format == "json":
+        import json
+
         from . import __version__
 
         doc = {"tool": "safeload", "version": __version__, "files": [i.to_dict() for i in shown]}
@@ -541,13 +547,34 @@ def exit_table_markdown() -> str:
 
 # ---- parser -------------------------------------------------------------------------------------------------------
 
+def _help_width() -> int:
+    """The width argparse's HelpFormatter takes when given none (``shutil.get_terminal_size().columns - 2``:
+    $COLUMNS, else the terminal on stdout, else 80), found without importing shutil, which argparse would import
+    for every argument added (shutil imports the compression modules: about 2 ms of every start)."""
+    return _columns(sys.__stdout__) - 2
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter with its default width (:func:`_help_width`)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+
+
+class _RawDescriptionHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """argparse's RawDescriptionHelpFormatter with its default width (:func:`_help_width`)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="safeload", description="Open untrusted ML checkpoints without running code.")
+    parser = argparse.ArgumentParser(prog="safeload", description="Open untrusted ML checkpoints without running code.",
+                                     formatter_class=_HelpFormatter)
     from ._build import build_description
 
     parser.add_argument("--version", action="version", version=f"safeload {__version__}, {build_description()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("load", help="load checkpoints safely and print an outline of what they hold")
+    p = sub.add_parser("load", help="load checkpoints safely and print an outline of what they hold",
+                       formatter_class=_HelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME", help="allow a class (repeatable)")
     p.add_argument("--unknown", choices=("raise", "stub"), default="raise")
@@ -555,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "scan", help="scan files, folders, Hugging Face caches and standard input (-) without running anything",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawDescriptionHelpFormatter,
         description="Scan without running anything. The report goes to stdout, the summary to stderr.\n\n"
                     + exit_table_text())
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -588,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_scan)
 
     p = sub.add_parser("info", help="format, pickle protocols, oldest Python, globals and tensors of files",
+                       formatter_class=_HelpFormatter,
                        description="Exit status: 0 every file clean or skipped, 1 one is unsafe, 2 one could not be "
                                    "scanned, 4 usage error.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (walked as scan walks them)")
@@ -597,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("convert", help="rewrite a checkpoint safely, to safetensors or a pinned pickle protocol",
+                       formatter_class=_HelpFormatter,
                        description="Exit status: 0 written, 1 refused (unsafe or not representable), 2 the output "
                                    "cannot be written, 4 usage error.")
     p.add_argument("src", metavar="IN")

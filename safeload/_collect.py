@@ -6,11 +6,11 @@ what cannot be read is reported, never silently left out.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from ._report import ERROR, FileReport, Finding
@@ -41,20 +41,50 @@ def iter_files(paths: Iterable[str | os.PathLike[str]], skipped: list[FileReport
     symlink, a special file or a folder that cannot be listed is reported as an error (it could be a model that was
     not scanned): the scan does not exit 0.
     """
-    roots = [Path(raw) for raw in paths]
+    roots = [shown_path(raw) for raw in paths]
     for path in roots:
-        if not path.exists() and not path.is_symlink():
+        if _missing(path):
             raise FileNotFoundError(f"{path}: no such file or folder")
     return _iter_files(roots, skipped)
 
 
-def _iter_files(roots: list[Path], skipped: list[FileReport]) -> Iterator[tuple[str, str]]:
+#: what pathlib's ``exists()`` and ``is_symlink()`` read as "not there" (any other error is raised)
+_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _missing(path: str) -> bool:
+    """``not Path(path).exists() and not Path(path).is_symlink()``: nothing there, not even a broken link."""
+    for follow in (True, False):
+        try:
+            os.stat(path, follow_symlinks=follow)
+        except OSError as exc:
+            if exc.errno not in _NOT_THERE:
+                raise
+        else:
+            return False
+    return True
+
+
+def shown_path(raw: str | os.PathLike[str]) -> str:
+    """A path as given, spelt as ``str(pathlib.Path(raw))`` spells it (the name reports show): empty and ``.``
+    parts and trailing slashes dropped, ``..`` kept, a leading ``//`` kept (POSIX), ``.`` for an empty path.
+    Written out so that a scan does not import pathlib (and urllib.parse with it) at every start."""
+    text = os.fspath(raw)
+    if os.sep != "/" or os.altsep is not None:  # Windows spelling rules: pathlib's own
+        import pathlib
+
+        return str(pathlib.Path(text))
+    root = "//" if text.startswith("//") and not text.startswith("///") else "/" if text.startswith("/") else ""
+    parts = [part for part in text.split("/") if part and part != "."]
+    return root + "/".join(parts) if root or parts else "."
+
+
+def _iter_files(roots: list[str], skipped: list[FileReport]) -> Iterator[tuple[str, str]]:
     seen: set[str] = set()
     held: dict[str, str] = {}  # real path -> the display a file reached through links (or under blobs/) gets
     folders: set[str] = set()
-    for path in roots:
-        display = str(path)
-        if path.is_dir():
+    for display in roots:
+        if os.path.isdir(display):
             found: Iterator[tuple[str, str, bool]] = _walk(display, folders, skipped)
         else:
             found = _single(display, skipped)

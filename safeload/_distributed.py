@@ -19,7 +19,6 @@ again, and their reports join the merged report. A last line cut short by the in
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -64,6 +63,8 @@ class ResultsFile:
         self._out: Any = None
         if path is None:
             return
+        import json
+
         if os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
@@ -82,6 +83,8 @@ class ResultsFile:
     def write(self, reports: Iterable[Any]) -> None:
         if self._out is None:
             return
+        import json
+
         for report in reports:
             self._out.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
         self._out.flush()
@@ -110,17 +113,18 @@ def _policy(allow: tuple[str, ...], policy: Any) -> Any:
 def scan_one(item: tuple[str, str], allow: tuple[str, ...] = (), max_decompressed: int | None = None,
              explain: bool = False, policy: Any = None) -> Any:
     """One file or URL, as a local scan scans it."""
-    from . import _scan
-
     target, display = item
     pol = _policy(tuple(allow), policy)
-    from ._remote import is_url
+    if "://" in target:  # is_url (a scheme, then "://") is asked only of what could be a URL
+        from ._remote import is_url
 
-    if is_url(target):
-        from ._scan import scan_url
+        if is_url(target):
+            from ._scan import scan_url
 
-        return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
-    return _scan.scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
+            return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
+    from ._scan import scan_file
+
+    return scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
 
 
 def scan_batch(items: list[tuple[str, str]], allow: tuple[str, ...] = (), max_decompressed: int | None = None,

@@ -99,9 +99,16 @@ def _stand_in(qualname: str) -> Entry:
                  reason="allowed by the caller (not importable here: checked by name only)")
 
 
+#: files up to this size are read whole; larger ones are mapped (safeload/_scan.py:scan_file)
+READ_WHOLE = 1 << 20
+
+
 def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max_decompressed: int | None = None,
               explain: bool = False, display: str | None = None, stream_hook: Any = None) -> FileReport:
-    """Scan one file. The file is mapped, not read, so a large torch checkpoint costs only its pickle."""
+    """Scan one file. A file over :data:`READ_WHOLE` bytes is mapped, not read, so a large torch checkpoint costs
+    only its pickle; a smaller one is read in one call (mapping and unmapping cost more than reading it, and every
+    reader but the zip reader would copy a mapped file into bytes anyway). Either way the scan sees the file's
+    bytes as they are on disk, once."""
     pol = policy if policy is not None else policy_for()
     name = display if display is not None else os.fspath(path)
     try:
@@ -109,12 +116,16 @@ def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 return FileReport(name, SKIPPED, "empty", reason="empty file")
-            data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            data: Any = fh.read(READ_WHOLE + 1) if size <= READ_WHOLE else None
+            if data is None or len(data) > READ_WHOLE:  # large, or grown past the size since fstat: mapped
+                data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         report = FileReport(name, ERROR)
         report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {exc.strerror or exc}",
                                        fix="Check the path and its permissions"))
         return report
+    if isinstance(data, bytes):
+        return _scan_data(data, name, pol, max_decompressed, explain, stream_hook)
     try:
         return _scan_data(data, name, pol, max_decompressed, explain, stream_hook)
     finally:

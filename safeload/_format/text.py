@@ -22,10 +22,10 @@ class TextFormatter(Formatter):
 
     def format(self, report: Report) -> str:
         lines: list[str] = []
-        for file in escaped(report).files:
+        for file in report.files:
             if self.quiet and file.status in ("clean", "skipped"):
-                continue
-            lines.extend(self._file(file))
+                continue  # not shown: not escaped either
+            lines.extend(self._file(escaped(file)))
         return "".join(line + "\n" for line in lines)
 
     def _file(self, file: FileReport) -> list[str]:
