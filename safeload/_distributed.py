@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._scan import scan_file
+
 __all__ = ["ResultsFile", "scan_batch", "scan_distributed", "scan_items", "pool_scan", "report_from_dict"]
 
 #: files per task: enough that task overhead (~1 ms on Dask, a pickle round trip on a pool) is small next to
@@ -122,8 +124,6 @@ def scan_one(item: tuple[str, str], allow: tuple[str, ...] = (), max_decompresse
             from ._scan import scan_url
 
             return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
-    from ._scan import scan_file
-
     return scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
 
 

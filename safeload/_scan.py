@@ -112,16 +112,19 @@ def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max
     pol = policy if policy is not None else policy_for()
     name = display if display is not None else os.fspath(path)
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 return FileReport(name, SKIPPED, "empty", reason="empty file")
-            data: Any = fh.read(READ_WHOLE + 1) if size <= READ_WHOLE else None
-            if data is None or len(data) > READ_WHOLE:  # large, or grown past the size since fstat: mapped
+            # one read of the size plus one byte; anything but exactly the size (a short read, a file that changed
+            # since fstat) and the file is mapped whole, as a large one is
+            data: Any = fh.read(size + 1) if size <= READ_WHOLE else None
+            if data is None or len(data) != size:
                 data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: mmap of a file emptied since fstat
         report = FileReport(name, ERROR)
-        report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {exc.strerror or exc}",
+        why = getattr(exc, "strerror", None) or exc
+        report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {why}",
                                        fix="Check the path and its permissions"))
         return report
     if isinstance(data, bytes):
