@@ -154,10 +154,14 @@ def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...],
                           why="quantized, sparse and exotic dtypes are refused rather than guessed")
     itemsize = TORCH_DTYPES[dtype][0]
     check_extent(size, itemsize, "Tensor view")  # non-negative ints, at most 64, below 2**63 bytes
-    if len(size) != len(stride) or not all(0 <= s < _STEP_LIMIT for s in stride):
-        raise FormatError("Tensor size and stride disagree, or a stride is negative",
-                          why="torch has no negative strides; torch.as_strided refuses them")
-    if offset * itemsize >= 1 << 63 or max(stride, default=0) * itemsize >= 1 << 63:
+    widest = 0
+    for step in stride if len(size) == len(stride) else (-1,):
+        if not 0 <= step < _STEP_LIMIT:
+            raise FormatError("Tensor size and stride disagree, or a stride is negative",
+                              why="torch has no negative strides; torch.as_strided refuses them")
+        if step > widest:
+            widest = step
+    if offset * itemsize >= 1 << 63 or widest * itemsize >= 1 << 63:
         raise FormatError("Tensor stride or offset does not fit a signed 64-bit byte count",
                           why="torch and numpy overflow on it")
     nbytes = storage.nbytes()
@@ -522,7 +526,7 @@ class TorchTensors:
                              what=f"Storage {storage.key!r}")
         else:
             base = whole_storage(torch, self.storage(storage), tdtype)
-        if device is not None and base.device != device:
+        if device is not None and device.type != "cpu":  # base is in CPU memory here, where "cpu" leaves it
             try:
                 base = base.to(device)
             except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. an index past this machine's devices

@@ -59,8 +59,11 @@ def _dtype_name(vm: RebuildContext, dtype: Any) -> str:
 def _ints(vm: RebuildContext, value: Any, what: str) -> tuple[int, ...]:
     if type(value) is list:
         value = tuple(value)
-    if type(value) is not tuple or not all(type(v) is int for v in value):
+    if type(value) is not tuple:
         raise vm.fail(f"Tensor {what} is not a tuple of ints")
+    for v in value:
+        if type(v) is not int:
+            raise vm.fail(f"Tensor {what} is not a tuple of ints")
     if len(value) > 64:
         raise vm.fail(f"Tensor with {len(value)} dimensions", "torch allows at most 64")
     return value
