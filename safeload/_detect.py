@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._containers.mxnet import is_mxnet_list
 from ._reach import Reach, cpython_reach, is_tar
 from ._reach import importable as importable  # for callers of safeload._detect.importable
 from .errors import FormatError
@@ -55,8 +56,6 @@ def _primary(data: Any) -> str:
         return "hdf5"
     if len(data) >= 10 and data[8:9] == b"{" and int.from_bytes(head[:8], "little") <= len(data) - 8:
         return "safetensors"
-    from ._containers.mxnet import is_mxnet_list
-
     if is_mxnet_list(data):
         return "mxnet"
     if head[0] == 0x80 and len(head) > 1 and 0 <= head[1] <= 5:
@@ -184,11 +183,20 @@ def _headerless_stream(data: Any) -> str | None:
 
 def kind_reason(kind: str) -> tuple[str, str] | None:
     """For a kind :func:`detect` took from safeload/_kinds.py: ``("model" | "code" | "other", reason)``."""
+    return (_KIND_REASONS or _kind_reasons()).get(kind)
+
+
+_KIND_REASONS: dict[str, tuple[str, str]] = {}
+
+
+def _kind_reasons() -> dict[str, tuple[str, str]]:
+    """safeload/_kinds.py's three tables as one, made on first use (a kind in two tables keeps the first group)."""
     from ._kinds import CODE_KINDS, MODEL_KINDS, OTHER_KINDS
 
-    if kind == "safetensors":
-        return None  # load opens it
-    for group, table in (("model", MODEL_KINDS), ("code", CODE_KINDS), ("other", OTHER_KINDS)):
-        if kind in table:
-            return group, table[kind]
-    return None
+    table: dict[str, tuple[str, str]] = {}
+    for group, kinds in (("model", MODEL_KINDS), ("code", CODE_KINDS), ("other", OTHER_KINDS)):
+        for kind, reason in kinds.items():
+            table.setdefault(kind, (group, reason))
+    table.pop("safetensors", None)  # load opens it
+    _KIND_REASONS.update(table)
+    return _KIND_REASONS

@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._budget import budget_for
 from ._collect import collect_any, collect_files
 from ._report import (
     ALLOWED,
@@ -101,6 +102,7 @@ def _stand_in(qualname: str) -> Entry:
 
 #: files up to this size are read whole; larger ones are mapped (safeload/_scan.py:scan_file)
 READ_WHOLE = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max_decompressed: int | None = None,
@@ -112,15 +114,18 @@ def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max
     pol = policy if policy is not None else policy_for()
     name = display if display is not None else os.fspath(path)
     try:
-        with open(path, "rb", buffering=0) as fh:
-            size = os.fstat(fh.fileno()).st_size
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            size = os.fstat(fd).st_size
             if size == 0:
                 return FileReport(name, SKIPPED, "empty", reason="empty file")
             # one read of the size plus one byte; anything but exactly the size (a short read, a file that changed
             # since fstat) and the file is mapped whole, as a large one is
-            data: Any = fh.read(size + 1) if size <= READ_WHOLE else None
+            data: Any = os.read(fd, size + 1) if size <= READ_WHOLE else None
             if data is None or len(data) != size:
-                data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
     except (OSError, ValueError) as exc:  # ValueError: mmap of a file emptied since fstat
         report = FileReport(name, ERROR)
         why = getattr(exc, "strerror", None) or exc
@@ -142,8 +147,6 @@ def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | Non
     scanner.stream_hook = stream_hook
     if len(data) == 0:
         return FileReport(name, SKIPPED, "empty", reason="empty file")
-    from ._budget import budget_for
-
     with budget_for(len(data), policy.limits):  # one work budget per scanned file, by its size on disk
         kind = scanner.blob(data, ())
     report = FileReport(name, format=kind, findings=scanner.findings, globals=scanner.globals,

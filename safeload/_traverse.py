@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect, kind_reason
+from ._load import Options, load_buffer
 from ._report import ALLOWED, DANGEROUS, ERROR, UNKNOWN, UNSAFE, Finding, GlobalRef, finding_from_error, join
 from .errors import (
     FormatError,
@@ -404,8 +405,6 @@ class Scanner:
                                      "torch.save", member=join(chain + (name,))))
 
     def _observe(self, data: Any, chain: tuple[str, ...], kind: str) -> _Observer:
-        from ._load import Options, load_buffer
-
         observer = _Observer(self, chain)
         opts = Options(self.policy, "raise", "latin1", "strict", "none", None, False, observer=observer)
         if kind != "zip" and not isinstance(data, bytes):
