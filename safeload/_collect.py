@@ -207,16 +207,25 @@ def iter_any(paths: Iterable[Any], skipped: list[Any]) -> Iterator[tuple[str, st
     """:func:`iter_files` for paths, then :func:`safeload._remote.iter_remote` for URLs (each file once), lazily.
     Every path and URL is checked before the first file is given: one that names nothing raises
     FileNotFoundError here, not in the middle of a scan."""
-    from ._remote import is_url, iter_remote
-
     paths = list(paths)
-    local = iter_files([p for p in paths if not is_url(p)], skipped)
+    local = iter_files([p for p in paths if not _is_url(p)], skipped)
     remote: list[Iterator[tuple[str, str]]] = []
-    for url in (p for p in paths if is_url(p)):
+    for url in (p for p in paths if _is_url(p)):
+        from ._remote import iter_remote
+
         listing = iter_remote(url)
         first = next(listing, None)  # a URL that names nothing raises now
         remote.append(itertools.chain([first] if first is not None else [], listing))
     return _chained(local, remote)
+
+
+def _is_url(path: Any) -> bool:
+    """safeload._remote.is_url, imported only for a string that could be a URL (it holds "://")."""
+    if not (isinstance(path, str) and "://" in path):
+        return False
+    from ._remote import is_url
+
+    return is_url(path)
 
 
 def _chained(local: Iterator[tuple[str, str]], remote: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import TYPE_CHECKING
 
 from .escape import escaped
@@ -38,6 +37,8 @@ class TextFormatter(Formatter):
             n = len(file.globals)
             head += f" ({n} global{'s' * (n != 1)}, all allowed)" if n else ""
             return [head]
+        import textwrap  # only a file with findings needs it
+
         lines = [head]
         for f in file.findings:
             where = f.location[len(f.path):].strip(" !") or "file"
