@@ -78,3 +78,36 @@ def test_a_pool_scan_parent_imports_nothing_heavy(tmp_path: Path) -> None:
     code, report, modules = _scan_in_fresh_interpreter("--jobs", "2", str(tmp_path))
     assert code == 0 and set(_statuses(report).values()) == {"clean"} and len(_statuses(report)) == 6
     assert sorted(modules & set(HEAVY)) == []
+
+
+#: standard-library modules a quiet text scan of a small pickle does without (each costs 1-4 ms of every start):
+#: shutil (argparse's help width), pathlib and urllib (file collection), json (only for JSON and policy files),
+#: textwrap (only to print findings), safeload._remote (only for URLs)
+LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote")
+
+_BARE_CHILD = """
+import sys
+from safeload._cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+print("\\n@@%d %s" % (code, " ".join(sorted(sys.modules))))
+"""
+
+
+def test_a_quiet_scan_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """Run without site-packages (``-S``, safeload found through PYTHONPATH): what safeload itself imports, not what a
+    development install's import hooks bring in."""
+    import os
+
+    (tmp_path / "small.pkl").write_bytes(pickle.dumps({"lr": 0.1, "od": OrderedDict(a=[1, 2])}, protocol=4))
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.run([sys.executable, "-S", "-c", _BARE_CHILD, "scan", "-q", str(tmp_path / "small.pkl")],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
+    _, _, tail = proc.stdout.rpartition("\n@@")
+    assert tail, proc.stderr
+    code, _, names = tail.strip().partition(" ")
+    modules = set(names.split())
+    assert code == "0" and "safeload._vm" in modules
+    assert sorted(m for m in modules if m in LEAN or m.partition(".")[0] in LEAN) == []
+    assert sorted(modules & set(HEAVY)) == []

@@ -1,0 +1,120 @@
+"""The scan's fast paths read files and spell paths exactly as the slower ones did (safeload/_scan.py,
+safeload/_collect.py, safeload/_cli.py).
+
+* A file up to ``READ_WHOLE`` bytes is read with one ``os.read``; a larger one, or one whose read returns anything
+  but its size (a short read, a file that changed since ``fstat``), is mapped whole. Both give the same report,
+  and a short read never leaves a payload unseen.
+* Paths given on the command line are shown as ``str(pathlib.Path(raw))`` spells them, without pathlib.
+* argparse's help width is the one its own formatter would take (``shutil.get_terminal_size().columns - 2``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+from pathlib import Path
+
+import pytest
+
+import oracle
+import safeload
+from safeload import _scan
+from safeload._cli import _help_width, build_parser
+from safeload._collect import collect_files, shown_path
+
+PYTORCH = Path(__file__).resolve().parents[2] / "shared" / "samples" / "pytorch"
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    """Real files: a torch.save zip, a live payload pickle (checked live by the oracle), a plain pickle."""
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.arange(12.0).reshape(3, 4), "step": 7}, tmp_path / "model.pt")
+    (tmp_path / "evil.pkl").write_bytes(oracle.payload(4))
+    assert oracle.live(tmp_path / "evil.pkl", ("pickle",)) == ["pickle"]
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"lr": 0.1, "names": ["a", "b"]}, protocol=2))
+    return sorted(tmp_path.iterdir())
+
+
+def _reports(paths: list[Path]) -> list[dict[str, object]]:
+    return [_scan.scan_file(p, display=p.name).to_dict() for p in paths]
+
+
+def test_read_and_mapped_files_scan_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _files(tmp_path)
+    read = _reports(paths)
+    monkeypatch.setattr(_scan, "READ_WHOLE", 0)  # every file mapped, as files over 1 MiB are
+    mapped = _reports(paths)
+    assert read == mapped
+    assert {r["path"]: r["status"] for r in read} == {"evil.pkl": "unsafe", "model.pt": "clean", "plain.pkl": "clean"}
+
+
+def test_a_short_read_maps_the_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that returns less than the file's size (as a network file system may) is not scanned as the file:
+    the file is mapped whole, so the payload after the missing bytes is still found."""
+    paths = _files(tmp_path)
+    expected = _reports(paths)
+    real_read = os.read
+    short: list[int] = []
+
+    def short_read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        short.append(len(data))
+        return data[: max(len(data) - 2, 1)]
+
+    monkeypatch.setattr(os, "read", short_read)
+    assert _reports(paths) == expected
+    assert len(short) == len(paths)  # every file took the read path first
+
+
+def test_a_file_over_the_read_limit_is_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.pkl"
+    big.write_bytes(pickle.dumps(list(range(300_000)), protocol=4))
+    assert big.stat().st_size > _scan.READ_WHOLE
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    report = _scan.scan_file(big)
+    assert report.status == "clean" and reads == []
+
+
+def test_a_directory_given_as_a_file_is_unreadable_not_a_crash(tmp_path: Path) -> None:
+    report = _scan.scan_file(tmp_path)
+    assert report.status == "error" and report.findings[0].rule == "unreadable"
+
+
+@pytest.mark.parametrize("raw", ["", ".", "./", "/", "//", "///", "////a", "//a//b/", "a", "a/", "a//b", "a/./b",
+                                 "./a", "../a", "a/../b", ".//.", "/./a/.", "a/.", "..", "/..", "//./a", "x y/ z",
+                                 "...", ".a/.b", "a/b/c/", "./../.", "é/ü"])
+def test_shown_path_spells_paths_as_pathlib(raw: str) -> None:
+    assert shown_path(raw) == str(pathlib.Path(raw))
+    assert shown_path(pathlib.PurePosixPath(raw)) == str(pathlib.Path(raw))
+
+
+def test_collected_names_are_the_pathlib_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.pkl").write_bytes(pickle.dumps(1))
+    monkeypatch.chdir(tmp_path)
+    for given in ("./sub/", "sub//", "./sub/./a.pkl", str(tmp_path) + "//sub/"):
+        files, skipped = collect_files([given])
+        assert skipped == []
+        assert [shown for _, shown in files] == [str(pathlib.Path(given) / "a.pkl") if not given.endswith(".pkl")
+                                                 else str(pathlib.Path(given))]
+
+
+@pytest.mark.parametrize("columns", ["50", "133", "", "junk", "0"])
+def test_help_width_is_argparse_own(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert _help_width() == shutil.get_terminal_size().columns - 2
+    assert build_parser()._get_formatter()._width == shutil.get_terminal_size().columns - 2
+
+
+def test_scan_of_the_real_torch_samples_is_unchanged_by_the_read_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real checkpoints (written by torch) scan alike read and mapped."""
+    if not PYTORCH.is_dir():
+        pytest.skip("samples not present")
+    before = safeload.scan(PYTORCH).to_dict()
+    monkeypatch.setattr(_scan, "READ_WHOLE", 0)
+    assert safeload.scan(PYTORCH).to_dict() == before
