@@ -118,3 +118,26 @@ def test_scan_of_the_real_torch_samples_is_unchanged_by_the_read_limit(monkeypat
     before = safeload.scan(PYTORCH).to_dict()
     monkeypatch.setattr(_scan, "READ_WHOLE", 0)
     assert safeload.scan(PYTORCH).to_dict() == before
+
+
+def test_lazy_standard_library_entries_resolve_to_the_real_classes() -> None:
+    """datetime, decimal and fractions are imported when a file first names them; the entries give the classes
+    themselves, and a real pickle of them loads and scans as before."""
+    import datetime
+    import decimal
+    import fractions
+
+    for module, name, cls in (("datetime", "datetime", datetime.datetime), ("datetime", "date", datetime.date),
+                              ("datetime", "time", datetime.time), ("datetime", "timedelta", datetime.timedelta),
+                              ("datetime", "timezone", datetime.timezone), ("decimal", "Decimal", decimal.Decimal),
+                              ("fractions", "Fraction", fractions.Fraction)):
+        entry = safeload.DEFAULT_POLICY.lookup(module, name)
+        assert entry is not None and entry.resolve() is cls and entry.call is not None
+    values = [datetime.datetime(2024, 5, 6, 7, 8, 9, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+              datetime.date(2020, 1, 2), datetime.time(3, 4), datetime.timedelta(days=1, seconds=2),
+              decimal.Decimal("1.25"), fractions.Fraction(3, 7)]
+    for proto in (0, 2, 4):
+        data = pickle.dumps(values, protocol=proto)
+        assert safeload.loads(data) == values
+        report = safeload.scan(data)
+        assert report.exit_code == 0 and report.files[0].status == "clean"

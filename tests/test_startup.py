@@ -82,8 +82,9 @@ def test_a_pool_scan_parent_imports_nothing_heavy(tmp_path: Path) -> None:
 
 #: standard-library modules a quiet text scan of a small pickle does without (each costs 1-4 ms of every start):
 #: shutil (argparse's help width), pathlib and urllib (file collection), json (only for JSON and policy files),
-#: textwrap (only to print findings), safeload._remote (only for URLs)
-LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote")
+#: textwrap (only to print findings), safeload._remote (only for URLs), datetime, decimal and fractions (only when a
+#: file names one of their classes: safeload/_rebuild/builtins.py)
+LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote", "datetime", "decimal", "fractions")
 
 _BARE_CHILD = """
 import sys
