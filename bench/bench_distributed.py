@@ -6,7 +6,8 @@ Workloads (generated in a temporary folder, never in the repo):
   * real checkpoints: the samples in ../shared/samples (torch, numpy, joblib, paddle, mindspore, mxnet, keras files
     written by the frameworks), copied ``--copies`` times so that a run lasts long enough to time
 
-safeload's bytecode is compiled first, as ``pip install`` does (``compile_bytecode``). ``--jobs`` is timed as the
+safeload's bytecode is compiled first, as ``pip install`` does (``compile_bytecode``); a command that fails (an
+undocumented exit status, a traceback) stops the bench with its output. ``--jobs`` is timed as the
 whole command (``safeload scan -q --format json``: start-up, listing, report), and the
 CPU seconds it used (its own and its workers', from ``getrusage``) are printed next to it: on a machine shared
 with other work the wall time of ``--jobs 2`` depends on what else runs, its CPU cost does not. The runs of one
@@ -32,7 +33,6 @@ import math
 import os
 import pickle
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,12 +67,16 @@ def count(folder: Path) -> int:
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the command and the workers it waited for)."""
+    """(wall seconds, CPU seconds of the command and the workers it waited for). A command that exits with a status
+    its tool does not document, or prints a traceback, stops the bench with its output (bench_scan.run_checked)."""
     import resource
 
+    from bench_scan import STATUSES, run_checked
+
+    name = "picklescan" if Path(cmd[0]).name == "picklescan" else "safeload scan"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    run_checked(name, cmd, STATUSES[name])
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
