@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._containers.mxnet import is_mxnet_list
+from ._kinds import classify
 from ._reach import Reach, cpython_reach, is_tar
 from ._reach import importable as importable  # for callers of safeload._detect.importable
 from .errors import FormatError
@@ -130,8 +131,6 @@ def detect(data: Any) -> str:
     if primary in ("unknown", "hdf5") or weak_pickle:
         # files that cannot carry a pickle (GGUF, ONNX, images, libraries, LFS pointers, ...): safeload/_kinds.py
         # names them only when no pickle, zip or tar reader could act on them
-        from ._kinds import classify
-
         found = classify(data)
         if found is not None and found[0] != "safetensors":
             return found[0]

@@ -39,7 +39,11 @@ __all__ = ["MAX_NESTING", "Scanner", "sniff"]
 MAX_NESTING = 8
 _UNJUDGED: Any = object()  # a member load did not read
 #: Protocol-0 pickles are text: a file is set aside as "text, not a checkpoint" only if the walker saw no global.
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x80-\x9f]")  # C0 controls but tab, LF, FF, CR; and C1
+#: In UTF-8 text, the C0 controls but tab, LF, FF and CR are those single bytes (no other character's encoding holds
+#: a byte below 0x80), and the C1 controls U+0080-U+009F are 0xC2 then 0x80-0x9F (0xC2 only ever starts a two-byte
+#: character): so valid UTF-8 is checked as bytes, without decoding it to a str or running a regex over all of it.
+_C0_BYTES = bytes(range(0x00, 0x09)) + b"\x0b" + bytes(range(0x0E, 0x20))
+_C1_BYTES = re.compile(b"\xc2[\x80-\x9f]")
 
 
 # ---- observing the loader ------------------------------------------------------------------------------------------
@@ -582,16 +586,20 @@ def _tar_kind(info: Any) -> str:
 
 
 def _is_text(data: Any) -> bool:
+    """The first MiB of ``data`` is UTF-8 text (a character cut at the MiB boundary allowed) with no C0 control but
+    tab, LF, FF and CR, and no C1 control."""
     raw = bytes(data[: 1 << 20])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        if len(data) > len(raw):
+    if not raw.isascii():  # ASCII is valid UTF-8 and holds no C1 control
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if len(data) <= len(raw):
+                return False
+            raw = raw[:-4]  # a cut in the middle of a character at the 1 MiB boundary
             try:
-                raw[:-4].decode("utf-8")  # a cut in the middle of a character at the 1 MiB boundary
+                raw.decode("utf-8")
             except UnicodeDecodeError:
                 return False
-            text = raw[:-4].decode("utf-8")
-        else:
+        if b"\xc2" in raw and _C1_BYTES.search(raw) is not None:
             return False
-    return _CONTROL_CHARS.search(text) is None
+    return len(raw.translate(None, _C0_BYTES)) == len(raw)

@@ -141,3 +141,44 @@ def test_lazy_standard_library_entries_resolve_to_the_real_classes() -> None:
         assert safeload.loads(data) == values
         report = safeload.scan(data)
         assert report.exit_code == 0 and report.files[0].status == "clean"
+
+
+def _is_text_by_str(data: bytes) -> bool:
+    """The text test as a decode and a regex over the str (the definition _is_text checks on bytes)."""
+    import re
+
+    raw = data[: 1 << 20]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if len(data) <= len(raw):
+            return False
+        try:
+            text = raw[:-4].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return re.search("[\x00-\x08\x0b\x0e-\x1f\x80-\x9f]", text) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_text_test_on_bytes_equals_the_str_definition(seed: int) -> None:
+    import random
+
+    from safeload._traverse import _is_text
+
+    rng = random.Random(seed)
+    alphabet = [chr(c) for c in range(0x00, 0x180)] + ["\u2028", "\u202e", "\U0001f600", "\ud7ff", "\ufeff"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) if rng.random() < 0.05 else rng.choice("ab \n\t") for _ in range(
+            rng.randrange(0, 40)))
+        data = text.encode("utf-8", "surrogatepass")
+        if rng.random() < 0.2 and data:
+            data = bytearray(data)
+            data[rng.randrange(len(data))] = rng.randrange(256)
+            data = bytes(data)
+        assert _is_text(data) == _is_text_by_str(data), data
+    big = ("x" * ((1 << 20) - 1)).encode() + "é".encode() + b"tail"  # a character cut at the 1 MiB boundary
+    for data in (big, big + b"\x01", big[:-5] + b"\xc2\x85" + big[-3:], b"plain\x0c\r\n\ttext\x7f"):
+        assert _is_text(data) == _is_text_by_str(data)
+    src = Path(__file__).read_bytes()
+    assert _is_text(src) and _is_text_by_str(src)
