@@ -61,26 +61,35 @@ def _primary(data: Any) -> str:
         return "mxnet"
     if head[0] == 0x80 and len(head) > 1 and 0 <= head[1] <= 5:
         return "pickle"
-    from ._containers.compressed import sniff
-
-    kind = sniff(data)
+    sniffers = _SNIFFERS or _sniffers()
+    kind = sniffers["compressed"](data)
     if kind is not None:
         return kind
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
         return "7z"
-    from ._containers.mindspore import encrypted_kind, is_mindspore
-
-    if encrypted_kind(data) is not None:
+    if sniffers["mindspore-encrypted"](data) is not None:
         return "mindspore-encrypted"
-    from ._containers.paddle import is_dense_tensor
-
-    if is_dense_tensor(data):
+    if sniffers["paddle-tensor"](data):
         return "paddle-tensor"
-    if is_mindspore(data):
+    if sniffers["mindspore"](data):
         return "mindspore"
     if head[0] in _PICKLE_FIRST:
         return "pickle"
     return "unknown"
+
+
+_SNIFFERS: dict[str, Any] = {}
+
+
+def _sniffers() -> dict[str, Any]:
+    """The container readers' signature tests, imported on first use (a scan of binary pickles needs none)."""
+    from ._containers.compressed import sniff
+    from ._containers.mindspore import encrypted_kind, is_mindspore
+    from ._containers.paddle import is_dense_tensor
+
+    _SNIFFERS.update({"compressed": sniff, "mindspore-encrypted": encrypted_kind, "paddle-tensor": is_dense_tensor,
+                      "mindspore": is_mindspore})
+    return _SNIFFERS
 
 
 def matches(data: Any) -> list[str]:

@@ -108,7 +108,7 @@ def classify(data: Any) -> tuple[str, str] | None:
 def _kind(data: Any) -> str | None:
     head = bytes(data[:64])
     for offset, magic, kind in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head.startswith(magic, offset):
             return kind
     if head[:2] == b"BM" and len(head) >= 14 and struct.unpack_from("<I", head, 2)[0] == len(data):
         return "bmp"  # the header's file size must be the file's
@@ -150,11 +150,11 @@ _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25
 def _is_onnx(data: Any) -> bool:
     """A ModelProto as protobuf writes it: ``ir_version`` (field 1) first, then only ModelProto fields with their
     wire types, lengths inside the file, a graph (field 7) among the first fields walked."""
+    if len(data) < 16 or data[0:1] != b"\x08":
+        return False
     from ._protobuf import varint as _varint
     from .errors import FormatError
 
-    if len(data) < 16 or data[0:1] != b"\x08":
-        return False
     total = len(data)
     pos = 0
     seen: list[int] = []
