@@ -62,7 +62,7 @@ def _primary(data: Any) -> str:
     if head[0] == 0x80 and len(head) > 1 and 0 <= head[1] <= 5:
         return "pickle"
     sniffers = _SNIFFERS or _sniffers()
-    kind = sniffers["compressed"](data)
+    kind: str | None = sniffers["compressed"](data)
     if kind is not None:
         return kind
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
