@@ -89,6 +89,12 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"SR\x00\x06", "idl-sav"),
     (0, b"version https://git-lfs.github.com/spec/", "lfs-pointer"),
 )
+#: _MAGIC by (offset, first byte of the magic), each list in _MAGIC's order: a file is compared with the few magics
+#: that start with its own byte at that offset, and the first of _MAGIC that matches still wins
+_MAGIC_BY_BYTE: dict[tuple[int, int], list[tuple[int, bytes, str]]] = {}
+for _order, (_offset, _magic, _kind_name) in enumerate(_MAGIC):
+    _MAGIC_BY_BYTE.setdefault((_offset, _magic[0]), []).append((_order, _magic, _kind_name))
+_MAGIC_OFFSETS = tuple(sorted({offset for offset, _, _ in _MAGIC}))
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _EOCD_TAIL = 65_535 + 22  # the zip comment is at most 65,535 bytes: the end record is in the last 64 KiB
 
@@ -107,9 +113,16 @@ def classify(data: Any) -> tuple[str, str] | None:
 
 def _kind(data: Any) -> str | None:
     head = bytes(data[:64])
-    for offset, magic, kind in _MAGIC:
-        if head.startswith(magic, offset):
-            return kind
+    found: tuple[int, str] | None = None  # (place in _MAGIC, kind) of the first magic that matches
+    for offset in _MAGIC_OFFSETS:
+        if offset < len(head):
+            for order, magic, kind in _MAGIC_BY_BYTE.get((offset, head[offset]), ()):
+                if head.startswith(magic, offset):
+                    if found is None or order < found[0]:
+                        found = (order, kind)
+                    break
+    if found is not None:
+        return found[1]
     if head[:2] == b"BM" and len(head) >= 14 and struct.unpack_from("<I", head, 2)[0] == len(data):
         return "bmp"  # the header's file size must be the file's
     if head[:2] == b"MZ" and _is_pe(data):

@@ -182,3 +182,36 @@ def test_text_test_on_bytes_equals_the_str_definition(seed: int) -> None:
         assert _is_text(data) == _is_text_by_str(data)
     src = Path(__file__).read_bytes()
     assert _is_text(src) and _is_text_by_str(src)
+
+
+def test_magic_lookup_by_first_byte_equals_the_ordered_table() -> None:
+    """_kinds finds a magic number through an index by (offset, first byte); the answer is the first of the ordered
+    table that matches, as a walk over the whole table gives, also where two magics match one head."""
+    import random
+
+    from safeload import _kinds
+
+    def by_table(head: bytes) -> str | None:
+        for offset, magic, kind in _kinds._MAGIC:
+            if head[offset:offset + len(magic)] == magic:
+                return kind
+        return None
+
+    rng = random.Random(7)
+    magics = [(offset, magic) for offset, magic, _ in _kinds._MAGIC]
+    heads = [b"", b"G", b"GGUFTFL3", b"\x00\x00\x00\x00ftyp", b"ID3\x00ftyp"]
+    for _ in range(4000):
+        head = bytearray(rng.randbytes(rng.randrange(0, 64)))
+        for offset, magic in rng.sample(magics, rng.randrange(0, 3)):
+            if rng.random() < 0.8:
+                head[offset:offset + len(magic)] = magic
+            else:
+                head[offset:offset + len(magic) - 1] = magic[:-1]  # all but the last byte
+        heads.append(bytes(head[:64]))
+    table_kinds = {kind for _, _, kind in _kinds._MAGIC}  # the other tests (bmp, pe, hdf5, ...) name other kinds
+    for head in heads:
+        expected = by_table(head)
+        if expected is not None:
+            assert _kinds._kind(head) == expected, head
+        else:
+            assert _kinds._kind(head) not in table_kinds, head
