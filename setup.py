@@ -24,7 +24,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 # Kept in step with safeload/_build.py's COMPILED (tests/test_builds.py checks that they agree).
-COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm")
+COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm", "safeload._views", "safeload._tensors",
+            "safeload._containers.zip", "safeload._containers.torch", "safeload._rebuild.torch")
 
 DIRECTIVES = {
     "language_level": 3,

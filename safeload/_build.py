@@ -13,11 +13,13 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 __all__ = ["COMPILED", "build_description", "compiled_modules", "force_pure", "prepare", "pure_requested"]
 
 # In import order (each may import the ones before it). Kept in step with setup.py's COMPILED.
-COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm")
+COMPILED = ("safeload._budget", "safeload._opcodes", "safeload._vm", "safeload._views", "safeload._tensors",
+            "safeload._containers.zip", "safeload._containers.torch", "safeload._rebuild.torch")
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,27 +30,30 @@ def pure_requested() -> bool:
 
 
 def _source(name: str) -> str:
-    return os.path.join(_HERE, name.rpartition(".")[2] + ".py")
+    """The ``.py`` file of a module of the package (``safeload._containers.zip`` -> ``_containers/zip.py``)."""
+    return os.path.join(_HERE, *name.split(".")[1:]) + ".py"
+
+
+class _PurePython:
+    """A ``sys.meta_path`` finder that finds each module of :data:`COMPILED` as its ``.py`` file. It goes first,
+    so the compiled module next to it is never found, whichever module imports it and in whatever order."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in COMPILED:
+            return None
+        return importlib.util.spec_from_file_location(name, _source(name))
 
 
 def force_pure() -> None:
     """Import every module of :data:`COMPILED` from its ``.py`` file, whatever else sits next to it.
 
-    Must run before anything imports those modules; a module already imported is left as it is.
+    Must run before anything imports those modules; a module already imported is left as it is. Each is
+    imported when something first needs it, as in the compiled build (a scan of a pickle never imports the
+    torch modules).
     """
-    for name in COMPILED:
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, _source(name))
-        if spec is None or spec.loader is None:  # pragma: no cover - the .py files ship with the package
-            continue
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
+    if _PurePython not in sys.meta_path:
+        sys.meta_path.insert(0, _PurePython)
 
 
 def prepare() -> None:
@@ -98,7 +103,7 @@ def _stale_compiled() -> list[str]:
         except OSError:
             recorded, current = "", "?"
         if recorded != current:
-            stale.append(name.rpartition(".")[2])
+            stale.append(name.partition(".")[2])
     return stale
 
 
@@ -120,7 +125,7 @@ def build_description() -> str:
         why = " (SAFELOAD_PURE_PYTHON is set)" if pure_requested() else \
             f" (the compiled {', '.join(_STALE)} out of date: rebuild)" if _STALE else ""
         return f"pure-Python build{why}"
-    short = ", ".join(name.rpartition(".")[2] for name in done)
+    short = ", ".join(name.partition(".")[2] for name in done)
     if len(done) == len(COMPILED):
         return f"compiled build (Cython: {short})"
     return f"partly compiled build (Cython: {short}; the rest pure Python)"

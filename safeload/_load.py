@@ -224,11 +224,11 @@ def _refuse_pickle_members(zf: Any, opts: Options) -> None:
     from ._detect import cpython_reach
 
     pkl = [n for n in zf.members if n.endswith("data.pkl") and n.count("/") <= 1]
-    prefix = pkl[0][: -len("data.pkl")] if len(pkl) == 1 else ""
-    for name, member in zf.members.items():
-        record = name.startswith(prefix + "data/") and "/" not in name[len(prefix) + 5:]
-        if name in pkl or record or name.endswith("/"):
-            continue
+    records = (pkl[0][: -len("data.pkl")] if len(pkl) == 1 else "") + "data/"
+    after = len(records)
+    for name in zf.members:
+        if (name.startswith(records) and name.find("/", after) < 0) or name in pkl or name.endswith("/"):
+            continue  # a storage record, the pickle, or a directory entry
         content = zf.read(name, max_size=opts.policy.limits.max_decompressed, limit="max_decompressed")
         head = bytes(content[:6])
         refused = head == b"\x93NUMPY" or head[:4] == b"PK\x03\x04" or bool(cpython_reach(content))

@@ -15,7 +15,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from ._views import byte_span, check_extent, make_view, whole_storage
+from ._views import byte_span, check_extent, framework, make_view, whole_storage
 from .errors import FormatError
 
 __all__ = ["NullTensors", "NumpyTensors", "Rebuilt", "Storage", "StorageType", "TORCH_DTYPES", "TensorPlaceholder",
@@ -254,15 +254,14 @@ class NumpyTensors:
         self._bases: dict[tuple[str, str], Any] = {}
 
     def np_dtype(self, dtype: str) -> Any:
-        import numpy as np
-
+        np = framework("numpy")
         name = TORCH_DTYPES[dtype][1]
         if hasattr(np, name) and name not in ("bool",):
             return np.dtype(name)
         if name == "bool":
             return np.dtype(np.bool_)
         try:
-            import ml_dtypes
+            ml_dtypes = framework("ml_dtypes")
         except ImportError:
             raise FormatError(f"torch.{dtype} tensors need ml_dtypes to become numpy arrays",
                               why="numpy has no such dtype",
@@ -277,8 +276,7 @@ class NumpyTensors:
         key = (storage.key, dtype)
         cached = self._bases.get(key)
         if cached is None:
-            import numpy as np
-
+            np = framework("numpy")
             dt = self.np_dtype(dtype)
             arr = make_view(storage.buffer, np.dtype(np.uint8), (storage.nbytes(),), what=f"Storage {storage.key!r}")
             width = swap_width(storage.dtype)  # torch.load byteswaps by the storage's dtype, not the view's
@@ -294,8 +292,7 @@ class NumpyTensors:
         arr = make_view(base, dt, size, tuple(s * itemsize for s in stride), offset * itemsize,
                         what=f"Tensor over storage {storage.key!r}")
         if conj or neg:  # numpy has no lazy conj/neg views: the values torch's view resolves to, as a copy
-            import numpy as np
-
+            np = framework("numpy")
             arr = np.conj(arr) if conj else arr.copy()
             if neg:
                 np.negative(arr, out=arr)
@@ -330,9 +327,7 @@ class TorchTensors:
     """Builds torch tensors: one untyped storage per record; tensors are views with torch's own as_strided."""
 
     def __init__(self, byteswap: bool, map_location: Any) -> None:
-        import torch
-
-        self.torch = torch
+        self.torch = framework("torch")
         self.byteswap = byteswap
         self.map_location = map_location
         self.rebuilt = Rebuilt()
@@ -565,13 +560,13 @@ def tensor_builder(opts: Any, byteswap: bool) -> Any:
         return NumpyTensors(byteswap)
     if opts.tensors == "torch":
         try:
-            import torch  # noqa: F401
+            framework("torch")
         except ImportError:
             raise FormatError("tensors='torch' but torch is not installed", fix="pip install torch, or use "
                               "tensors='numpy'") from None
         return TorchTensors(byteswap, opts.map_location)
     try:
-        import torch  # noqa: F401
+        framework("torch")
     except ImportError:
         return NumpyTensors(byteswap)
     return TorchTensors(byteswap, opts.map_location)
@@ -669,8 +664,7 @@ def attr_array() -> Any:
     whose views carry the attributes in their ``__dict__`` (made on first use: numpy is imported only then)."""
     global _attr_array
     if _attr_array is None:
-        import numpy as np
-
+        np = framework("numpy")
         _attr_array = type("AttrArray", (np.ndarray,), {"__module__": __name__})
     return _attr_array
 

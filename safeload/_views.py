@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["MAX_DIMS", "byte_span", "check_extent", "make_view", "whole_storage"]
+__all__ = ["MAX_DIMS", "byte_span", "check_extent", "framework", "make_view", "whole_storage"]
 
 MAX_DIMS = 64  # numpy's NPY_MAXDIMS and torch's limit
 _LIMIT = 1 << 63  # numpy's and torch's sizes and strides are signed 64-bit integers
@@ -126,8 +126,7 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
                 return flat if len(shape) == 1 else flat.view(shape)
             strides = _contiguous(shape, itemsize)
         return _torch_view(torch, buf, dtype, itemsize, shape, strides, offset, span, what, at, member)
-    import numpy as np
-
+    np = framework("numpy")
     if span is None:
         return np.empty(shape, dtype=dtype)
     if isinstance(buf, np.ndarray) and buf.dtype != np.uint8:
@@ -164,6 +163,18 @@ def whole_storage(torch: Any, untyped: Any, dtype: Any) -> Any:
     if nbytes % itemsize:
         raise FormatError(f"A storage of {nbytes} bytes does not hold whole {dtype} elements")
     return torch.empty(0, dtype=dtype, device=untyped.device).set_(untyped, 0, (nbytes // itemsize,), (1,))
+
+
+def framework(name: str) -> Any:
+    """``import name``, as Python runs it: a ``None`` in ``sys.modules`` (how a caller blocks a package) is an
+    ImportError. The compiled modules import numpy, ml_dtypes and torch through this: Cython's own import
+    statement would hand back that None."""
+    module = sys.modules.get(name)
+    if module is None:
+        import importlib
+
+        module = importlib.import_module(name)
+    return module
 
 
 def _torch_of(dtype: Any) -> Any:

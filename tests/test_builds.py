@@ -134,8 +134,9 @@ def test_setup_py_compiles_the_modules_build_reports() -> None:
 
 def test_pure_python_switch_loads_the_py_files() -> None:
     env = dict(os.environ, SAFELOAD_PURE_PYTHON="1")
-    code = ("import safeload, sys; from safeload import _build; "
-            "print([sys.modules[m].__file__ for m in _build.COMPILED]); print(_build.compiled_modules())")
+    code = ("import importlib, safeload; from safeload import _build; "
+            "print([importlib.import_module(m).__file__ for m in _build.COMPILED]); "
+            "print(_build.compiled_modules())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     files, compiled = (ast.literal_eval(line) for line in out.splitlines())
     assert all(f.endswith(".py") for f in files), files
@@ -227,8 +228,8 @@ def test_a_compiled_module_runs_only_while_its_source_is_unchanged(tmp_path: Pat
     edited = tmp_path / "edited.py"
     edited.write_text("# another version\n")
     monkeypatch.setattr(_build, "_source", lambda name: str(edited))
-    expected = [name.rpartition(".")[2] for name in _build.COMPILED if name.rpartition(".")[2]
-                in {m.rpartition(".")[2] for m in COMPILED_HERE}] if COMPILED_HERE else []
+    expected = [name.partition(".")[2] for name in _build.COMPILED if name.partition(".")[2]
+                in {m.partition(".")[2] for m in COMPILED_HERE}] if COMPILED_HERE else []
     assert _build._stale_compiled() == expected
 
 

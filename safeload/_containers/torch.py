@@ -18,7 +18,7 @@ from typing import Any
 
 from .._tensors import (TORCH_DTYPES, NullTensors, Storage, TorchTensors, builder_context, check_view,
                         storage_dtype_of, tensor_builder, typed_storages)
-from .._views import whole_storage
+from .._views import framework, whole_storage
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
 
@@ -36,8 +36,7 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
     location matching check_location, numel int >= 0)``) and passed to torch with torch's own storage class, and
     what torch returns must be a CPU ``TypedStorage`` of exactly that dtype and size. Tensors are then rebuilt by
     safeload's rebuilders over its bytes, as in ``safeload.load``."""
-    import torch
-
+    torch = framework("torch")
     builder = TorchTensors(False, None)  # torch's load_tensor has already byteswapped and placed the storage
     storages: dict[str, Storage] = {}
 
@@ -80,8 +79,8 @@ def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, 
 # ---- zip format ---------------------------------------------------------------------------------------------------
 
 def _archive_prefix(zf: ZipArchive) -> str:
-    pickles = [n for n in zf.members if n.endswith("/data.pkl") or n == "data.pkl"]
-    if any(n.count("/") == 1 and n.split("/")[1] in ("constants.pkl",) or "/code/" in n for n in zf.members):
+    pickles = [n for n in zf.members if n.endswith("data.pkl") and (len(n) == 8 or n[-9] == "/")]
+    if any(n.endswith("/constants.pkl") and n.count("/") == 1 or "/code/" in n for n in zf.members):
         raise FormatError("TorchScript archive refused", why="the file is a torch.jit.save archive: its code/ folder "
                           "holds a program, not a checkpoint",
                           fix="Open it with torch.jit.load in a trusted environment and save model.state_dict(), "
