@@ -102,7 +102,8 @@ def make_mixed_repo(folder: Path, sources: int = 400) -> Path:
 
 #: exit statuses each tool documents (safeload: clean, unsafe, could not scan, nothing scanned; picklescan and
 #: modelscan and fickling: clean, issues found, scan error); anything else is a failure of the command
-STATUSES = {"safeload scan": {0, 1, 2, 3}, "picklescan": {0, 1, 2}, "modelscan": {0, 1, 2, 3}, "fickling": {0, 1, 2}}
+STATUSES = {"safeload scan": {0, 1, 2, 3}, "picklescan": {0, 1, 2}, "modelscan": {0, 1, 2, 3}, "fickling": {0, 1, 2},
+            "python -c pass": {0}, "python -c 'import safeload'": {0}}
 
 
 def user_python(folder: Path) -> str:
@@ -177,10 +178,29 @@ def best_times(cmds: dict[str, list[str]], repeat: int) -> tuple[dict[str, float
     for _ in range(repeat):
         for name, argv in cmds.items():
             start = time.perf_counter()
-            code = run_checked(name, argv, STATUSES.get(name), status.get(name))
+            code = run_checked(name, argv, STATUSES.get(name, STATUSES.get(name.rsplit(" ", 1)[0])), status.get(name))
             best[name] = min(best[name], time.perf_counter() - start)
             status[name] = code
     return best, status
+
+
+def startup(folder: Path, python: str, repeat: int) -> list[tuple[str, float]]:
+    """Start-up: the interpreter alone, ``import safeload``, and each tool on one tiny pickle and one tiny torch zip,
+    taking turns, the best of ``repeat`` (each checked by :func:`run_checked`)."""
+    import torch
+
+    tiny = folder / "tiny"
+    tiny.mkdir()
+    (tiny / "small.pkl").write_bytes(pickle.dumps({"lr": 0.1, "names": ["a", "b"]}, protocol=4))
+    torch.save({"w": torch.zeros(2, 3)}, tiny / "small.pt")
+    cmds: dict[str, list[str]] = {"python -c pass": [python, "-c", "pass"],
+                                  "python -c 'import safeload'": [python, "-c", "import safeload"]}
+    for name in ("small.pkl", "small.pt"):
+        for tool, argv in commands(tiny / name, False, python).items():
+            if argv and tool in ("safeload scan", "picklescan"):
+                cmds[f"{tool} {name}"] = argv
+    best, _ = best_times(cmds, repeat)
+    return list(best.items())
 
 
 def compile_bytecode() -> None:
@@ -219,6 +239,7 @@ def main() -> None:
                      ("mixed repository (code, docs, images, libraries, checkpoints)", make_mixed_repo(root), True)]
         if SAMPLES.is_dir():
             workloads.append(("mixed real samples", SAMPLES, True))
+        started = startup(root, python, max(12, args.repeat))
         rows = []
         for label, target, is_folder in workloads:
             cmds = commands(target, is_folder or label.startswith("mixed"), python)
@@ -233,6 +254,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    print()
+    print(f"start-up, best of {max(12, args.repeat)}, the commands taking turns: "
+          + ", ".join(f"`{name}` {seconds * 1000:.1f} ms" for name, seconds in started))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
