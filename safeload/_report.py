@@ -77,6 +77,9 @@ class Finding:
 
 @dataclass
 class FileReport:
+    """One file's result: its status (clean, unsafe, error, skipped), format, findings and the globals it names.
+    (A docstring of its own also spares ``dataclass`` computing one from the signature at every start.)"""
+
     path: str
     status: str = CLEAN
     format: str | None = None
