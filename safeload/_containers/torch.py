@@ -108,6 +108,8 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     storages: dict[str, Storage] = {}
 
     counting = isinstance(builder, TorchTensors)
+    members = zf.members
+    records = f"{prefix}data/"
 
     def persistent_load(pid: Any) -> Any:
         if counting:
@@ -115,11 +117,11 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         _stype, key, location, numel, dtype, existing = storage_ref(pid, storages)
         if existing is not None:
             return existing
-        name = f"{prefix}data/{key}"
-        if name not in zf.members:
+        name = records + key
+        member = members.get(name)
+        if member is None:
             raise FormatError(f"Storage {key!r} has no record", why=f"the archive has no member {name!r}")
         nbytes = numel * TORCH_DTYPES[dtype][0]
-        member = zf.members[name]
         if member.size != nbytes:
             raise FormatError(f"Storage {key!r} record is {member.size} bytes, but {numel} x {dtype} needs {nbytes}",
                               member=name, why="a size mismatch would read outside the record")

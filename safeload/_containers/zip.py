@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import struct
 import unicodedata
+from functools import partial
+from operator import itemgetter
 from typing import Any, NamedTuple
 import zlib
 
@@ -82,6 +84,10 @@ class ZipMember(NamedTuple):
     header_offset: int
     data_offset: int
     end: int  # first byte after the data and any data descriptor
+
+
+_new_member = partial(tuple.__new__, ZipMember)  # the fields in order, without NamedTuple's Python-level __new__
+_BY_HEADER = itemgetter(ZipMember._fields.index("header_offset"))
 
 
 def _bad(what: str, offset: int | None = None, why: str = "", member: str | None = None,
@@ -254,7 +260,7 @@ class ZipArchive:
                        why="CPython walks the directory by its size and would read more members than miniz, which "
                            "walks it by its count")
         expected = 0
-        for member in sorted(entries, key=lambda m: m.header_offset):
+        for member in sorted(entries, key=_BY_HEADER):
             if member.header_offset != expected:
                 where = "before the first member" if expected == 0 else "between members"
                 raise _bad(f"Unexplained bytes {where} of the zip archive", expected, member=member.name,
@@ -311,7 +317,7 @@ class ZipArchive:
             raise _bad(f"Zip member {name!r} runs past the end of the file", hoff, member=name)
         if has_descriptor:
             end = self._skip_descriptor(name, end, crc, csize, usize, zip64 is not None)
-        return ZipMember(name, method, flags, crc, csize, usize, hoff, start, end)
+        return _new_member((name, method, flags, crc, csize, usize, hoff, start, end))
 
     def _skip_descriptor(self, name: str, pos: int, crc: int, csize: int, usize: int, wide: bool) -> int:
         """The data descriptor after a member: its signature, the CRC, then the sizes in 8 bytes each when the
