@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._scan import scan_file
+from . import _scan
 
 __all__ = ["ResultsFile", "scan_batch", "scan_distributed", "scan_items", "pool_scan", "report_from_dict"]
 
@@ -124,7 +124,7 @@ def scan_one(item: tuple[str, str], allow: tuple[str, ...] = (), max_decompresse
             from ._scan import scan_url
 
             return scan_url(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
-    return scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
+    return _scan.scan_file(target, pol, max_decompressed=max_decompressed, explain=explain, display=display)
 
 
 def scan_batch(items: list[tuple[str, str]], allow: tuple[str, ...] = (), max_decompressed: int | None = None,
