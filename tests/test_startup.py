@@ -83,8 +83,10 @@ def test_a_pool_scan_parent_imports_nothing_heavy(tmp_path: Path) -> None:
 #: standard-library modules a quiet text scan of a small pickle does without (each costs 1-4 ms of every start):
 #: shutil (argparse's help width), pathlib and urllib (file collection), json (only for JSON and policy files),
 #: textwrap (only to print findings), safeload._remote (only for URLs), datetime, decimal and fractions (only when a
-#: file names one of their classes: safeload/_rebuild/builtins.py)
-LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote", "datetime", "decimal", "fractions")
+#: file names one of their classes: safeload/_rebuild/builtins.py), and the zip and torch readers (a plain pickle
+#: needs neither; ``--version`` finds which build runs only when asked for)
+LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote", "datetime", "decimal", "fractions",
+        "safeload._containers.zip", "safeload._containers.torch")
 
 _BARE_CHILD = """
 import sys
@@ -111,4 +113,5 @@ def test_a_quiet_scan_imports_only_what_it_uses(tmp_path: Path) -> None:
     modules = set(names.split())
     assert code == "0" and "safeload._vm" in modules
     assert sorted(m for m in modules if m in LEAN or m.partition(".")[0] in LEAN) == []
+    assert "safeload._detect" in modules and "safeload._report" in modules  # the scan did run
     assert sorted(modules & set(HEAVY)) == []
