@@ -390,3 +390,12 @@ def test_binint_sign_as_c_pickle(raw: int) -> None:
     """BININT is a signed 4-byte integer: the compiled loop subtracts 2**32 when the top bit is set."""
     data = b"\x80\x02J" + struct.pack("<I", raw) + b"."
     assert safeload.loads(data) == pickle.loads(data) == struct.unpack("<i", struct.pack("<I", raw))[0]
+
+
+def test_source_digest_is_sha256() -> None:
+    # the digest guard hashes with CPython's built-in SHA-256 (not hashlib, which loads OpenSSL at every start);
+    # it must be the same digest setup.py writes with hashlib
+    import hashlib
+
+    for data in (b"", b"abc", bytes(range(256)) * 1000, (ROOT / "safeload" / "_vm.py").read_bytes()):
+        assert _build._sha256(data) == hashlib.sha256(data).hexdigest()
