@@ -132,12 +132,11 @@ def scan_file(path: str | os.PathLike[str], policy: Policy | None = None, *, max
         report.findings.append(Finding(name, "unreadable", ERROR, f"Cannot read {name}: {why}",
                                        fix="Check the path and its permissions"))
         return report
-    if isinstance(data, bytes):
-        return _scan_data(data, name, pol, max_decompressed, explain, stream_hook)
     try:
         return _scan_data(data, name, pol, max_decompressed, explain, stream_hook)
     finally:
-        data.close()
+        if not isinstance(data, bytes):
+            data.close()  # the mapping
 
 
 def _scan_data(data: Any, name: str, policy: Policy, max_decompressed: int | None, explain: bool,

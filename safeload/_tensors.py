@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from math import prod
 from typing import Any
 
-from ._views import byte_span, check_extent, framework, make_view, whole_storage
+from ._views import _contiguous, byte_span, check_extent, framework, make_view, whole_storage
 from .errors import FormatError
 
 __all__ = ["NullTensors", "NumpyTensors", "Rebuilt", "Storage", "StorageType", "TORCH_DTYPES", "TensorPlaceholder",
@@ -154,13 +155,17 @@ def check_view(storage: Storage, dtype: str, offset: int, size: tuple[int, ...],
                           why="quantized, sparse and exotic dtypes are refused rather than guessed")
     itemsize = TORCH_DTYPES[dtype][0]
     check_extent(size, itemsize, "Tensor view")  # non-negative ints, at most 64, below 2**63 bytes
+    agree = len(size) == len(stride)
     widest = 0
-    for step in stride if len(size) == len(stride) else (-1,):
+    for step in stride:
         if not 0 <= step < _STEP_LIMIT:
-            raise FormatError("Tensor size and stride disagree, or a stride is negative",
-                              why="torch has no negative strides; torch.as_strided refuses them")
+            agree = False
+            break
         if step > widest:
             widest = step
+    if not agree:
+        raise FormatError("Tensor size and stride disagree, or a stride is negative",
+                          why="torch has no negative strides; torch.as_strided refuses them")
     if offset * itemsize >= 1 << 63 or widest * itemsize >= 1 << 63:
         raise FormatError("Tensor stride or offset does not fit a signed 64-bit byte count",
                           why="torch and numpy overflow on it")
@@ -402,8 +407,8 @@ class TorchTensors:
                 and key not in self._handed_out and not (conj or neg)):
             t = base  # the whole record as one 1-D tensor: hand out the base itself, once
             self._handed_out.add(key)
-        elif offset == 0 and not size and base.shape[0] == 1:
-            t = base.view(size)  # a scalar, the whole one-element record (torch checks the element count)
+        elif offset == 0 and stride == _contiguous(size, 1) and prod(size) == base.shape[0]:
+            t = base.view(size)  # the whole record in C order, a scalar included (torch checks the count again)
         else:
             itemsize = TORCH_DTYPES[dtype][0]
             t = make_view(base, base.dtype, size, tuple(s * itemsize for s in stride), offset * itemsize,
