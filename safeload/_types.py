@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._rebuild.context import RebuildContext
 
-__all__ = ["DEFAULT_LIMITS", "Entry", "Limits", "Pending"]
+__all__ = ["DEFAULT_LIMITS", "Entry", "Limits", "Pending", "is_one_of"]
+
+
+def is_one_of(value: Any, choices: tuple[Any, ...]) -> bool:
+    """``value in choices`` for a value the file made, compared by exact type first. An object a rebuilder made
+    (an ndarray, a tensor, a list) is never compared with ``==``/``in`` against a constant: numpy's ``==`` is
+    elementwise and its truth value raises, a list cannot be hashed. Every comparison of a file's value with a
+    constant goes through here, or checks ``type(value)`` first (tests/test_hostile_values.py finds the others)."""
+    return any(type(value) is type(choice) and value == choice for choice in choices)
 
 
 @dataclass(frozen=True)

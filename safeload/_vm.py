@@ -177,7 +177,11 @@ def check_keys(vm: VM, keys: Any, what: str = "dict") -> None:
             continue  # randomised hashes
         if kind not in _PLAIN_KEYS:
             _check_key_graph(vm, key, what)
-        h = hash(key)
+        try:
+            h = hash(key)
+        except TypeError:  # a signalling-NaN Decimal (or a tuple holding one) raises here, in pickle.load too
+            raise vm.fail(f"A {what} key of type {kind.__name__} cannot be hashed",
+                          "pickle.load fails on the same key with TypeError") from None
         n = counts.get(h, 0) + 1
         counts[h] = n
         if n > limits.max_hash_collisions:

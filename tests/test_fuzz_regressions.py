@@ -8,6 +8,7 @@ fuzzing run that found each one is recorded in README.md ("Hardening").
 from __future__ import annotations
 
 import io
+import pickle
 import sys
 import zipfile
 from pathlib import Path
@@ -158,3 +159,23 @@ def test_scan_reports_out_of_memory_as_load_does() -> None:
     report = scan(finding)
     assert report.exit_code == 2 and report.findings[0].rule == "limit-exceeded", report.to_dict()
     run_stage("scan", finding)
+
+
+def test_persistent_id_holding_an_array_is_refused_not_compared() -> None:
+    """fuzz_rebuild (CI smoke, FUZZ_SEED=1): a data.pkl whose persistent id starts with a two-element ndarray
+    raised ValueError from ``pid[0] != "storage"`` (an array's ``!=`` is elementwise, its truth value raises).
+    Values from the file are now compared by type first (safeload/_types.py, is_one_of); tests/test_hostile_values.py
+    tries the same at every value of the real samples."""
+    import numpy as np
+
+    array = pickle.dumps(np.array([1, 2]), protocol=2)[2:-1]  # the ndarray's opcodes, without PROTO and STOP
+    pkl = b"\x80\x02(" + array + b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQ."  # BINPERSID((array, '0', 'cpu', 1))
+    pkl = pkl.replace(b"(" + array, b"(" + array + b"N", 1)  # five fields: (array, None, '0', 'cpu', 1)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/version", "3\n")
+    with pytest.raises(safeload.FormatError, match="Unknown persistent id") as info:
+        safeload.loads(buf.getvalue())
+    assert not isinstance(info.value, safeload.InternalError)
+    run_stage("rebuild", b"\x00" + pkl)

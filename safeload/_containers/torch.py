@@ -18,6 +18,7 @@ from typing import Any
 
 from .._tensors import (TORCH_DTYPES, NullTensors, Storage, TorchTensors, builder_context, check_view,
                         storage_dtype_of, tensor_builder, typed_storages)
+from .._types import is_one_of
 from .._views import framework, whole_storage
 from ..errors import FormatError, error_context
 from .zip import ZipArchive
@@ -46,7 +47,12 @@ def torch_persistent_load(torch_load_storage: Any) -> tuple[Any, dict[str, Any]]
             return existing
         Storage(key, dtype, numel, location, None)  # the location rule of every mode
         cls = torch.UntypedStorage if stype.dtype is None else getattr(torch, stype.qualname.rpartition(".")[2])
-        typed = torch_load_storage(("storage", cls, key, location, numel))
+        try:
+            typed = torch_load_storage(("storage", cls, key, location, numel))
+        except (RuntimeError, ValueError, KeyError, OSError) as exc:  # torch's reader: no record, a short record
+            raise FormatError(f"torch.load could not read the record of storage {key!r:.40}",
+                              why=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                              fix="The file is damaged or was crafted; get a fresh copy from its source") from None
         untyped = getattr(typed, "_untyped_storage", typed)
         if not isinstance(untyped, torch.UntypedStorage) or untyped.device.type != "cpu":
             raise FormatError(f"Storage {key!r} was not loaded to CPU memory",
@@ -62,12 +68,14 @@ def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, 
     """A zip checkpoint's storage reference ``('storage', type, key, location, numel)``, checked: its storage
     type, key, location, element count and dtype, and the storage already made for that key (which must have
     the same dtype and size)."""
-    if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+    if type(pid) is not tuple or len(pid) != 5 or not is_one_of(pid[0], ("storage",)):
         raise FormatError(f"Unknown persistent id {type(pid).__name__}",
                           why="torch zip checkpoints use ('storage', type, key, location, numel)")
     _tag, stype, key, location, numel = pid
-    if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
-        raise FormatError("Malformed storage reference", why="key and location must be strings, numel an int >= 0")
+    if type(key) is not str or type(location) is not str or type(numel) is not int or not 0 <= numel < 1 << 59:
+        raise FormatError("Malformed storage reference",
+                          why="key and location must be strings, numel an int >= 0 whose bytes fit in int64 (torch's "
+                              "reader takes a C int64)")
     dtype = storage_dtype_of(stype)
     existing = storages.get(key)
     if existing is not None and (existing.dtype != dtype or existing.numel != numel):
@@ -228,7 +236,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     if proto != 1001:
         raise FormatError(f"Legacy torch protocol {proto!r} is not supported", offset=pos)
     sys_info, pos = next_pickle(pos, "legacy sys_info")
-    if type(sys_info) is not dict or sys_info.get("little_endian") not in (True, False):
+    if type(sys_info) is not dict or type(sys_info.get("little_endian")) is not bool:
         raise FormatError("Legacy torch sys_info is malformed", offset=pos)
     byteswap = (sys_info["little_endian"] is True) != (sys.byteorder == "little")
     main_start = pos
@@ -243,7 +251,7 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
     views: dict[str, tuple[str, int, int]] = {}  # view key -> (root key, offset, size), in elements
 
     def record(pid: Any) -> Any:
-        if type(pid) is not tuple or len(pid) != 6 or pid[0] != "storage":
+        if type(pid) is not tuple or len(pid) != 6 or not is_one_of(pid[0], ("storage",)):
             raise FormatError("Unknown legacy persistent id", why="expected ('storage', type, key, location, numel, view)")
         _t, stype, key, location, numel, view = pid
         if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
@@ -298,8 +306,9 @@ def load_torch_legacy(data: bytes, opts: Any, run_pickle: Any) -> Any:
         storages[view_key] = Storage(view_key, root.dtype, size, root.location, buf)
 
     def persistent_load(pid: Any) -> Any:
-        if type(pid) is not tuple or len(pid) != 6 or pid[2] not in storages:
-            raise FormatError("Unknown legacy persistent id")
+        if (type(pid) is not tuple or len(pid) != 6 or type(pid[2]) is not str or pid[2] not in storages
+                or not (pid[5] is None or type(pid[5]) is tuple and pid[5] and type(pid[5][0]) is str)):
+            raise FormatError("Unknown legacy persistent id")  # (the first pass checked every field of the same ids)
         if isinstance(builder, TorchTensors):
             builder.refs += 1
         return storages[pid[2] if pid[5] is None else pid[5][0]]
@@ -340,6 +349,7 @@ def _with_tensors(opts: Any, tensors: str) -> Any:
 # ---- the tar format (torch < 0.4) -------------------------------------------------------------------------------
 
 _TAR_MEMBERS = ("sys_info", "storages", "tensors", "pickle")
+_TAR_KEYS = (str, int)  # storage keys: checked by type before a dict lookup (an unhashable key would raise there)
 
 
 def _tar_members(data: Any, max_members: int) -> dict[str, bytes]:
@@ -387,7 +397,7 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     byteswap = False
     if "sys_info" in members:
         sys_info, _ = pickle_at(members["sys_info"], 0, opts, run_pickle, "sys_info")
-        if type(sys_info) is not dict or sys_info.get("little_endian") not in (True, False):
+        if type(sys_info) is not dict or type(sys_info.get("little_endian")) is not bool:
             raise FormatError("Torch tar sys_info is malformed", member="sys_info")
         byteswap = (sys_info["little_endian"] is True) != (sys.byteorder == "little")
     builder = tensor_builder(opts, byteswap)
@@ -400,7 +410,7 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     storages: dict[Any, Storage] = {}
     for _ in range(count):
         head, pos = pickle_at(raw, pos, opts, run_pickle, "storages")
-        if type(head) is not tuple or len(head) != 3 or type(head[1]) is not str:
+        if type(head) is not tuple or len(head) != 3 or type(head[0]) not in _TAR_KEYS or type(head[1]) is not str:
             raise FormatError("Torch tar storage header is malformed", member="storages", offset=pos)
         key, location, stype = head
         dtype = storage_dtype_of(stype)
@@ -420,7 +430,8 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     if type(views) is not list or pos != len(raw):
         raise FormatError("Torch tar storage views are malformed, or data follows them", member="storages")
     for view in views:
-        if type(view) is not tuple or len(view) != 4 or view[1] not in storages or view[0] in storages:
+        if (type(view) is not tuple or len(view) != 4 or type(view[0]) not in _TAR_KEYS or type(view[1]) not in _TAR_KEYS
+                or view[1] not in storages or view[0] in storages):
             raise FormatError("Torch tar storage view is malformed", member="storages")
         target, root_key, offset, numel = view
         root = storages[root_key]
@@ -437,7 +448,8 @@ def load_torch_tar(data: Any, opts: Any, run_pickle: Any) -> Any:
     tensors: dict[int, Any] = {}
     for _ in range(count):
         head, pos = pickle_at(raw, pos, opts, run_pickle, "tensors")
-        if type(head) is not tuple or len(head) != 3 or head[1] not in storages or type(head[0]) is not int:
+        if (type(head) is not tuple or len(head) != 3 or type(head[1]) not in _TAR_KEYS or head[1] not in storages
+                or type(head[0]) is not int):
             raise FormatError("Torch tar tensor header is malformed", member="tensors", offset=pos)
         key, storage_key, _tensor_type = head
         if pos + 8 > len(raw):

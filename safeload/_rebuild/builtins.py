@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict, defaultdict
 from typing import Any
 
 from ..errors import UnsafeGlobalError
-from .._types import Entry
+from .._types import Entry, is_one_of
 from .context import RebuildContext
 from .._stub import Stub
 
@@ -115,7 +115,7 @@ def _bytearray(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         return bytearray()
     if len(args) == 2:  # protocol 0-2: bytearray(latin1_text, 'latin-1')
         _types(ctx, "bytearray", args[0], (str,))
-        if args[1] not in ("latin-1", "latin1"):
+        if not is_one_of(args[1], ("latin-1", "latin1")):
             raise ctx.fail(f"bytearray encoding {args[1]!r} refused", "pickle writes bytearray text as latin-1")
         return construct(ctx, "bytearray", lambda t: bytearray(t.encode("latin-1")), args[0])
     _types(ctx, "bytearray", args[0], (bytes, bytearray, list))  # never an int: that allocates by argument
@@ -246,7 +246,7 @@ def _codecs_encode(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     _argc(ctx, args, "_codecs.encode", 2, 2)
     text, encoding = args
     _types(ctx, "_codecs.encode", text, (str,))
-    if encoding not in ("latin1", "latin-1"):
+    if not is_one_of(encoding, ("latin1", "latin-1")):
         raise ctx.fail(f"_codecs.encode with encoding {encoding!r} refused", "pickle writes bytes as encode(text, 'latin1')")
     return construct(ctx, "_codecs.encode", text.encode, "latin-1")
 
@@ -278,7 +278,7 @@ def _eval_paddle(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
     """Paddle writes a DenseTensor as eval('data', {'data': ndarray}). Only that exact form; eval never runs."""
     import numpy as np
 
-    if (len(args) == 2 and args[0] == "data" and type(args[1]) is dict and list(args[1]) == ["data"]
+    if (len(args) == 2 and is_one_of(args[0], ("data",)) and type(args[1]) is dict and list(args[1]) == ["data"]
             and type(args[1]["data"]) is np.ndarray):
         return args[1]["data"]
     raise UnsafeGlobalError(

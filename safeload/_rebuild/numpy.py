@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .._views import make_view
-from .._types import Entry, Pending
+from .._types import Entry, Pending, is_one_of
 from .context import RebuildContext
 from .._stub import Stub
 
@@ -79,7 +79,7 @@ def _dtype_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
 
 
 def _dtype_build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
-    if type(state) is not tuple or len(state) not in (8, 9) or state[0] not in (3, 4):
+    if type(state) is not tuple or len(state) not in (8, 9) or not is_one_of(state[0], (3, 4)):
         raise ctx.fail("numpy.dtype state has an unknown layout", "safeload reads dtype state versions 3 and 4")
     return build_dtype(ctx, pending.args[0], state)
 
@@ -162,7 +162,7 @@ def build_dtype(ctx: RebuildContext, code: str, state: tuple[Any, ...]) -> Any:
         unit, num = meta[:2]
         if type(unit) is bytes:
             unit = unit.decode("latin-1")  # any byte: what is not a unit name is refused just below
-        if unit not in _DATETIME_UNITS or type(num) is not int or num < 1:
+        if type(unit) is not str or unit not in _DATETIME_UNITS or type(num) is not int or num < 1:
             raise ctx.fail(f"datetime dtype unit {unit!r} refused")
         dt = _make_dtype(ctx, f"{code}[{num}{unit}]" if unit != "generic" else code)
     else:
@@ -204,10 +204,12 @@ def _array_build(ctx: RebuildContext, pending: Pending, state: Any) -> Any:
     if type(state) is not tuple or len(state) not in (4, 5):
         raise ctx.fail("ndarray state has an unknown layout")
     if len(state) == 5:
-        if state[0] != 1:
+        if not is_one_of(state[0], (1,)):
             raise ctx.fail(f"ndarray state version {state[0]!r}")
         state = state[1:]
     shape, dtype, fortran, data = state
+    if type(fortran) not in (bool, int):  # numpy takes its truth value; an array's would raise
+        raise ctx.fail(f"ndarray Fortran flag is a {type(fortran).__name__}", "numpy pickles a bool")
     return make_array(ctx, _shape(ctx, shape), _dtype_of(ctx, dtype), bool(fortran), data)
 
 
@@ -251,11 +253,11 @@ def _frombuffer_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         raise ctx.fail(f"_frombuffer called with {len(args)} arguments")
     buf, dtype, shape, order = args[:4]
     axis_order = args[4] if len(args) == 5 else None
-    if order not in ("C", "F", "K"):
+    if not is_one_of(order, ("C", "F", "K")):
         raise ctx.fail(f"_frombuffer order {order!r}")
     shape = _shape(ctx, shape)
     if axis_order is not None:  # numpy 2 writes non-contiguous arrays as order 'K' + the axis permutation
-        if order != "K" or type(axis_order) not in (tuple, list) or sorted(axis_order) != list(range(len(shape))):
+        if order != "K" or type(axis_order) not in (tuple, list) or any(type(a) is not int for a in axis_order) or sorted(axis_order) != list(range(len(shape))):
             raise ctx.fail("_frombuffer axis order is not a permutation of the axes")
     elif order == "K":
         raise ctx.fail("_frombuffer order 'K' without an axis order")

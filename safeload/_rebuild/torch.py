@@ -389,7 +389,7 @@ def _rebuild_subclass(vm: RebuildContext, func: Any, new_type: Any, fargs: Any, 
     as for Parameter) and stores the attributes by the rules of plain tensors (:func:`_attrs`)."""
     cls = _tensor_subclass(vm, new_type)
     if type(state) is tuple:  # (dict or None, slots dict or None): the form of subclasses with __slots__
-        if len(state) != 2 or state[1] not in (None, {}):
+        if len(state) != 2 or not (state[1] is None or type(state[1]) is dict and not state[1]):
             raise vm.fail(f"Tensor subclass {cls.__qualname__} saved with slot values",
                           "torch sets slots with setattr; safeload restores only the instance dict",
                           fix="Save the slot values next to the tensor (a dict entry) instead of on it")
@@ -501,7 +501,7 @@ def _rebuild_njt(vm: RebuildContext, new_type: Any, fargs: Any, state: Any) -> A
     for key, value in state.items():
         if key in _NJT_STATE:
             if value is not kw.get(_NJT_STATE[key], 1 if key == "_ragged_idx" else None) and not (
-                    key == "_ragged_idx" and value == ragged and type(value) is int) and not (
+                    key == "_ragged_idx" and type(value) is int and value == ragged) and not (
                     key == "_metadata_cache" and value is cache):
                 raise vm.fail(f"Jagged nested tensor state {key!r} is not the constructor's argument",
                               "torch sets the state after construction, so it would replace the checked part")
