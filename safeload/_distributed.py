@@ -8,8 +8,8 @@ and its exit status are those of a local scan of the same files.
 
 A worker that dies while it scans (killed, out of memory, a crash in a native library) takes its batch with it:
 the batch is resubmitted split into single files, and a single file whose worker dies again (after Dask's own
-``distributed.scheduler.allowed-failures`` reruns) becomes an ``error`` entry, "could not be scanned". No other file
-is lost.
+``distributed.scheduler.allowed-failures`` reruns) is tried once more at the end, alone on the cluster; if its worker
+dies then too, it becomes an ``error`` entry, "could not be scanned". No other file is lost or blamed.
 
 The results file (``--results FILE``) holds one JSON object per line, a file's report as ``to_dict`` gives it,
 written as each batch finishes. A run given a results file first reads it: files already in it are not scanned
@@ -271,8 +271,9 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
     """The reports of ``items`` (an iterable, consumed lazily) scanned on ``client``'s workers, as they finish.
 
     ``retries`` reruns a task that raised (Dask's ``retries``); a worker's death is handled by the scheduler
-    (``allowed-failures``) and then here: the batch is split into single files, and a single file that still
-    kills its worker is reported as could not be scanned."""
+    (``allowed-failures``) and then here: the batch is split into single files, and a single file whose worker
+    still dies is tried once more at the end, alone on the cluster (so that no file queued beside the culprit is
+    blamed); if its worker dies then too, it is reported as could not be scanned."""
     import distributed
 
     as_completed: Any = distributed.as_completed  # untyped
@@ -292,6 +293,7 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
     counter = itertools.count()
     source = _batches(items, batch_size)
     batch_of: dict[Any, list[tuple[str, str]]] = {}
+    suspects: list[tuple[str, str]] = []  # single files whose worker died while others ran beside them
     queue = as_completed()
     for batch in itertools.islice(source, max_in_flight):
         fut = submit(batch)
@@ -308,11 +310,13 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
                     single = submit([item])
                     batch_of[single] = [item]
                     queue.add(single)
+            elif type(exc).__name__ == "KilledWorker":
+                # A worker also holds tasks queued beside the one it runs: when the file that kills it comes
+                # back, a clean file queued on the same worker dies with it and is counted as a failure too.
+                # Which one killed it is settled at the end, one file alone on the cluster at a time.
+                suspects.append(batch[0])
             else:
-                killed = type(exc).__name__ == "KilledWorker"
-                reports = [could_not_scan(batch[0][1], "the worker scanning it died (out of memory or a crash), "
-                                          "every time it was tried" if killed else
-                                          f"the task failed ({type(exc).__name__})")]
+                reports = [could_not_scan(batch[0][1], f"the task failed ({type(exc).__name__})")]
         fut.release()
         if reports is not None:
             yield from reports
@@ -321,6 +325,17 @@ def scan_items(client: Any, items: Iterable[tuple[str, str]], allow: Iterable[st
             new = submit(nxt)
             batch_of[new] = nxt
             queue.add(new)
+    for item in suspects:
+        fut = submit([item])
+        try:
+            yield from fut.result()
+        except Exception as exc:  # noqa: BLE001
+            killed = type(exc).__name__ == "KilledWorker"
+            yield could_not_scan(item[1], "the worker scanning it died (out of memory or a crash), every time it "
+                                 "was tried, alone on the cluster" if killed else
+                                 f"the task failed ({type(exc).__name__})")
+        finally:
+            fut.release()
 
 
 def scan_distributed(client: Any, paths: Iterable[Any], policy: Any = None, *, allow: Iterable[str] = (),
