@@ -13,6 +13,7 @@ from ._vm import VM
 from .errors import (
     FormatError,
     InternalError,
+    int_text_limit,
     LimitExceededError,
     SafeLoadError,
     TrailingDataError,
@@ -132,7 +133,7 @@ def load_buffer(data: Any, opts: Options, kind: str | None = None, archive: Any 
     except RecursionError as exc:
         raise LimitExceededError("max_depth", 0, opts.policy.limits.max_depth, what="Nesting too deep") from exc
     except Exception as exc:
-        raise InternalError.wrap(exc) from exc
+        raise (int_text_limit(exc) or InternalError.wrap(exc)) from exc
 
 
 def loads(data: bytes, map_location: Any = None, pickle_module: Any = None, **kwargs: Any) -> Any:

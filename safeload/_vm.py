@@ -42,6 +42,7 @@ from .errors import (
     SafeLoadError,
     UnsafeCallError,
     UnsafeGlobalError,
+    int_text_limit,
 )
 from ._names import canonical_name, danger_of
 from ._types import Entry, Pending
@@ -600,35 +601,43 @@ class VM:
         except MemoryError as exc:
             raise LimitExceededError("max_alloc", 0, self.limits.max_alloc, what="Out of memory while rebuilding",
                                      offset=self.op_start) from exc
+        except ValueError as exc:
+            refusal = int_text_limit(exc, self.op_start)
+            if refusal is None:
+                raise self._unexpected(exc) from exc
+            raise refusal from exc
         except Exception as exc:
-            # Only the deliberate cases become a FormatError: an argument past the end of the stream, a stack
-            # underflow, a missing memo slot and undecodable text, raised by the VM's own code on the stream. Any
-            # other exception (and any exception raised inside a rebuilder) is a safeload bug: InternalError.
-            start = self.op_start
-            own = _raised_here(exc)
-            if start >= self.end and own:
-                what, why, op = "Truncated pickle: no STOP opcode", "the stream ends before STOP", "end of stream"
-            elif start >= self.end:
-                raise InternalError.wrap(exc, where="after the end of the pickle stream", offset=start) from exc
-            elif not own:
-                op = opcode_name(self.data[start])
-                raise InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op) from exc
-            else:
-                op = opcode_name(self.data[start])
-                spec = by_code[self.data[start]]
-                if isinstance(exc, (IndexError, struct.error)) and spec is not None and spec.arg != "none" and _overruns(self, spec):
-                    what, why = f"Truncated pickle: the argument of {op} runs past the end of the stream", \
-                        "the file ends in the middle of an opcode"
-                elif isinstance(exc, IndexError):
-                    what, why = f"Stack underflow at {op}", "the opcode needs more items than the stream pushed"
-                elif isinstance(exc, KeyError):
-                    what = f"Memo index {exc.args[0] if exc.args else '?'} was never stored"
-                    why = "a GET names a memo slot that no PUT filled"
-                elif isinstance(exc, UnicodeDecodeError):
-                    what, why = f"Text of {op} is not valid UTF-8", f"{exc.reason} at byte {exc.start} of the text"
-                else:
-                    raise InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op) from exc
-            raise FormatError(what, why=why, offset=start, opcode=op) from exc
+            raise self._unexpected(exc) from exc
+
+    def _unexpected(self, exc: Exception) -> SafeLoadError:
+        """The refusal for an exception other than a SafeLoadError, RecursionError or MemoryError from the run loop.
+        Only the deliberate cases become a FormatError: an argument past the end of the stream, a stack underflow, a
+        missing memo slot and undecodable text, raised by the VM's own code on the stream. Any other exception (and
+        any exception raised inside a rebuilder) is a safeload bug: InternalError."""
+        start = self.op_start
+        own = _raised_here(exc)
+        if start >= self.end:
+            if not own:
+                return InternalError.wrap(exc, where="after the end of the pickle stream", offset=start)
+            return FormatError("Truncated pickle: no STOP opcode", why="the stream ends before STOP", offset=start,
+                               opcode="end of stream")
+        op = opcode_name(self.data[start])
+        if not own:
+            return InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op)
+        spec = by_code[self.data[start]]
+        if isinstance(exc, (IndexError, struct.error)) and spec is not None and spec.arg != "none" and _overruns(self, spec):
+            what, why = f"Truncated pickle: the argument of {op} runs past the end of the stream", \
+                "the file ends in the middle of an opcode"
+        elif isinstance(exc, IndexError):
+            what, why = f"Stack underflow at {op}", "the opcode needs more items than the stream pushed"
+        elif isinstance(exc, KeyError):
+            what = f"Memo index {exc.args[0] if exc.args else '?'} was never stored"
+            why = "a GET names a memo slot that no PUT filled"
+        elif isinstance(exc, UnicodeDecodeError):
+            what, why = f"Text of {op} is not valid UTF-8", f"{exc.reason} at byte {exc.start} of the text"
+        else:
+            return InternalError.wrap(exc, where=f"while running {op}", offset=start, opcode=op)
+        return FormatError(what, why=why, offset=start, opcode=op)
 
     @cython.locals(pos=cython.Py_ssize_t, end=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t,
                    n=cython.Py_ssize_t, op=cython.int, hot=cython.Py_ssize_t, digits=cython.Py_ssize_t,

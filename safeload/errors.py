@@ -26,11 +26,15 @@ forward. ``str(error)`` renders all of it as plain text, one sentence each, with
 from __future__ import annotations
 
 import contextlib
-import pickle
 from collections.abc import Iterator
 from typing import Any
 
 from ._names import danger_of
+
+try:  # pickle.UnpicklingError is _pickle's (pickle re-exports the C module's classes); pickle.py itself is not
+    from _pickle import UnpicklingError  # needed to scan, and importing it is about 1.5 ms of every start
+except ImportError:  # an interpreter without the C unpickler
+    from pickle import UnpicklingError
 
 __all__ = [
     "DangerousGlobalError",
@@ -47,7 +51,7 @@ __all__ = [
 ]
 
 
-class SafeLoadError(pickle.UnpicklingError):
+class SafeLoadError(UnpicklingError):
     """Base class of every refusal. ``what`` says what was refused, ``why`` the reason, ``fix`` the safe way on."""
 
     default_fix = "Open the file with the framework that wrote it only if you trust where it came from."
@@ -105,7 +109,7 @@ class SafeLoadError(pickle.UnpicklingError):
 def _rebuild_error(cls: type[SafeLoadError], fields: dict[str, object]) -> SafeLoadError:
     err = cls.__new__(cls)
     err.__dict__.update(fields)
-    pickle.UnpicklingError.__init__(err, fields.get("what", ""))
+    UnpicklingError.__init__(err, fields.get("what", ""))
     return err
 
 
@@ -166,6 +170,23 @@ class LimitExceededError(SafeLoadError):
         )
         what = kwargs.pop("what", None) or f"Limit {limit} exceeded: the file asks for {value}, the limit is {maximum}"
         super().__init__(str(what), **kwargs)  # type: ignore[arg-type]
+
+
+def int_text_limit(exc: BaseException, offset: int | None = None) -> LimitExceededError | None:
+    """The refusal for CPython's own limit on converting a long integer to text (``sys.get_int_max_str_digits``,
+    4300 digits by default, a guard against quadratic-time conversion): a file may push an integer of any size
+    (LONG4), and a rebuilder that checks it, or the message that shows it, converts it. The file is then refused
+    as over a limit, as a MemoryError is; ``None`` when ``exc`` is any other exception."""
+    if type(exc) is not ValueError or "integer string conversion" not in str(exc):
+        return None
+    import sys
+
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+    return LimitExceededError("int_max_str_digits", 0, limit, offset=offset,
+                              what=f"An integer in the file has more than {limit} digits",
+                              why="Python converts integers of at most sys.get_int_max_str_digits() digits to text "
+                                  "(longer ones would take quadratic time); no checkpoint holds such a number",
+                              fix="The file is damaged or was crafted; get a fresh copy from its source")
 
 
 class FormatError(SafeLoadError):

@@ -144,6 +144,8 @@ _TEXT_TESTS = {"startswith", "endswith", "find", "rfind", "index", "count", "sea
 _THIRD_PARTY = {
     ("_patch.py", "allow_pickle"): "numpy raises a bare ValueError for an object array read with allow_pickle=False",
     ("_detect.py", "memory"): "lzma raises one LZMAError type for a memory limit and for a bad stream",
+    ("errors.py", "integer string conversion"): "CPython raises a bare ValueError when an int is over its "
+                                                "int-to-text digit limit (sys.set_int_max_str_digits)",
 }
 
 

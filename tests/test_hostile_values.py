@@ -1,6 +1,7 @@
 """Every value a real checkpoint's pickle pushes, replaced by a value the file may legally build but that
 misbehaves when compared: a two-element ndarray (``==`` is elementwise, its truth value raises), a list and a set
-(cannot be hashed), a signalling-NaN Decimal (hashing and ``==`` raise), NaNs, a big int, a 0-d array, strings.
+(cannot be hashed), a signalling-NaN Decimal (hashing and ``==`` raise), an int too long to convert to text (a
+message that shows it raises ValueError), NaNs, a 0-d array, strings.
 
 Contract: safeload.load (torch and numpy tensors, mmap), safeload.scan and torch.load(pickle_module=safeload)
 end in a result or a SafeLoadError that is not an InternalError. A rebuilder or container that compares a file's
@@ -70,6 +71,8 @@ HOSTILE = {
     "nan": fragment(float("nan")),
     "npnan": fragment(np.float64("nan")),
     "bigint": fragment(2**70),
+    "hugeint": fragment(2**16000),  # 4,817 digits: over CPython's limit on converting an int to text (4,300)
+    "deep": fragment(((((((((((1,),),),),),),),),),)),
     "negint": fragment(-1),
     "bytes": fragment(b"xx"),
     "tuple": fragment((1, 2)),
@@ -255,3 +258,15 @@ def test_hostile_value_kinds_misbehave_as_described() -> None:
         hash([1])
     for name, frag in HOSTILE.items():  # each fragment alone is a pickle CPython reads
         pickle.loads(b"\x80\x02" + frag + b".")
+
+
+def test_an_int_too_long_for_text_is_a_limit_where_it_is_shown_and_data_elsewhere() -> None:
+    """A 4,817-digit int is plain data (CPython's pickle reads it, and so does safeload); where a rebuilder checks it
+    or a message shows it, CPython's int-to-text limit is hit, and the file is refused as over that limit."""
+    huge = 2**16000
+    assert safeload.loads(pickle.dumps({"n": huge}, protocol=2)) == {"n": huge}
+    splice = b"\x80\x02c_codecs\nencode\n(X\x01\x00\x00\x00a" + HOSTILE["hugeint"] + b"tR."  # encode('a', <huge>)
+    with pytest.raises(safeload.LimitExceededError) as info:
+        safeload.loads(splice)
+    assert info.value.limit == "int_max_str_digits" and not isinstance(info.value, safeload.InternalError)
+    assert "digits" in str(info.value)
