@@ -3,7 +3,8 @@ misbehaves when compared: a two-element ndarray (``==`` is elementwise, its trut
 (cannot be hashed), a signalling-NaN Decimal (hashing and ``==`` raise), an int too long to convert to text (a
 message that shows it raises ValueError), NaNs, a 0-d array, strings.
 
-Contract: safeload.load (torch and numpy tensors, mmap), safeload.scan and torch.load(pickle_module=safeload)
+Contract: safeload.load (torch and numpy tensors, mmap, unknown="stub"), safeload.scan and
+torch.load(pickle_module=safeload)
 end in a result or a SafeLoadError that is not an InternalError. A rebuilder or container that compares a file's
 value with a constant without checking its type first (``pid[0] != "storage"`` on an ndarray) is an internal
 error here; the fuzz smoke in CI found the first such case (tests/test_fuzz_regressions.py) and this test
@@ -78,6 +79,7 @@ HOSTILE = {
     "tuple": fragment((1, 2)),
     "none": b"N",
     "str": fragment("storage"),
+    "stub": b"cunknown.module\nthing\n)R",  # a call of a global no policy allows: a Stub in unknown="stub" mode
 }
 #: opcodes that push one value: each is replaced in turn
 _PUSH = {"BININT", "BININT1", "BININT2", "LONG1", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES",
@@ -184,7 +186,7 @@ STREAMS = [(name, _unframed(raw), wrap) for name, raw, wrap in [*_sample_streams
 
 def _readers(data: bytes) -> list[Callable[[], Any]]:
     readers: list[Callable[[], Any]] = [lambda: safeload.loads(data), lambda: safeload.loads(data, tensors="numpy"),
-                                        lambda: safeload.scan(data)]
+                                        lambda: safeload.scan(data), lambda: safeload.loads(data, unknown="stub")]
     if data[:2] == b"PK":
         readers.append(lambda: safeload.loads(data, mmap=True))
     return readers
@@ -256,8 +258,10 @@ def test_hostile_value_kinds_misbehave_as_described() -> None:
         hash(decimal.Decimal("sNaN"))
     with pytest.raises(TypeError):
         hash([1])
-    for name, frag in HOSTILE.items():  # each fragment alone is a pickle CPython reads
-        pickle.loads(b"\x80\x02" + frag + b".")
+    for name, frag in HOSTILE.items():  # each fragment alone is a well-formed pickle of one value
+        assert list(pickletools.genops(b"\x80\x02" + frag + b"."))[-1][0].name == "STOP"
+        if name != "stub":  # (the stub's global is one that CPython would import)
+            pickle.loads(b"\x80\x02" + frag + b".")
 
 
 def test_an_int_too_long_for_text_is_a_limit_where_it_is_shown_and_data_elsewhere() -> None:
