@@ -257,7 +257,8 @@ def _frombuffer_call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
         raise ctx.fail(f"_frombuffer order {order!r}")
     shape = _shape(ctx, shape)
     if axis_order is not None:  # numpy 2 writes non-contiguous arrays as order 'K' + the axis permutation
-        if order != "K" or type(axis_order) not in (tuple, list) or any(type(a) is not int for a in axis_order) or sorted(axis_order) != list(range(len(shape))):
+        if (order != "K" or type(axis_order) not in (tuple, list) or any(type(a) is not int for a in axis_order)
+                or sorted(axis_order) != list(range(len(shape)))):
             raise ctx.fail("_frombuffer axis order is not a permutation of the axes")
     elif order == "K":
         raise ctx.fail("_frombuffer order 'K' without an axis order")
