@@ -346,20 +346,19 @@ def _selected(display: str, include: list[str], exclude: list[str]) -> bool:
 
 def _scan_stdin(allow: list[str], args: argparse.Namespace) -> Any:
     """``-``: the bytes of standard input, scanned as one file named ``<stdin>``."""
-    import dataclasses
-
+    from ._record import replace
     from ._scan import scan
 
     data = sys.stdin.buffer.read()
     result = scan(data, allow=allow, max_decompressed=args.max_decompressed, explain=args.explain).files[0]
-    renamed = [dataclasses.replace(f, path="<stdin>") for f in result.findings]
-    return dataclasses.replace(result, path="<stdin>", findings=renamed)
+    renamed = [replace(f, path="<stdin>") for f in result.findings]
+    return replace(result, path="<stdin>", findings=renamed)
 
 
 def _cli_advice(report: Any) -> Any:
     """The report with the library's advice (``safeload.load(..., allow=[...])``, ``unknown='stub'``,
     ``with_limits(max_decompressed=...)``) said as command-line options. Other advice is kept as it is."""
-    import dataclasses
+    from ._record import replace
 
     def fix_for(f: Any) -> str:
         text = f.fix or ""
@@ -380,9 +379,9 @@ def _cli_advice(report: Any) -> Any:
     files = []
     for file in report.files:
         if file.findings:  # a file without findings has no advice to rewrite: kept as it is
-            file = dataclasses.replace(file, findings=[dataclasses.replace(f, fix=fix_for(f)) for f in file.findings])
+            file = replace(file, findings=[replace(f, fix=fix_for(f)) for f in file.findings])
         files.append(file)
-    return dataclasses.replace(report, files=files)
+    return replace(report, files=files)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from ._record import record
 from .errors import FormatError
 
 __all__ = ["OPCODES", "OpcodeSpec", "by_code", "iter_ops", "read_arg"]
@@ -121,7 +121,7 @@ READERS: dict[str, Callable[[bytes, int, int], tuple[object, int]]] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OpcodeSpec:
     name: str
     code: int

@@ -9,8 +9,9 @@ imports neither of them.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
+
+from ._record import record
 
 __all__ = ["Reach", "cpython_reach", "importable", "is_tar"]
 
@@ -40,7 +41,7 @@ def is_tar(data: Any) -> bool:
 
 # ---- CPython's unpickler, as a walk ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reach:
     """An opcode at which CPython's unpickler could import or call something."""
 

@@ -8,9 +8,9 @@ scanner's contract: 0 clean, 1 unsafe, 2 a file could not be scanned, 3 nothing 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from ._record import field, record
 from .errors import LimitExceededError, SafeLoadError, UnsafeCallError, UnsafeGlobalError, UnsupportedFormatError
 from .policy import danger_of
 
@@ -25,7 +25,7 @@ CLEAN, UNSAFE, ERROR, SKIPPED = "clean", "unsafe", "error", "skipped"
 EXIT_CLEAN, EXIT_UNSAFE, EXIT_ERROR, EXIT_NOTHING = 0, 1, 2, 3
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GlobalRef:
     """One global the stream names, with its verdict and where it is."""
 
@@ -38,7 +38,7 @@ class GlobalRef:
     opcode: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     """Something that makes a file unsafe (``severity="unsafe"``) or unscannable (``severity="error"``).
 
@@ -75,10 +75,10 @@ class Finding:
         return where
 
 
-@dataclass
+@record
 class FileReport:
     """One file's result: its status (clean, unsafe, error, skipped), format, findings and the globals it names.
-    (A docstring of its own also spares ``dataclass`` computing one from the signature at every start.)"""
+    """
 
     path: str
     status: str = CLEAN
@@ -100,7 +100,7 @@ class FileReport:
         return d
 
 
-@dataclass
+@record
 class Report:
     """What ``scan`` found. ``ok`` is True when every scanned file is clean and at least one was scanned."""
 

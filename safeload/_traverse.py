@@ -11,7 +11,6 @@ checkpoint zip that ``load`` never reads. What it finds goes into the report mod
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import re
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from .errors import (
     UnsupportedFormatError,
     third_party,
 )
+from ._record import replace
 from ._types import Entry
 from .policy import Policy, canonical_name, danger_of
 
@@ -556,7 +556,7 @@ class Scanner:
             if index < len(observer.starts):
                 texts[index] = decompile(data, *observer.starts[index])
         observer.findings = [
-            dataclasses.replace(f, explanation=texts[f.pickle])
+            replace(f, explanation=texts[f.pickle])
             if f.severity == UNSAFE and f.pickle is not None and texts.get(f.pickle) else f
             for f in observer.findings
         ]

@@ -13,10 +13,10 @@ the rebuilders (safeload/_rebuild/registry.py) without any module importing one 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ._record import field, field_names, record
 
 if TYPE_CHECKING:
     from ._rebuild.context import RebuildContext
@@ -32,7 +32,7 @@ def is_one_of(value: Any, choices: tuple[Any, ...]) -> bool:
     return any(type(value) is type(choice) and value == choice for choice in choices)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """Bounds on what one file may make safeload do. Hitting one raises LimitExceededError.
 
@@ -62,18 +62,18 @@ class Limits:
     work_per_byte: int = 8
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in field_names(self) or ():
+            value = getattr(self, name)
             if type(value) is not int:  # bool is an int subclass and is refused on purpose
-                raise TypeError(f"Limits.{f.name} must be an int, not {type(value).__name__}")
+                raise TypeError(f"Limits.{name} must be an int, not {type(value).__name__}")
             if value < 1:
-                raise ValueError(f"Limits.{f.name} must be at least 1, got {value}")
+                raise ValueError(f"Limits.{name} must be at least 1, got {value}")
 
 
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     """One allowed global (internal: the default table, scan stand-ins and safeload/policies/ build these).
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ._record import replace
 from ._names import DANGEROUS, canonical_name, canonical_qualname
 from ._names import danger_of as danger_of  # for safeload/_scan.py and safeload/_cli.py
 from ._types import DEFAULT_LIMITS, Entry, Limits
@@ -75,6 +75,8 @@ class Policy:
         object.__setattr__(self, "_derived", None)
 
     def __setattr__(self, name: str, value: object) -> None:
+        import dataclasses  # on this error path only: safeload/_record.py keeps it out of start-up
+
         raise dataclasses.FrozenInstanceError(f"Policy is frozen; use allowing() or with_limits() to derive a new one")
 
     @property
@@ -133,7 +135,7 @@ class Policy:
         return Policy(entries, self._limits, _made_by=_INTERNAL)
 
     def with_limits(self, **changes: int) -> Policy:
-        return Policy(self._entries, dataclasses.replace(self._limits, **changes), _made_by=_INTERNAL)
+        return Policy(self._entries, replace(self._limits, **changes), _made_by=_INTERNAL)
 
     def __repr__(self) -> str:
         return f"<Policy {len(self._entries)} globals, {self._limits}>"
@@ -175,7 +177,7 @@ def _entries_for(item: object) -> list[Entry]:
     names = {entry.qualname}
     if isinstance(item, str):
         names.add(canonical_qualname(item))
-    return [dataclasses.replace(entry, qualname=n) for n in sorted(names)]
+    return [replace(entry, qualname=n) for n in sorted(names)]
 
 
 def _by_name_entry(qualname: str) -> Entry:

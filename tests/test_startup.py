@@ -84,9 +84,10 @@ def test_a_pool_scan_parent_imports_nothing_heavy(tmp_path: Path) -> None:
 #: shutil (argparse's help width), pathlib and urllib (file collection), json (only for JSON and policy files),
 #: textwrap (only to print findings), safeload._remote (only for URLs), datetime, decimal and fractions (only when a
 #: file names one of their classes: safeload/_rebuild/builtins.py), and the zip and torch readers (a plain pickle
-#: needs neither; ``--version`` finds which build runs only when asked for)
+#: needs neither; ``--version`` finds which build runs only when asked for), and dataclasses with the inspect it
+#: imports (the report, the limits and the opcode table are records: safeload/_record.py)
 LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote", "datetime", "decimal", "fractions",
-        "safeload._containers.zip", "safeload._containers.torch")
+        "safeload._containers.zip", "safeload._containers.torch", "dataclasses", "inspect")
 
 _BARE_CHILD = """
 import sys

@@ -11,8 +11,9 @@ of the report, and a surrogate cannot crash the UTF-8 writer and lose the report
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
+
+from .._record import field_names, replace
 
 __all__ = ["escape", "escaped"]
 
@@ -59,7 +60,12 @@ def _escaped(obj: Any, name: str) -> Any:
         if name in _MULTILINE:
             return "\n".join(escape(line) for line in obj.split("\n"))
         return escape(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    names = None if isinstance(obj, type) else field_names(obj)
+    if names is not None:  # a record (safeload/_record.py): the report's own classes
+        return replace(obj, **{n: _escaped(getattr(obj, n), n) for n in names})
+    if not isinstance(obj, type) and hasattr(type(obj), "__dataclass_fields__"):  # safeload info's records
+        import dataclasses
+
         changes = {f.name: _escaped(getattr(obj, f.name), f.name) for f in dataclasses.fields(obj) if f.init}
         return dataclasses.replace(obj, **changes)
     if isinstance(obj, list):

@@ -25,6 +25,7 @@ from .._tensors import (_STEP_LIMIT, TORCH_DTYPES, Rebuilt, Storage, StorageType
 from .._views import byte_span, check_extent
 from ..errors import FormatError
 from .._names import danger_of
+from .._record import replace
 from .._types import Entry
 from .context import RebuildContext
 
@@ -277,9 +278,7 @@ def torch_safe_globals() -> tuple[Any, ...]:
         except TypeError:  # a class safeload cannot rebuild safely: left to the refusal at load time
             continue
         if type(name) is str:
-            import dataclasses
-
-            entry = dataclasses.replace(entry, qualname=_canonical_qualname(name))
+            entry = replace(entry, qualname=_canonical_qualname(name))
         out.append(entry)
     return tuple(out)
 
