@@ -415,3 +415,28 @@ def test_scan_starts_before_the_folder_is_listed(tmp_path: Path, monkeypatch: py
     paths = [f["path"] for f in doc["files"]]
     assert paths == sorted(paths) and len(paths) == 301
     assert doc["summary"]["unsafe"] == 1 and doc["summary"]["errors"] == 1
+
+
+@pytest.mark.parametrize("line", [
+    ["scan", "a.pkl"], ["scan", "-q", "--format", "sarif", "-o", "r.sarif", "--jobs", "2", "--allow", "m.C", "d"],
+    ["scan", "--fail-on", "unsafe", "--include", "*.pt", "--exclude", "x", "--root", "/r", "--explain", "-"],
+    ["load", "--unknown", "stub", "a.pt", "b.pt"], ["info", "--format", "json", "a"],
+    ["convert", "a.pt", "b.safetensors", "--to", "safetensors", "--protocol", "2"],
+])
+def test_the_parser_of_one_command_reads_a_line_as_the_whole_parser_does(line: list[str]) -> None:
+    """main() builds only the command its line names (safeload/_cli.py:build_parser): the same namespace."""
+    from safeload._cli import build_parser
+
+    whole, one = build_parser().parse_args(line), build_parser(line[0]).parse_args(line)
+    assert vars(one) == vars(whole) and one.func.__name__ == f"_cmd_{line[0]}"
+
+
+@pytest.mark.parametrize("line", [["scan"], ["scan", "--jobs", "x", "a"], ["load", "--unknown", "maybe", "a"],
+                                  ["info", "--bogus", "a"], ["convert", "a"], ["bogus"], []])
+def test_a_bad_line_is_a_usage_error_whichever_parser_reads_it(line: list[str]) -> None:
+    from safeload._cli import build_parser
+
+    for command in (None, line[0] if line else None):
+        with pytest.raises(SystemExit) as exc:
+            build_parser(command).parse_args(line)
+        assert exc.value.code == 2
