@@ -8,8 +8,7 @@ See README.md for the guarantees and SECURITY.md for the threat model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from ._hints import TYPE_CHECKING, Any
 from . import _build
 
 _build.prepare()  # SAFELOAD_PURE_PYTHON=1 or the compiled modules, before anything imports them

@@ -36,8 +36,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
 
+from ._hints import Any
 from .errors import LimitExceededError
 
 __all__ = ["DECOMPRESSED_BYTES_PER_UNIT", "DIGITS_SQUARED_PER_UNIT", "Budget", "budget_for", "current"]

@@ -13,7 +13,8 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import Any
+
+from ._hints import Any
 
 __all__ = ["COMPILED", "build_description", "compiled_modules", "force_pure", "prepare", "pure_requested"]
 

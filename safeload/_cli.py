@@ -13,8 +13,8 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
 
+from ._hints import IO, Any
 from . import __version__
 from ._load import load
 from .errors import SafeLoadError

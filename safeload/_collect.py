@@ -11,8 +11,8 @@ import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from typing import Any
 
+from ._hints import Any
 from ._report import ERROR, FileReport, Finding
 
 __all__ = ["collect_any", "collect_files", "iter_any", "iter_files"]

@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 import pickle
 from types import ModuleType
-from typing import Any
+
+from ._hints import Any
 
 __all__ = ["HIGHEST_PROTOCOL", "check_protocol", "pickle_module_for"]
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import struct
 from collections import OrderedDict
-from typing import Any
 
+from ._hints import Any
 from ._save import SaveRefused, _save, write_output
 
 __all__ = ["LAYOUT_KEY", "convert", "target_for", "to_safetensors_bytes"]

@@ -10,7 +10,11 @@ branches under ``if cython.compiled:`` are the ones compiled. As a ``.py`` file 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+
+from ._hints import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import TypeVar
 
 __all__ = ["NULL", "Py_ssize_t", "address", "bint", "cast", "cfunc", "compiled", "declare", "double", "inline",
            "int", "locals", "longlong", "p_char", "returns", "ulonglong"]
@@ -25,7 +29,8 @@ longlong = int
 bint = bool
 double = float
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def locals(**types: Any) -> Callable[[_F], _F]:  # noqa: A001 - Cython's name

@@ -24,8 +24,7 @@ format and a pickle CPython would act on, is a polyglot.
 
 from __future__ import annotations
 
-from typing import Any
-
+from ._hints import Any
 from ._containers.mxnet import is_mxnet_list
 from ._kinds import classify
 from ._reach import Reach, cpython_reach, is_tar

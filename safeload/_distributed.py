@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
+from ._hints import Any
 from . import _scan
 
 __all__ = ["ResultsFile", "scan_batch", "scan_distributed", "scan_items", "pool_scan", "report_from_dict"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from ._hints import Any
 
 __all__ = ["FileInfo", "GlobalUse", "PickleStream", "TensorRow", "info"]
 

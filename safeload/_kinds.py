@@ -33,7 +33,8 @@ and for HDF5 one ``find`` over the file.
 from __future__ import annotations
 
 import struct
-from typing import Any
+
+from ._hints import Any
 
 __all__ = ["CODE_KINDS", "MODEL_KINDS", "OTHER_KINDS", "classify"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any
 
+from ._hints import Any
 from ._detect import COMPRESSED, detect
 from ._pickle_module import load_from_stream, pickle_module_caller
 from ._source import read_source

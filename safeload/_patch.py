@@ -34,8 +34,8 @@ import inspect
 import os
 import pickle
 from collections.abc import Iterator
-from typing import Any
 
+from ._hints import Any
 from ._pickle_module import Settings as _Settings
 from ._pickle_module import current_settings, read_one, run_one, set_current_settings
 from ._pickle_module import stream_start as _start_of

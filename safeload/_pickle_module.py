@@ -22,8 +22,8 @@ nothing the file names is imported or called, and persistent ids are refused out
 from __future__ import annotations
 
 from types import FrameType
-from typing import Any
 
+from ._hints import Any
 from .errors import FormatError
 
 __all__ = ["PICKLE_MODULE_CALLERS", "Settings", "current_settings", "load_from_stream", "pickle_module_caller",

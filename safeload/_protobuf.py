@@ -11,8 +11,8 @@ message. Imports nothing but safeload/errors.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from ._hints import Any
 from .errors import FormatError
 
 __all__ = ["fields", "int64", "varint"]

@@ -9,8 +9,8 @@ imports neither of them.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
+from ._hints import Any
 from ._record import record
 
 __all__ = ["Reach", "cpython_reach", "importable", "is_tar"]

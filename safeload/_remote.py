@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
-from typing import Any
+
+from ._hints import Any
 
 __all__ = ["is_url", "redact", "iter_remote", "fetch_to", "SKIP_AT_LEAST"]
 

@@ -8,8 +8,8 @@ scanner's contract: 0 clean, 1 unsafe, 2 a file could not be scanned, 3 nothing 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from ._hints import Any
 from ._record import field, record
 from .errors import LimitExceededError, SafeLoadError, UnsafeCallError, UnsafeGlobalError, UnsupportedFormatError
 from .policy import danger_of

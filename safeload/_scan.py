@@ -27,8 +27,8 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
+from ._hints import TYPE_CHECKING, Any
 from ._budget import budget_for
 from ._collect import collect_any, collect_files
 from ._report import (

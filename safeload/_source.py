@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import mmap as _mmap
 import os
-from typing import Any
 
+from ._hints import Any
 from .errors import FormatError
 
 __all__ = ["DirectoryError", "FileOpenError", "FilePermissionError", "MappedFile", "MissingFileError", "copy_range",

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
 
+from ._hints import Any
 from ._stub import Stub
 
 __all__ = ["state_dict"]

@@ -8,7 +8,8 @@ The weights inside a whole pickled model stay reachable through ``args``, ``stat
 
 from __future__ import annotations
 
-from typing import Any
+from ._hints import Any
+
 
 __all__ = ["Stub"]
 

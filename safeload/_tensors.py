@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from math import prod
-from typing import Any
 
+from ._hints import Any
 from ._views import _contiguous, byte_span, check_extent, framework, make_view, whole_storage
 from .errors import FormatError
 

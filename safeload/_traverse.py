@@ -14,8 +14,8 @@ import contextlib
 import io
 import re
 from collections.abc import Callable
-from typing import Any
 
+from ._hints import Any
 from ._detect import BUNDLES, COMPRESSED, cpython_reach, detect, kind_reason
 from ._load import Options, load_buffer
 from ._report import ALLOWED, DANGEROUS, ERROR, UNKNOWN, UNSAFE, Finding, GlobalRef, finding_from_error, join

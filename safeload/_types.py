@@ -14,8 +14,8 @@ the rebuilders (safeload/_rebuild/registry.py) without any module importing one 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+from ._hints import TYPE_CHECKING, Any
 from ._record import field, field_names, record
 
 if TYPE_CHECKING:

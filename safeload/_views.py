@@ -16,8 +16,8 @@ dimensions times the itemsize reach ``2**63`` bytes even when another dimension 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
+from ._hints import Any
 from .errors import FormatError
 
 __all__ = ["MAX_DIMS", "byte_span", "check_extent", "framework", "make_view", "whole_storage"]

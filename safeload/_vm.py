@@ -29,8 +29,8 @@ import struct
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
 
+from ._hints import TYPE_CHECKING, Any, NoReturn
 from . import _budget
 from ._opcodes import _MAX_LINE, OPCODES, READERS, by_code, opcode_name
 from ._stub import Stub

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
+from ._hints import Any
 from ._names import danger_of
 
 try:  # pickle.UnpicklingError is _pickle's (pickle re-exports the C module's classes); pickle.py itself is not

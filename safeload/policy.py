@@ -26,8 +26,8 @@ import contextvars
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
 
+from ._hints import Any
 from ._record import replace
 from ._names import DANGEROUS, canonical_name, canonical_qualname
 from ._names import danger_of as danger_of  # for safeload/_scan.py and safeload/_cli.py

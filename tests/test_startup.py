@@ -85,9 +85,10 @@ def test_a_pool_scan_parent_imports_nothing_heavy(tmp_path: Path) -> None:
 #: textwrap (only to print findings), safeload._remote (only for URLs), datetime, decimal and fractions (only when a
 #: file names one of their classes: safeload/_rebuild/builtins.py), and the zip and torch readers (a plain pickle
 #: needs neither; ``--version`` finds which build runs only when asked for), and dataclasses with the inspect it
-#: imports (the report, the limits and the opcode table are records: safeload/_record.py)
+#: imports (the report, the limits and the opcode table are records: safeload/_record.py), and typing (the
+#: annotations take their names from safeload/_hints.py)
 LEAN = ("shutil", "pathlib", "urllib", "json", "textwrap", "safeload._remote", "datetime", "decimal", "fractions",
-        "safeload._containers.zip", "safeload._containers.torch", "dataclasses", "inspect")
+        "safeload._containers.zip", "safeload._containers.torch", "dataclasses", "inspect", "typing")
 
 _BARE_CHILD = """
 import sys

@@ -800,3 +800,17 @@ def test_accepted_structural_mutants_read_the_same_in_cpython_and_miniz() -> Non
         if "archive/data.pkl" in ours:
             assert _miniz_members(data, "archive/") == ours
     assert accepted >= 200, accepted
+
+
+def test_zip_member_fields_are_those_the_type_checker_sees() -> None:
+    """safeload/_containers/zip.py declares ZipMember twice: a typed NamedTuple for the type checker and a
+    ``collections.namedtuple`` at run time (no typing import at start-up). Same fields, same order."""
+    import ast
+
+    from safeload._containers import zip as zipmod
+
+    tree = ast.parse(Path(zipmod.__file__).with_name("zip.py").read_text(encoding="utf-8"))  # either build
+    typed = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "ZipMember")
+    names = tuple(stmt.target.id for stmt in typed.body if isinstance(stmt, ast.AnnAssign)
+                  and isinstance(stmt.target, ast.Name))
+    assert names and zipmod.ZipMember._fields == names

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 
+from .._hints import Any
 from .. import _budget
 from ..errors import FormatError, LimitExceededError, third_party
 

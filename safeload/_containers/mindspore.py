@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any
 
+from .._hints import Any
 from .._protobuf import fields as _fields
 from .._protobuf import int64 as _int64
 from .._protobuf import varint as _varint

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import struct
-from typing import Any
 
+from .._hints import Any
 from .._views import check_extent, make_view
 from ..errors import FormatError, LimitExceededError
 

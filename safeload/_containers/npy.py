@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 import re
 import struct
-from typing import Any, Literal
 
+from .._hints import Any, Literal
 from .._views import check_extent, make_view
 from ..errors import FormatError
 

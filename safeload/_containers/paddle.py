@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import struct
-from typing import Any
 
+from .._hints import Any
 from .._protobuf import int64 as _int64
 from .._protobuf import varint as _varint
 from .._views import check_extent, make_view

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
 
+from .._hints import Any
 from .._views import check_extent, make_view
 from ..errors import FormatError
 

@@ -14,8 +14,8 @@ import re
 import struct
 import sys
 from collections import OrderedDict
-from typing import Any
 
+from .._hints import Any
 from .._tensors import (TORCH_DTYPES, NullTensors, Storage, TorchTensors, builder_context, check_view,
                         storage_dtype_of, tensor_builder, typed_storages)
 from .._types import is_one_of

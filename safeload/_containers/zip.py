@@ -26,12 +26,13 @@ closes one difference, and SECURITY.md ("Zip archives: one reading") states the 
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 import unicodedata
 from functools import partial
 from operator import itemgetter
-from typing import Any, NamedTuple
 import zlib
 
+from .._hints import TYPE_CHECKING, Any
 from .. import _budget
 from .._source import copy_range
 from ..errors import FormatError, LimitExceededError
@@ -71,19 +72,24 @@ _KNOWN_EXTRA = {_ZIP64: "zip64", _NTFS: "NTFS", _TORCH_PAD: "torch alignment pad
 _FIX = "Re-save the file with the framework that wrote it (torch.save, numpy.savez) from a trusted copy"
 
 
-class ZipMember(NamedTuple):
-    """One member as the central directory and its local header (checked to agree) describe it. A tuple: made
-    once per member, never changed."""
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
-    name: str
-    method: int
-    flags: int
-    crc: int
-    compressed_size: int
-    size: int
-    header_offset: int
-    data_offset: int
-    end: int  # first byte after the data and any data descriptor
+    class ZipMember(NamedTuple):
+        """One member as the central directory and its local header (checked to agree) describe it. A tuple: made
+        once per member, never changed."""
+
+        name: str
+        method: int
+        flags: int
+        crc: int
+        compressed_size: int
+        size: int
+        header_offset: int
+        data_offset: int
+        end: int  # first byte after the data and any data descriptor
+else:  # the same tuple, made without importing typing (safeload/_hints.py); tests/test_zip_canonical.py compares
+    ZipMember = namedtuple("ZipMember", "name method flags crc compressed_size size header_offset data_offset end")
 
 
 _new_member = partial(tuple.__new__, ZipMember)  # the fields in order, without NamedTuple's Python-level __new__

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import NoReturn
 
+from .._hints import NoReturn
 from .interface import Formatter
 
 __all__ = ["Formatter", "OutputFormat"]

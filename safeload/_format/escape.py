@@ -11,13 +11,15 @@ of the report, and a surrogate cannot crash the UTF-8 writer and lose the report
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
+from .._hints import TYPE_CHECKING, Any
 from .._record import field_names, replace
 
 __all__ = ["escape", "escaped"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: fields whose text is several lines of our own layout (fickling's decompilation): escaped line by line

@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-from typing import Any
+
+from .._hints import Any
 
 __all__ = ["decompile", "pickle_bytes"]
 

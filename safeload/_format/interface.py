@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+
+from .._hints import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._scan import Report

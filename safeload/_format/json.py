@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
+from .._hints import TYPE_CHECKING
 from .escape import escaped
 from .interface import Formatter
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .._hints import TYPE_CHECKING, Any
 from .escape import escape, escaped
 from .interface import Formatter
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .._hints import TYPE_CHECKING
 from .escape import escaped
 from .interface import Formatter
 

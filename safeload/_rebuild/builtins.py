@@ -13,8 +13,8 @@ import importlib
 import re
 import types
 from collections import Counter, OrderedDict, defaultdict
-from typing import Any
 
+from .._hints import Any
 from ..errors import UnsafeGlobalError
 from .._types import Entry, is_one_of
 from .context import RebuildContext

@@ -30,8 +30,8 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
 
+from .._hints import TYPE_CHECKING, Any, cast
 from .._types import Limits, Pending
 from ..errors import FormatError, SafeLoadError
 

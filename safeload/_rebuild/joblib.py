@@ -19,8 +19,7 @@ pickle; safeload never opens files a pickle names, so they are refused with dire
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._hints import Any
 from ..errors import FormatError, LimitExceededError
 from .._types import Entry, Pending
 from .context import RebuildContext

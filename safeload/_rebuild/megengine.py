@@ -17,8 +17,8 @@ never imported, except when the caller asked for MegEngine tensors (``safeload.p
 from __future__ import annotations
 
 import contextvars
-from typing import Any
 
+from .._hints import Any
 from .._types import Entry, Pending
 from .context import RebuildContext
 

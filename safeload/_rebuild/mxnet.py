@@ -9,8 +9,7 @@ imported. The optimizer object in a ``.states`` file is a user-visible class and
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._hints import Any
 from .._types import Entry, Pending
 from .context import RebuildContext
 

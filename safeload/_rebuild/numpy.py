@@ -11,8 +11,8 @@ numpy is imported the first time a file holds numpy data, never by ``import safe
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from .._hints import Any
 from .._views import make_view
 from .._types import Entry, Pending, is_one_of
 from .context import RebuildContext

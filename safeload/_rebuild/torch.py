@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any
 
+from .._hints import Any
 from .._tensors import (_STEP_LIMIT, TORCH_DTYPES, Rebuilt, Storage, StorageType, TensorPlaceholder, TorchConstant,
                         TorchDevice, TorchDType, check_grad, check_location, check_view)
 from .._views import byte_span, check_extent

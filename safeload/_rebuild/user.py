@@ -20,8 +20,8 @@ import dataclasses
 import enum
 import pathlib
 from collections import OrderedDict
-from typing import Any
 
+from .._hints import Any
 from .._types import Entry
 from .context import RebuildContext
 from .builtins import check_attr_names

@@ -32,8 +32,8 @@ One job per module, in the order the data flows:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
 
+from .._hints import Any, cast
 from .._compat import check_protocol, pickle_module_for
 from ..policy import Policy, effective_policy
 from .atomic import write_output as write_output  # also for safeload/_convert.py

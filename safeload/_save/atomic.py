@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import Any
+
+from .._hints import Any
 
 
 def _current_umask() -> int:

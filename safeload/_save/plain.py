@@ -6,8 +6,8 @@ from __future__ import annotations
 import copyreg
 import io
 import sys
-from typing import Any
 
+from .._hints import Any
 from ..errors import LimitExceededError
 from .refusal import ROOT
 from .walk import Walker

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any
 
+from .._hints import Any
 from ..errors import SafeLoadError
 
 ROOT = "checkpoint"

@@ -5,8 +5,7 @@ imported here unless the object being saved already holds their tensors."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._hints import Any
 from .._rebuild.torch import TORCH_DTYPES
 from .refusal import SaveRefused, render
 # torch dtypes written with _rebuild_tensor_v3 over an untyped storage, as torch itself does

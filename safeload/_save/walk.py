@@ -16,8 +16,8 @@ import types
 from argparse import Namespace
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
-from typing import Any
 
+from .._hints import Any
 from .._rebuild.torch import TORCH_DTYPES
 from ..errors import LimitExceededError
 from ..policy import Policy

@@ -7,8 +7,8 @@ import struct
 import sys
 import zlib
 from collections.abc import Callable
-from typing import Any
 
+from .._hints import Any
 from .opcodes import pack_H
 from .tensors import Record
 

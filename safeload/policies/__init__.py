@@ -7,7 +7,8 @@ first used). Pass it as ``safeload.load(f, policy=...)`` or ``safeload.patch("jo
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+from .._hints import Any
 
 __all__ = ["sklearn"]
 

@@ -17,8 +17,8 @@ Use: ``safeload.load(f, policy=safeload.policies.sklearn.POLICY)``. Accessing ``
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
+from .._hints import Any
 from .._types import Entry
 from ..policy import DEFAULT_POLICY, Policy, _with_entries
 from .._rebuild.builtins import check_attr_names
