@@ -6,6 +6,7 @@ import gc
 import sys
 
 from ._hints import Any
+from ._budget import budget_for
 from ._detect import COMPRESSED, detect
 from ._pickle_module import load_from_stream, pickle_module_caller
 from ._source import read_source
@@ -120,8 +121,6 @@ def load_buffer(data: Any, opts: Options, kind: str | None = None, archive: Any 
     ``kind``: what :func:`safeload._detect.detect` returned for ``data``, and ``archive``: the
     :class:`~safeload._containers.zip.ZipArchive` of ``data`` (a zip), when the caller (the scanner) has already
     made them; neither is made a second time."""
-    from ._budget import budget_for
-
     try:
         with budget_for(len(data), opts.policy.limits):
             return _load_bytes(data, opts, kind, archive)

@@ -330,10 +330,18 @@ class VM:
         self.budget = _budget.current(self.limits, self.end - self.start)
         self.ops_settled = 0
         self.op_cap = min(self.limits.max_opcodes, self.budget.left)
-        #: the one object rebuilders receive (safeload/_rebuild/context.py), never the VM itself
-        self.rebuild = RebuildContext(self, check_keys)
+        #: the one object rebuilders receive (safeload/_rebuild/context.py), never the VM itself; made by
+        #: :meth:`context_for_rebuilders` when the stream first calls one (most small pickles call none)
+        self.rebuild: RebuildContext | None = None
 
     # ---- helpers for handlers and rebuilders -------------------------------------------------------------
+
+    def context_for_rebuilders(self) -> RebuildContext:
+        """The one :class:`RebuildContext` of this stream, made on first use."""
+        ctx = self.rebuild
+        if ctx is None:
+            ctx = self.rebuild = RebuildContext(self, check_keys)
+        return ctx
 
     def fail(self, what: str, why: str = "", cls: type[SafeLoadError] = FormatError, **kw: Any) -> SafeLoadError:
         return cls(what, why=why, offset=self.op_start, opcode=opcode_name(self.data[self.op_start]), **kw)
@@ -430,7 +438,7 @@ class VM:
         entry = self.entry_of(func)
         if entry is None or entry.call is None:
             raise self._not_callable(func, "calling")
-        return entry.call(self.rebuild, args)
+        return entry.call(self.context_for_rebuilders(), args)
 
     def newobj(self, cls: Any, args: Any, kwargs: Any) -> Any:
         """NEWOBJ semantics: ``cls.__new__(cls, *args, **kwargs)``, for safeload rebuilders and stubs only."""
@@ -442,7 +450,7 @@ class VM:
         entry = self.entry_of(cls)
         if entry is None or entry.newobj is None:
             raise self._not_callable(cls, "instantiating")
-        return entry.newobj(self.rebuild, args, kwargs)
+        return entry.newobj(self.context_for_rebuilders(), args, kwargs)
 
     def instantiate(self, cls: Any, args: tuple[Any, ...]) -> Any:
         """INST and OBJ: with arguments, a call; without, a bare instance (as pickle does)."""
@@ -450,7 +458,7 @@ class VM:
             return self.call(cls, args)
         entry = self.entry_of(cls)
         if entry is not None and entry.newobj is not None:
-            return entry.newobj(self.rebuild, (), {})
+            return entry.newobj(self.context_for_rebuilders(), (), {})
         return self.call(cls, ())
 
     def build(self, inst: Any, state: Any) -> Any:
@@ -459,7 +467,7 @@ class VM:
         if kind is Pending:
             if inst.result is not None:
                 raise self.fail(f"Second BUILD on {inst.qualname}", "an object's state can be set once")
-            result = inst.builder(self.rebuild, inst, state)
+            result = inst.builder(self.context_for_rebuilders(), inst, state)
             inst.result = result
             self.pending -= 1
             return result
@@ -474,7 +482,7 @@ class VM:
                 f"BUILD on a {kind.__module__}.{kind.__qualname__}, which takes no state",
                 "setting state on anything but a plain data holder is how __setstate__ injection works",
             )
-        return builder(self.rebuild, inst, state)
+        return builder(self.context_for_rebuilders(), inst, state)
 
     def count_op(self) -> None:
         self.count_ops(1)
