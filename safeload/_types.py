@@ -29,7 +29,11 @@ def is_one_of(value: Any, choices: tuple[Any, ...]) -> bool:
     (an ndarray, a tensor, a list) is never compared with ``==``/``in`` against a constant: numpy's ``==`` is
     elementwise and its truth value raises, a list cannot be hashed. Every comparison of a file's value with a
     constant goes through here, or checks ``type(value)`` first (tests/test_hostile_values.py finds the others)."""
-    return any(type(value) is type(choice) and value == choice for choice in choices)
+    kind = type(value)
+    for choice in choices:  # a loop, not any() over a generator: called for every storage of a checkpoint
+        if kind is type(choice) and value == choice:
+            return True
+    return False
 
 
 @record(frozen=True)

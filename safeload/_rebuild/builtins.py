@@ -168,9 +168,9 @@ def _list(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
 
 def _dict_ctor(kind: type) -> Any:
     def call(ctx: RebuildContext, args: tuple[Any, ...]) -> Any:
-        _argc(ctx, args, kind.__name__, 0, 1)
-        if not args:
+        if not args:  # OrderedDict(): the backward hooks of every tensor torch.save writes
             return kind()
+        _argc(ctx, args, kind.__name__, 0, 1)
         src = args[0]
         if type(src) in (dict, OrderedDict):
             ctx.check_keys(list(src))
