@@ -14,12 +14,12 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
-from ._hints import IO, Any
+from ._hints import IO, Any, NoReturn
 from . import __version__
 from ._load import load
 from .errors import SafeLoadError
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 4
 EXIT_UNSAFE, EXIT_ERROR, EXIT_NOTHING = 1, 2, 3
@@ -684,5 +684,39 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _nothing_pending() -> bool:
+    """Whether the interpreter's teardown has nothing to do for the program: no ``atexit`` handler is registered
+    (the pools of ``--jobs``, a Dask client, fsspec, logging, ``weakref.finalize`` all register one) and no other
+    thread runs."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)  # CPython's; elsewhere the usual exit
+    if count is None or count() != 0:
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def run() -> NoReturn:
+    """The ``safeload`` command: the console script and ``python -m safeload`` call this (code that calls
+    :func:`main` in-process gets the exit status back instead).
+
+    When nothing is pending (:func:`_nothing_pending`: a scan in this process, as opposed to one with ``--jobs``,
+    ``--scheduler``, a URL or ``--explain``), standard output and error are flushed and the process ends at once,
+    without the teardown that frees every module and object one by one: about 3 ms of the 45 ms that ``safeload
+    scan`` of one small file takes. Every file safeload writes is closed before :func:`main` returns (``with``
+    blocks); anything else exits the usual way."""
+    code = main()
+    if _nothing_pending():
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed or broken stream: the usual exit reports it
+            pass
+        else:
+            os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

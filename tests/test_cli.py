@@ -440,3 +440,52 @@ def test_a_bad_line_is_a_usage_error_whichever_parser_reads_it(line: list[str]) 
         with pytest.raises(SystemExit) as exc:
             build_parser(command).parse_args(line)
         assert exc.value.code == 2
+
+
+_PENDING_CHILD = """
+import atexit, threading
+from safeload._cli import _nothing_pending
+seen = [_nothing_pending()]
+release = threading.Event()
+worker = threading.Thread(target=release.wait)
+worker.start()
+seen.append(_nothing_pending())
+release.set()
+worker.join()
+seen.append(_nothing_pending())
+atexit.register(print, "the handler ran")
+seen.append(_nothing_pending())
+print(seen)
+"""
+
+
+def test_the_command_ends_without_teardown_only_when_nothing_is_pending() -> None:
+    """safeload/_cli.py:run skips the interpreter's teardown only when no atexit handler and no other thread
+    could still have work to do (a fresh interpreter: pytest registers handlers of its own). CPython's count of
+    handlers keeps one that was unregistered: that errs on the side of the usual exit."""
+    proc = subprocess.run([sys.executable, "-c", _PENDING_CHILD], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.stdout.split() == ["[True,", "False,", "True,", "False]", "the", "handler", "ran"], proc.stderr
+
+
+@pytest.mark.parametrize("entry", [["-m", "safeload"], ["-c", "from safeload._cli import run; run()"]])
+def test_a_scan_that_ends_without_teardown_writes_all_its_output(entry: list[str], tmp_path: Path) -> None:
+    """The fast exit flushes everything: a JSON report of 300 files through a pipe, the summary on stderr, a
+    --output file, and each exit status."""
+    import pickle
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"{i:03d}.pkl").write_bytes(pickle.dumps({"i": i, "names": [f"n{j}" for j in range(30)]}, 4))
+    proc = subprocess.run([sys.executable, *entry, "scan", "--format", "json", str(folder)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["files"]) == 300 and "300 files scanned" in proc.stderr
+    out = tmp_path / "report.sarif"
+    (folder / "evil.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    proc = subprocess.run([sys.executable, *entry, "scan", "-q", "--format", "sarif", "-o", str(out), str(folder)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    results = json.loads(out.read_text())["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["dangerous-global"]
