@@ -71,19 +71,20 @@ class OptionalBuildExt(build_ext):
                 self.copy_file(regular_file + DIGEST_SUFFIX, inplace_file + DIGEST_SUFFIX, level=self.verbose)
 
 
-# Next to each extension module, the SHA-256 of the .py file it was compiled from: at run time safeload uses a
-# compiled module only while its .py file still has that digest (safeload/_build.py, prepare).
-DIGEST_SUFFIX = ".sha256"
+# Next to each extension module, the CRC-32 and length of the .py file it was compiled from: at run time safeload
+# uses a compiled module only while its .py file still has that digest (safeload/_build.py: prepare and
+# source_digest, which computes the same text).
+DIGEST_SUFFIX = ".crc32"
 
 
 def _write_digest(name: str, ext_path: str) -> None:
-    import hashlib
+    import zlib
 
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), *name.split(".")) + ".py"
     with open(source, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+        data = fh.read()
     with open(ext_path + DIGEST_SUFFIX, "w", encoding="ascii") as fh:
-        fh.write(digest + "\n")
+        fh.write(f"crc32:{zlib.crc32(data):08x} size:{len(data)}\n")
 
 
 def _extensions() -> list:  # type: ignore[type-arg]

@@ -222,7 +222,7 @@ def test_malicious_corpus_agrees(pure: PureWorker) -> None:
 
 def test_a_compiled_module_runs_only_while_its_source_is_unchanged(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    # setup.py records the SHA-256 of each .py file next to its extension module; prepare() runs the pure-Python
+    # setup.py records the CRC-32 and length of each .py file next to its extension module; prepare() runs the pure-Python
     # build when a .py file was edited after the compile (an editable install), so old code never runs.
     assert _build._stale_compiled() == []
     edited = tmp_path / "edited.py"
@@ -392,10 +392,17 @@ def test_binint_sign_as_c_pickle(raw: int) -> None:
     assert safeload.loads(data) == pickle.loads(data) == struct.unpack("<i", struct.pack("<I", raw))[0]
 
 
-def test_source_digest_is_sha256() -> None:
-    # the digest guard hashes with CPython's built-in SHA-256 (not hashlib, which loads OpenSSL at every start);
-    # it must be the same digest setup.py writes with hashlib
-    import hashlib
+def test_source_digest_tells_every_one_byte_edit_from_the_source() -> None:
+    # the digest guard records a CRC-32 and the length (safeload/_build.py:source_digest, written by setup.py):
+    # any edit of a byte, and any insertion or removal, gives another digest
+    import zlib
 
-    for data in (b"", b"abc", bytes(range(256)) * 1000, (ROOT / "safeload" / "_vm.py").read_bytes()):
-        assert _build._sha256(data) == hashlib.sha256(data).hexdigest()
+    source = (ROOT / "safeload" / "_vm.py").read_bytes()
+    digest = _build.source_digest(source)
+    assert digest == f"crc32:{zlib.crc32(source):08x} size:{len(source)}"
+    for at in (0, len(source) // 2, len(source) - 1):
+        edited = source[:at] + bytes([source[at] ^ 0x20]) + source[at + 1:]
+        assert _build.source_digest(edited) != digest
+    assert _build.source_digest(source + b"\n") != digest and _build.source_digest(source[:-1]) != digest
+    setup = (ROOT / "setup.py").read_text()
+    assert 'f"crc32:{zlib.crc32(data):08x} size:{len(data)}' in setup and 'DIGEST_SUFFIX = ".crc32"' in setup
