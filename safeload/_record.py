@@ -49,7 +49,7 @@ else:
         the same declaration (imports ``dataclasses``: only when something asks for them)."""
         import dataclasses
 
-        spec = cls.__dict__["__record__"]
+        spec = cls.__dict__["__record__"]  # the class that declared the record (see _RecordType)
         body = {"__annotations__": {name: cls.__annotations__[name] for name in spec["names"]},
                 "__module__": cls.__module__, "__qualname__": cls.__qualname__}
         for name, fld in spec["fields"].items():
@@ -67,9 +67,11 @@ else:
         """The metaclass of records: supplies the dataclass attributes on first use."""
 
         def __getattr__(cls, name):
-            if name in _DATACLASS_NAMES and "__record__" in cls.__dict__:
-                _as_dataclass(cls)
-                return cls.__dict__[name]
+            # a subclass of a record is a dataclass through the record, as a subclass of a dataclass is
+            owner = _declaring(cls) if name in _DATACLASS_NAMES else None
+            if owner is not None:
+                _as_dataclass(owner)
+                return owner.__dict__[name]
             raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
     def _instance_getattr(self, name):
@@ -89,7 +91,7 @@ else:
         raise _frozen_error(name)
 
     def _repr(self):
-        names = type(self).__dict__["__record__"]["names"] if "__record__" in type(self).__dict__ else ()
+        names = field_names(self) or ()
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{type(self).__qualname__}({inner})"
 
@@ -168,19 +170,30 @@ else:
 
     def replace(obj, /, **changes):
         """``dataclasses.replace`` for a record, without importing ``dataclasses``."""
-        names = type(obj).__dict__["__record__"]["names"]
+        names = field_names(obj)
+        if names is None:
+            raise TypeError("replace() should be called on a record instance")
         unknown = set(changes).difference(names)
         if unknown:
             raise TypeError(f"{type(obj).__qualname__} has no field {sorted(unknown)[0]!r}")
         return type(obj)(**{name: changes[name] if name in changes else getattr(obj, name) for name in names})
 
 
+def _declaring(cls: type) -> type | None:
+    """The record class ``cls`` is or derives from (a subclass inherits the fields, as with dataclasses)."""
+    for klass in cls.__mro__:
+        if "__record__" in klass.__dict__:
+            return klass
+    return None
+
+
 def field_names(obj: object) -> tuple[str, ...] | None:
-    """The field names of a record class or instance, in order; None for anything else."""
-    spec = (obj if isinstance(obj, type) else type(obj)).__dict__.get("__record__")
-    if spec is None:
+    """The field names of a record class or instance (or of a subclass of one), in order; None for anything
+    else."""
+    owner = _declaring(obj if isinstance(obj, type) else type(obj))
+    if owner is None:
         return None
-    names: tuple[str, ...] = spec["names"]
+    names: tuple[str, ...] = owner.__dict__["__record__"]["names"]
     return names
 
 

@@ -157,3 +157,26 @@ def test_a_plain_missing_attribute_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such"):
         f.no_such  # type: ignore[attr-defined]  # noqa: B018
     assert not hasattr(Finding, "no_such")
+
+
+def test_a_subclass_of_a_record_is_one_as_a_subclass_of_a_dataclass_is() -> None:
+    """A class derived from Limits keeps its fields, its validation, replace and its dataclass-ness (in a fresh
+    interpreter too, where the subclass is asked first)."""
+
+    class Tighter(Limits):
+        pass
+
+    with pytest.raises(ValueError, match="max_depth"):
+        Tighter(max_depth=0)
+    t = Tighter(max_depth=7)
+    assert field_names(t) == field_names(Limits) and repr(t).startswith(f"{Tighter.__qualname__}(max_depth=7,")
+    assert type(replace(t, max_memo=9)) is Tighter and replace(t, max_memo=9).max_depth == 7
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.max_depth = 8  # type: ignore[misc]
+    code = ("from safeload._types import Limits\nclass T(Limits): pass\nimport dataclasses\n"
+            "print(dataclasses.is_dataclass(T), dataclasses.replace(T(), max_depth=3).max_depth, "
+            "[f.name for f in dataclasses.fields(T)][:2])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.split() == ["True", "3", "['max_depth',", "'max_memo']"], out.stderr
+    with pytest.raises(TypeError):
+        replace(object(), a=1)
