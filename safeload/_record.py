@@ -49,7 +49,7 @@ else:
         the same declaration (imports ``dataclasses``: only when something asks for them)."""
         import dataclasses
 
-        spec = cls.__dict__["__record__"]  # the class that declared the record (see _RecordType)
+        spec = cls.__dict__["__record__"]  # cls is the class that declared the record (_RecordType finds it)
         body = {"__annotations__": {name: cls.__annotations__[name] for name in spec["names"]},
                 "__module__": cls.__module__, "__qualname__": cls.__qualname__}
         for name, fld in spec["fields"].items():
