@@ -435,3 +435,26 @@ def test_lone_surrogates_like_cpython(proto: int):
     # CPython pickles str with 'surrogatepass' (and raw-unicode-escape at protocol 0), so these do round-trip.
     values = ["\ud800", "a\udfffb", "\udc80\ud83d"]
     assert safeload.loads(pickle.dumps(values, protocol=proto)) == values
+
+
+@pytest.mark.parametrize("proto", [2, 4, 5])
+def test_object_array_items_are_stored_as_the_objects_they_are(proto: int, tmp_path) -> None:
+    """An object array whose items are sequences (equal-length lists, tuples, arrays, empty lists) keeps each item
+    as one element, as np.load does: nothing is broadcast into extra dimensions (safeload/_rebuild/numpy.py)."""
+    import safeload
+
+    items = [[1, 2], [3, 4], (5, 6), np.arange(3), [], (), [[1], [2]], {"k": [1]}, None, "s", np.float64(2.5)]
+    arr = np.empty((len(items),), dtype=object)
+    for i, item in enumerate(items):
+        arr[i] = item
+    grid = arr[:10].reshape(2, 5, order="F")
+    for value in (arr, grid):
+        path = tmp_path / "objects.npy"
+        np.save(path, value, allow_pickle=True)
+        ours, theirs = safeload.load(path), np.load(path, allow_pickle=True)
+        assert ours.dtype == object and ours.shape == theirs.shape and ours.flags.writeable
+        for a, b in zip(ours.ravel(), theirs.ravel()):  # element by element, in logical order
+            assert type(a) is type(b)
+            assert (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b)
+        loaded = safeload.loads(pickle.dumps(value, protocol=proto))
+        assert loaded.shape == value.shape and all(type(a) is type(b) for a, b in zip(loaded.ravel(), value.ravel()))
