@@ -13,9 +13,6 @@ from collections.abc import Callable
 
 from ._hints import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from typing import TypeVar
-
 __all__ = ["NULL", "Py_ssize_t", "address", "bint", "cast", "cfunc", "compiled", "declare", "double", "inline",
            "int", "locals", "longlong", "p_char", "returns", "ulonglong"]
 
@@ -29,7 +26,9 @@ longlong = int
 bint = bool
 double = float
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a type variable is an object typing makes: the type checker's only (safeload/_hints.py)
+    from typing import TypeVar
+
     _F = TypeVar("_F", bound=Callable[..., Any])
 
 
