@@ -339,15 +339,22 @@ class TorchTensors:
         self._storages: dict[str, Any] = {}
         self._placed: dict[tuple[str, str], Any] = {}
         self._devices: dict[str, Any] = {}
+        self._dtypes: dict[str, Any] = {}  # dtype name -> torch dtype
+        self._shares = not byteswap and not callable(map_location)  # tensors share the records' copied bytes
         self._handed_out: set[tuple[str, str]] = set()
         self._typed: dict[str, Any] = {}
         self.refs = 0  # storage references the pickle made (persistent ids) ...
         self.used = 0  # ... and tensors built over one: fewer tensors than references means saved storages
 
     def _device_for(self, location: str) -> Any:
+        """The device a record saved at ``location`` is moved to, or None where its CPU copy stays (a CPU target,
+        or a callable ``map_location``, applied in storage()); resolved once per location."""
         device = self._devices.get(location, self)
         if device is self:
-            device = self._devices[location] = self._resolve_device(location)
+            device = self._resolve_device(location)
+            if device is not None and device.type == "cpu":  # torch.device.type builds a new str on every read
+                device = None
+            self._devices[location] = device
         return device
 
     def _resolve_device(self, location: str) -> Any:
@@ -518,15 +525,16 @@ class TorchTensors:
     def _base(self, storage: Storage, dtype: str) -> Any:
         """A 1-D tensor of ``dtype`` over the whole record, on the mapped device."""
         torch = self.torch
-        tdtype = getattr(torch, dtype)
+        tdtype = self._dtypes.get(dtype)
+        if tdtype is None:
+            tdtype = self._dtypes[dtype] = getattr(torch, dtype)
         device = self._device_for(storage.location)
-        simple = not self.byteswap and not callable(self.map_location) and len(storage.buffer) > 0
-        if simple:  # shares the record's memory: one copy in all
+        if self._shares and len(storage.buffer) > 0:  # shares the record's memory: one copy in all
             base = make_view(storage.buffer, tdtype, (storage.nbytes() // TORCH_DTYPES[dtype][0],),
                              what=f"Storage {storage.key!r}")
         else:
             base = whole_storage(torch, self.storage(storage), tdtype)
-        if device is not None and device.type != "cpu":  # base is in CPU memory here, where "cpu" leaves it
+        if device is not None:  # base is in CPU memory here, where a CPU target leaves it
             try:
                 base = base.to(device)
             except (RuntimeError, AssertionError, ValueError) as exc:  # e.g. an index past this machine's devices

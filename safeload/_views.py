@@ -24,6 +24,7 @@ __all__ = ["MAX_DIMS", "byte_span", "check_extent", "framework", "make_view", "w
 
 MAX_DIMS = 64  # numpy's NPY_MAXDIMS and torch's limit
 _LIMIT = 1 << 63  # numpy's and torch's sizes and strides are signed 64-bit integers
+_TORCH_ITEMSIZES: dict[Any, int] = {}  # torch dtype -> itemsize
 
 
 def check_extent(shape: Any, itemsize: int, what: str = "Array", *, offset: int | None = None,
@@ -95,7 +96,12 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
     1-D tensor over a whole storage. Every byte the view can reach is checked against ``buf``'s real length first;
     ``what``, ``member`` and ``at`` (a file offset) only word the refusal."""
     torch = _torch_of(dtype)
-    itemsize = int(dtype.itemsize)
+    if torch is None:
+        itemsize = int(dtype.itemsize)
+    else:  # a torch dtype's itemsize is a C call that sets up a warning handler: read once per dtype
+        itemsize = _TORCH_ITEMSIZES.get(dtype, 0)
+        if not itemsize:
+            itemsize = _TORCH_ITEMSIZES[dtype] = int(dtype.itemsize)
     count = check_extent(shape, itemsize, what, offset=at, member=member)
     if type(offset) is not int or not 0 <= offset < _LIMIT:
         raise FormatError(f"{what} offset {offset!r:.40} is not a non-negative 64-bit int", offset=at, member=member)
@@ -122,7 +128,10 @@ def make_view(buf: Any, dtype: Any, shape: tuple[int, ...], strides: tuple[int, 
             if not isinstance(buf, torch.Tensor):  # the common case: a record or a tensor's bytes, in order
                 if span is None:
                     return torch.empty(shape, dtype=dtype)
-                flat = torch.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+                if offset == 0 and span[1] == length:  # the whole buffer (torch then measures it itself)
+                    flat = torch.frombuffer(buf, dtype=dtype)
+                else:
+                    flat = torch.frombuffer(buf, dtype=dtype, count=count, offset=offset)
                 return flat if len(shape) == 1 else flat.view(shape)
             strides = _contiguous(shape, itemsize)
         return _torch_view(torch, buf, dtype, itemsize, shape, strides, offset, span, what, at, member)
