@@ -282,6 +282,97 @@ def test_floods_agree(pure: PureWorker) -> None:
                 same(pure, proto + body * n + b"N.")
 
 
+# ---- zip archives: the compiled walk of the central directory and local headers (safeload/_containers/zip.py)
+# reads the fixed fields from a typed view of the bytes, the pure-Python build with struct ------------------------
+
+def _zip_bases() -> list[bytes]:
+    """Archives as the native writers make them: torch.save (zip64 end records, data descriptors, padded local
+    headers), np.savez, zipfile deflated with a data descriptor (an unseekable stream), zip64 extra fields, a
+    UTF-8 name, an ASCII name that only miniz's case folding joins with another, a path spelled two ways."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    out = []
+    try:
+        import torch
+    except ImportError:  # the pure-Python lanes have no torch; the archives below still cover the walk
+        torch = None
+    if torch is not None:
+        buf = io.BytesIO()
+        torch.save({"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(2, dtype=torch.int64)}, buf)
+        out.append(buf.getvalue())
+    buf = io.BytesIO()
+    np.savez(buf, a=np.arange(5), b=np.ones((2, 2)))
+    out.append(buf.getvalue())
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            self.chunks.append(bytes(b))
+            return len(b)
+
+    stream = Unseekable()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:  # sizes unknown up front: data descriptors
+        zf.writestr("x.txt", b"text " * 30)
+        with zf.open("big", "w", force_zip64=True) as f:
+            f.write(b"payload" * 20)
+    out.append(b"".join(stream.chunks))
+    for names in (["caf\u00e9.txt", "plain.txt"], ["A.txt", "a.txt"], ["a/b", "a//b"], ["\u00c9", "\u00e9"]):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for n in names:
+                zf.writestr(n, b"data of " + n.encode())
+        out.append(buf.getvalue())
+    return out
+
+
+_ZIP_BASES = _zip_bases()
+
+
+def _header_offsets(data: bytes) -> list[int]:
+    """Where each local header, central entry, data descriptor and end record starts."""
+    found = []
+    for sig in (b"PK\x03\x04", b"PK\x01\x02", b"PK\x07\x08", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07"):
+        at = data.find(sig)
+        while at >= 0:
+            found.append(at)
+            at = data.find(sig, at + 1)
+    return sorted(found)
+
+
+@needs_compiled
+def test_native_zip_archives_agree(pure: PureWorker) -> None:
+    outcomes = [same(pure, data) for data in _ZIP_BASES]
+    assert any(o["ok"] for o in outcomes)  # the archives the writers make load (torch's, np.savez's)
+    assert any(not o["ok"] and "Duplicate zip member" in o["message"] for o in outcomes)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.integers(min_value=0), edits=st.lists(
+    st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=59), st.integers(min_value=0, max_value=255)),
+    min_size=1, max_size=3), cut=st.integers(min_value=0, max_value=3))
+def test_mutated_zip_headers_agree(pure: PureWorker, base: int, edits: list[tuple[int, int, int]], cut: int) -> None:
+    # bytes changed inside the headers (signatures, flags, sizes, name lengths, offsets, extra fields), and
+    # sometimes the archive cut short: the same members or the same refusal, message and offset, in both builds
+    data = bytearray(_ZIP_BASES[base % len(_ZIP_BASES)])
+    heads = _header_offsets(bytes(data))
+    for which, delta, byte in edits:
+        at = heads[which % len(heads)] + delta
+        if at < len(data):
+            data[at] = byte
+    if cut:
+        data = data[: len(data) - cut * 7]
+    same(pure, bytes(data))
+
+
 def _units(data: bytes) -> list[tuple[int, int]]:
     """(offset, work units up to and including that opcode): one per opcode, one more per protocol-0 number
     conversion (INT, LONG, GET, PUT; INT's 00 and 01 are booleans, not conversions)."""

@@ -39,6 +39,14 @@ from ..errors import FormatError, LimitExceededError
 
 __all__ = ["ZipArchive", "ZipMember"]
 
+# Cython's pure-Python mode, as in safeload/_vm.py: compiled, the central directory walk reads its fixed fields
+# from a typed view of the bytes; as a .py file, safeload/_cy.py stands in and ``struct`` reads the same fields.
+if TYPE_CHECKING or __file__.endswith(".py"):
+    from .. import _cy as cython
+else:
+    import cython
+    from cython.cimports.cpython.bytes import PyBytes_FromStringAndSize
+
 _EOCD = struct.Struct("<4sHHHHIIH")
 _EOCD64_LOC = struct.Struct("<4sIQI")
 _EOCD64 = struct.Struct("<4sQHHIIQQQQ")
@@ -96,24 +104,74 @@ _new_member = partial(tuple.__new__, ZipMember)  # the fields in order, without 
 _BY_HEADER = itemgetter(ZipMember._fields.index("header_offset"))
 
 
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, value=cython.Py_ssize_t)
+def _u16(buf: Any, a: int) -> int:
+    """The little-endian unsigned 2-byte integer at ``a`` (compiled build; indexes are bounds-checked)."""
+    value: int = buf[a] | (buf[a + 1] << 8)
+    return value
+
+
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.Py_ssize_t)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, value=cython.Py_ssize_t)
+def _u32(buf: Any, a: int) -> int:
+    """The little-endian unsigned 4-byte integer at ``a`` (compiled build; indexes are bounds-checked)."""
+    value: int = buf[a] | (buf[a + 1] << 8) | (buf[a + 2] << 16) | (cython.cast(cython.Py_ssize_t, buf[a + 3]) << 24)
+    return value
+
+
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.ulonglong)
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, i=cython.Py_ssize_t, value=cython.ulonglong)
+def _u64(buf: Any, a: int) -> int:
+    """The little-endian unsigned 8-byte integer at ``a`` (compiled build; indexes are bounds-checked)."""
+    value = 0
+    for i in range(a + 7, a - 1, -1):
+        value = (value << 8) | buf[i]
+    return value
+
+
+@cython.cfunc
+@cython.locals(buf="const unsigned char[:]", a=cython.Py_ssize_t, b=cython.Py_ssize_t)
+def _span(data: Any, buf: Any, a: int, b: int) -> bytes:
+    """``bytes(data[a:b])`` for ``0 <= a <= b`` (compiled build: copied straight from the typed view when the
+    range lies in it, else sliced, truncated at the end as a slice is)."""
+    if a == b:
+        return b""
+    if b <= buf.shape[0]:  # and a < b: buf[a] is inside the view (and bounds-checked all the same)
+        made: bytes = PyBytes_FromStringAndSize(  # type: ignore[name-defined]  # noqa: F821
+            cython.cast(cython.p_char, cython.address(buf[a])), b - a)
+        return made
+    return bytes(data[a:b])
+
+
 def _bad(what: str, offset: int | None = None, why: str = "", member: str | None = None,
          fix: str | None = _FIX) -> FormatError:
     return FormatError(what, offset=offset, member=member, fix=fix,
                        why=why or "an archive that two zip readers could read differently is refused")
 
 
-def _name_keys(raw: bytes, name: str) -> tuple[bytes, str]:
-    """The keys under which two member names are the same member for some native reader: the raw bytes with
-    ASCII letters folded (miniz compares them case-insensitively), and the decoded text in NFC, case-folded, with
-    empty and ``.`` path components dropped (CPython compares decoded text; unzip extracts ``a//b``, ``./a/b`` and
-    ``a/b/`` to one path, and a case-insensitive file system folds case)."""
-    raw_key = raw.lower()
+def _text_key(name: str) -> str:
+    """The key under which two decoded member names are the same member for CPython or unzip: the text in NFC,
+    case-folded, with empty and ``.`` path components dropped (CPython compares decoded text; unzip extracts
+    ``a//b``, ``./a/b`` and ``a/b/`` to one path, and a case-insensitive file system folds case). miniz's key, the
+    raw bytes with ASCII letters folded, is :meth:`bytes.lower` (see ``ZipArchive._walk``)."""
     # NFC leaves ASCII text as it is, and ASCII's case folding is lower()
     folded = name.lower() if name.isascii() else unicodedata.normalize("NFC", name).casefold()
+    # no empty component (no leading or trailing "/", no "//") and none that is "." (no leading ".", no "/."):
+    # the text is its own key, without splitting it
+    if folded and folded[0] != "/" and folded[0] != "." and folded[-1] != "/" and "//" not in folded and (
+            "/." not in folded):
+        return folded
     parts = folded.split("/")
     if "" in parts or "." in parts:
-        return raw_key, "/".join([p for p in parts if p not in ("", ".")])
-    return raw_key, folded
+        return "/".join([p for p in parts if p not in ("", ".")])
+    return folded
 
 
 class ZipArchive:
@@ -217,54 +275,7 @@ class ZipArchive:
             raise _bad("The zip central directory does not end where the end record begins", eocd,
                        why="bytes before the archive or between the directory and its end record: CPython shifts "
                            "every offset by them, miniz does not")
-        pos = cd_offset
-        entries: list[ZipMember] = []
-        raw_keys: dict[bytes, str] = {}
-        text_keys: dict[str, str] = {}
-        for _ in range(count):  # miniz walks the directory by its count, CPython by its size: both must agree
-            if pos + _CDIR.size > cd_end_expected:
-                raise _bad("The zip central directory is shorter than its entry count", pos,
-                           why="CPython walks the directory by its size, miniz by its count")
-            (sig, _made, need, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, disk_start, _iattr, eattr,
-             hoff) = _CDIR.unpack_from(data, pos)
-            if sig != b"PK\x01\x02":
-                raise _bad("Bad zip central directory entry", pos)
-            entry = pos
-            name_raw = bytes(data[pos + 46 : pos + 46 + nlen])
-            extra = bytes(data[pos + 46 + nlen : pos + 46 + nlen + elen])
-            pos += 46 + nlen + elen + clen
-            if pos > cd_end_expected:
-                raise _bad("A zip central directory entry runs past the directory", entry)
-            name = _decode_name(name_raw, flags, entry)
-            fields = self._extra(extra, entry, name, False)
-            usize, csize, hoff = _central_zip64(fields.get(_ZIP64), usize, csize, hoff, entry, name)
-            if not name or "\\" in name or "\x00" in name or ".." in name or name[0] == "/":
-                self._check_name(name, hoff)
-            kind = (eattr >> 16) & _S_IFMT
-            # one test for the plain file every writer makes; anything else goes through every rule in turn
-            if (flags & _REFUSED_FLAGS or need > _MAX_EXTRACT_VERSION or eattr & 0x18 or kind not in (0, _S_IFREG)
-                    or disk_start or method not in (0, 8) or (method == 0 and csize != usize) or (usize and not csize)
-                    or name[-1] == "/"):
-                _check_entry(name, hoff, need, flags, method, csize, usize, eattr, disk_start)
-            raw_key, text_key = _name_keys(name_raw, name)
-            other = raw_keys.get(raw_key) or text_keys.get(text_key)
-            if other is not None or name in self.members:
-                other = name if other is None else other
-                raise _bad(f"Duplicate zip member {name!r}" + ("" if other == name else f" (same as {other!r})"),
-                           hoff, member=name,
-                           why="two members that one name reaches are read differently by different tools: miniz "
-                               "(torch.load) compares names without case, CPython decoded, unzip as paths",
-                           fix="If the archive is yours, give its members (an .npz's keys) names that differ in more "
-                               "than case or path spelling and save it again; otherwise discard it")
-            raw_keys[raw_key] = name
-            text_keys[text_key] = name
-            member = self._local(name, name_raw, flags, method, crc, csize, usize, hoff)
-            self.members[name] = member
-            entries.append(member)
-        if pos != cd_end_expected:
-            raise _bad("The zip central directory holds more than its entry count", pos,
-                       why="CPython walks the directory by its size and would read more members than miniz, which "
-                           "walks it by its count")
+        entries = self._walk(data, cd_offset, count, cd_end_expected)
         expected = 0
         for member in sorted(entries, key=_BY_HEADER):
             if member.header_offset != expected:
@@ -275,66 +286,92 @@ class ZipArchive:
         if expected != cd_offset:
             raise _bad("Unexplained bytes between the last zip member and the central directory", expected)
 
+    @cython.locals(buf="const unsigned char[:]", pos=cython.Py_ssize_t, cd_end=cython.Py_ssize_t,
+                   entry=cython.Py_ssize_t, need=cython.Py_ssize_t, flags=cython.Py_ssize_t, method=cython.Py_ssize_t,
+                   nlen=cython.Py_ssize_t, elen=cython.Py_ssize_t, clen=cython.Py_ssize_t,
+                   disk_start=cython.Py_ssize_t, eattr=cython.Py_ssize_t, kind=cython.Py_ssize_t)
+    def _walk(self, data: Any, pos: int, count: int, cd_end: int) -> list[ZipMember]:
+        """The central directory's ``count`` entries from ``pos`` (the caller checked that the directory lies in
+        the file and ends at ``cd_end``), each checked and matched with its local header. The compiled build reads
+        the fixed fields straight from the bytes; the pure-Python build unpacks the same fields with ``struct``."""
+        buf = data
+        entries: list[ZipMember] = []
+        raw_keys: dict[bytes, str] = {}
+        text_keys: dict[str, str] = {}
+        central_extras = self._extras[0]
+        for _ in range(count):  # miniz walks the directory by its count, CPython by its size: both must agree
+            if pos + 46 > cd_end:
+                raise _bad("The zip central directory is shorter than its entry count", pos,
+                           why="CPython walks the directory by its size, miniz by its count")
+            if cython.compiled:
+                if buf[pos] != 0x50 or buf[pos + 1] != 0x4B or buf[pos + 2] != 1 or buf[pos + 3] != 2:
+                    raise _bad("Bad zip central directory entry", pos)
+                need, flags, method = _u16(buf, pos + 6), _u16(buf, pos + 8), _u16(buf, pos + 10)
+                crc, csize, usize = _u32(buf, pos + 16), _u32(buf, pos + 20), _u32(buf, pos + 24)
+                nlen, elen, clen, disk_start = _u16(buf, pos + 28), _u16(buf, pos + 30), _u16(buf, pos + 32), _u16(
+                    buf, pos + 34)
+                eattr, hoff = _u32(buf, pos + 38), _u32(buf, pos + 42)
+            else:
+                (sig, _made, need, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, disk_start, _iattr,
+                 eattr, hoff) = _CDIR.unpack_from(data, pos)
+                if sig != b"PK\x01\x02":
+                    raise _bad("Bad zip central directory entry", pos)
+            entry = pos
+            if cython.compiled:
+                name_raw = _span(data, buf, pos + 46, pos + 46 + nlen)
+                extra = _span(data, buf, pos + 46 + nlen, pos + 46 + nlen + elen)
+            else:
+                name_raw = bytes(data[pos + 46 : pos + 46 + nlen])
+                extra = bytes(data[pos + 46 + nlen : pos + 46 + nlen + elen])
+            pos += 46 + nlen + elen + clen
+            if pos > cd_end:
+                raise _bad("A zip central directory entry runs past the directory", entry)
+            name = _decode_name(name_raw, flags, entry)
+            fields = central_extras.get(extra)
+            if fields is None:
+                fields = self._extra(extra, entry, name, False)
+            usize, csize, hoff = _central_zip64(fields.get(_ZIP64), usize, csize, hoff, entry, name)
+            if not name or "\\" in name or "\x00" in name or ".." in name or name[0] == "/":
+                self._check_name(name, hoff)
+            kind = (eattr >> 16) & _S_IFMT
+            # one test for the plain file every writer makes; anything else goes through every rule in turn
+            if (flags & _REFUSED_FLAGS or need > _MAX_EXTRACT_VERSION or eattr & 0x18 or kind not in (0, _S_IFREG)
+                    or disk_start or method not in (0, 8) or (method == 0 and csize != usize) or (usize and not csize)
+                    or name[-1] == "/"):
+                _check_entry(name, hoff, need, flags, method, csize, usize, eattr, disk_start)
+            # A name is refused when an earlier one has its text key (CPython, unzip) or its raw key (miniz). An
+            # ASCII name has an ASCII raw key, met only by ASCII names, whose text keys then meet too (the text key
+            # of ASCII text is its lower case, path-normalised): raw keys are kept for non-ASCII names only.
+            text_key = _text_key(name)
+            other = text_keys.get(text_key)
+            raw_key = None if name_raw.isascii() else name_raw.lower()
+            if other is None and raw_key is not None:
+                other = raw_keys.get(raw_key)
+            if other is not None:  # the same name twice meets its own text key
+                raise _bad(f"Duplicate zip member {name!r}" + ("" if other == name else f" (same as {other!r})"),
+                           hoff, member=name,
+                           why="two members that one name reaches are read differently by different tools: miniz "
+                               "(torch.load) compares names without case, CPython decoded, unzip as paths",
+                           fix="If the archive is yours, give its members (an .npz's keys) names that differ in more "
+                               "than case or path spelling and save it again; otherwise discard it")
+            if raw_key is not None:
+                raw_keys[raw_key] = name
+            text_keys[text_key] = name
+            member = _local(self, buf, name, name_raw, flags, method, crc, csize, usize, hoff)
+            self.members[name] = member
+            entries.append(member)
+        if pos != cd_end:
+            raise _bad("The zip central directory holds more than its entry count", pos,
+                       why="CPython walks the directory by its size and would read more members than miniz, which "
+                           "walks it by its count")
+        return entries
+
     @staticmethod
     def _check_name(name: str, offset: int) -> None:
         parts = name.split("/")
         if not name or name.startswith("/") or "\\" in name or ".." in parts or "\x00" in name:
             raise _bad(f"Unsafe zip member name {name!r}", offset, member=name,
                        why="absolute paths, '..' and backslashes are path-traversal tricks")
-
-    def _local(self, name: str, name_raw: bytes, flags: int, method: int, crc: int, csize: int, usize: int,
-               hoff: int) -> ZipMember:
-        data = self.data
-        if hoff + _LOCAL.size > len(data):
-            raise _bad(f"Zip member {name!r} points past the end of the file", hoff, member=name)
-        sig, _need, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = _LOCAL.unpack_from(data, hoff)
-        if sig != b"PK\x03\x04":
-            raise _bad(f"Zip member {name!r} has no local header", hoff, member=name)
-        lname_raw = bytes(data[hoff + 30 : hoff + 30 + nlen])
-        if lname_raw != name_raw or lmethod != method or (lflags & _FLAG_BITS) != (flags & _FLAG_BITS):
-            raise _bad(f"Zip member {name!r}: local header disagrees with the central directory", hoff, member=name,
-                       why="its name bytes, method or flag bits differ, and readers that walk local headers read "
-                           "another member")
-        lextra = bytes(data[hoff + 30 + nlen : hoff + 30 + nlen + elen])
-        fields = self._extra(lextra, hoff, name, True)
-        has_descriptor = bool(lflags & 0x8)
-        zip64 = fields.get(_ZIP64)
-        if zip64 is not None:
-            values = [struct.unpack_from("<Q", zip64, i)[0] for i in range(0, len(zip64), 8)]
-            if any(v not in (0, usize, csize, hoff) for v in values):
-                raise _bad(f"Zip member {name!r}: the local zip64 field disagrees with the central directory", hoff,
-                           member=name)
-            # CPython's order: the size, then the compressed size, each where the 32-bit field is the sentinel
-            it = iter(values)
-            if lusize == _U32:
-                lusize = next(it, -1)
-            if lcsize == _U32:
-                lcsize = next(it, -1)
-        if has_descriptor:  # the writer did not know the sizes yet: zeros (torch, CPython) or the real values
-            if (lcrc and lcrc != crc) or (lcsize and lcsize != csize) or (lusize and lusize != usize):
-                raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
-                           member=name)
-        elif (lcrc, lcsize, lusize) != (crc, csize, usize):
-            raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
-                       member=name)
-        start = hoff + 30 + nlen + elen
-        end = start + csize
-        if end > len(data):
-            raise _bad(f"Zip member {name!r} runs past the end of the file", hoff, member=name)
-        if has_descriptor:
-            end = self._skip_descriptor(name, end, crc, csize, usize, zip64 is not None)
-        return _new_member((name, method, flags, crc, csize, usize, hoff, start, end))
-
-    def _skip_descriptor(self, name: str, pos: int, crc: int, csize: int, usize: int, wide: bool) -> int:
-        """The data descriptor after a member: its signature, the CRC, then the sizes in 8 bytes each when the
-        local header has a zip64 field (as miniz and CPython write it), else in 4."""
-        data = self.data
-        layout = _DESCRIPTOR64 if wide else _DESCRIPTOR32
-        size = layout.size
-        if pos + size > len(data) or layout.unpack_from(data, pos) != (b"PK\x07\x08", crc, csize, usize):
-            raise _bad(f"Zip member {name!r}: data descriptor disagrees with the central directory", pos,
-                       member=name)
-        return pos + size
 
     def names(self) -> list[str]:
         return list(self.members)
@@ -390,6 +427,96 @@ class ZipArchive:
                               offset=member.data_offset, why="the record was changed after the archive was written")
 
 
+@cython.cfunc
+@cython.locals(buf="const unsigned char[:]", at=cython.Py_ssize_t, flags=cython.Py_ssize_t,
+               method=cython.Py_ssize_t, lflags=cython.Py_ssize_t, lmethod=cython.Py_ssize_t,
+               nlen=cython.Py_ssize_t, elen=cython.Py_ssize_t)
+def _local(archive: ZipArchive, buf: Any, name: str, name_raw: bytes, flags: int, method: int, crc: int, csize: int,
+           usize: int, hoff: int) -> ZipMember:
+    """The member whose central entry says these values, checked against its local header at ``hoff``
+    (``buf`` is the archive's bytes, typed in the compiled build; a C function there, called without Python's
+    call protocol)."""
+    data = archive.data
+    if hoff + 30 > len(data):
+        raise _bad(f"Zip member {name!r} points past the end of the file", hoff, member=name)
+    at = hoff  # within the file: a C integer from here in the compiled build
+    if cython.compiled:
+        if buf[at] != 0x50 or buf[at + 1] != 0x4B or buf[at + 2] != 3 or buf[at + 3] != 4:
+            raise _bad(f"Zip member {name!r} has no local header", hoff, member=name)
+        lflags, lmethod = _u16(buf, at + 6), _u16(buf, at + 8)
+        lcrc, lcsize, lusize = _u32(buf, at + 14), _u32(buf, at + 18), _u32(buf, at + 22)
+        nlen, elen = _u16(buf, at + 26), _u16(buf, at + 28)
+    else:
+        sig, _need, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = _LOCAL.unpack_from(data, at)
+        if sig != b"PK\x03\x04":
+            raise _bad(f"Zip member {name!r} has no local header", hoff, member=name)
+    if cython.compiled:
+        lname_raw = _span(data, buf, at + 30, at + 30 + nlen)
+    else:
+        lname_raw = bytes(data[at + 30 : at + 30 + nlen])
+    if lname_raw != name_raw or lmethod != method or (lflags & _FLAG_BITS) != (flags & _FLAG_BITS):
+        raise _bad(f"Zip member {name!r}: local header disagrees with the central directory", hoff, member=name,
+                   why="its name bytes, method or flag bits differ, and readers that walk local headers read "
+                       "another member")
+    if cython.compiled:
+        lextra = _span(data, buf, at + 30 + nlen, at + 30 + nlen + elen)
+    else:
+        lextra = bytes(data[at + 30 + nlen : at + 30 + nlen + elen])
+    fields = archive._extras[1].get(lextra)
+    if fields is None:
+        fields = archive._extra(lextra, hoff, name, True)
+    has_descriptor = bool(lflags & 0x8)
+    zip64 = fields.get(_ZIP64)
+    if zip64 is not None:
+        values = [struct.unpack_from("<Q", zip64, i)[0] for i in range(0, len(zip64), 8)]
+        if any(v not in (0, usize, csize, hoff) for v in values):
+            raise _bad(f"Zip member {name!r}: the local zip64 field disagrees with the central directory", hoff,
+                       member=name)
+        # CPython's order: the size, then the compressed size, each where the 32-bit field is the sentinel
+        it = iter(values)
+        if lusize == _U32:
+            lusize = next(it, -1)
+        if lcsize == _U32:
+            lcsize = next(it, -1)
+    if has_descriptor:  # the writer did not know the sizes yet: zeros (torch, CPython) or the real values
+        if (lcrc and lcrc != crc) or (lcsize and lcsize != csize) or (lusize and lusize != usize):
+            raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
+                       member=name)
+    elif (lcrc, lcsize, lusize) != (crc, csize, usize):
+        raise _bad(f"Zip member {name!r}: local sizes or CRC disagree with the central directory", hoff,
+                   member=name)
+    start = at + 30 + nlen + elen
+    end = start + csize
+    if end > len(data):
+        raise _bad(f"Zip member {name!r} runs past the end of the file", hoff, member=name)
+    if has_descriptor:
+        end = _descriptor_end(data, buf, name, end, crc, csize, usize, zip64 is not None)
+    return _new_member((name, method, flags, crc, csize, usize, hoff, start, end))
+
+
+@cython.cfunc
+@cython.locals(buf="const unsigned char[:]", at=cython.Py_ssize_t, size=cython.Py_ssize_t, agree=cython.bint)
+def _descriptor_end(data: Any, buf: Any, name: str, pos: int, crc: int, csize: int, usize: int, wide: bool) -> int:
+    """The end of the data descriptor after a member at ``pos`` (within the file): its signature, the CRC, then
+    the sizes in 8 bytes each when the local header has a zip64 field (as miniz and CPython write it), else in 4."""
+    size = 24 if wide else 16
+    if pos + size > len(data):
+        agree = False
+    elif cython.compiled:
+        at = pos
+        agree = buf[at] == 0x50 and buf[at + 1] == 0x4B and buf[at + 2] == 7 and buf[at + 3] == 8 and _u32(
+            buf, at + 4) == crc
+        if agree and wide:
+            agree = _u64(buf, at + 8) == csize and _u64(buf, at + 16) == usize
+        elif agree:
+            agree = _u32(buf, at + 8) == csize and _u32(buf, at + 12) == usize
+    else:
+        agree = (_DESCRIPTOR64 if wide else _DESCRIPTOR32).unpack_from(data, pos) == (b"PK\x07\x08", crc, csize, usize)
+    if not agree:
+        raise _bad(f"Zip member {name!r}: data descriptor disagrees with the central directory", pos, member=name)
+    return pos + size
+
+
 def _check_entry(name: str, hoff: int, need: int, flags: int, method: int, csize: int, usize: int,
                  eattr: int, disk_start: int) -> None:
     """The rules for a central entry that is not a plain stored or deflated file (checked in this order)."""
@@ -434,11 +561,13 @@ def _decode_name(raw: bytes, flags: int, offset: int) -> str:
     """A member name: UTF-8 when flag bit 11 says so, else ASCII. Invalid UTF-8 is a FormatError, and so is a
     non-ASCII name without the flag: CPython decodes it as cp437, miniz compares its raw bytes and unzip converts it
     from the writer's code page (cp437 to Latin-1 for DOS hosts), so two readers can see two names."""
-    if not flags & 0x800 and not raw.isascii():
+    if raw.isascii():
+        return raw.decode("ascii")  # the same text in UTF-8 and in cp437
+    if not flags & 0x800:
         raise _bad(f"Zip member name {raw!r} is neither ASCII nor flagged UTF-8", offset,
                    why="readers decode such a name with different code pages, and two names can become one")
     try:
-        return raw.decode("utf-8" if flags & 0x800 else "cp437")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _bad(f"Zip member name {raw!r} is not valid UTF-8", offset,
                    why="flag bit 11 says the name is UTF-8, and it is not") from None
