@@ -485,7 +485,9 @@ class VM:
         return builder(self.context_for_rebuilders(), inst, state)
 
     def count_op(self) -> None:
-        self.count_ops(1)
+        self.ops += 1  # count_ops(1), without a second call
+        if self.ops > self.op_cap:
+            self.settle()
 
     def count_ops(self, n: int) -> None:
         self.ops += n
@@ -986,10 +988,13 @@ class VM:
                 if handler is None:
                     _refuse_opcode(self, op)
                 self.pos = pos + 1
-                self._settle_units(hot, digits)
+                if digits or self.ops + hot > self.op_cap:
+                    self._settle_units(hot, digits)
+                else:  # _settle_units when there is nothing to charge yet
+                    self.ops += hot
                 hot = digits = 0
                 handler(self)
-                room = self._room()
+                room = min(self.op_cap - self.ops, _SSIZE_MAX)  # self._room()
                 pos = self.pos
                 stack = self.stack
         except SafeLoadError:
@@ -1500,8 +1505,12 @@ def _ext(vm: VM) -> None:
 
 @handles("REDUCE")
 def _reduce(vm: VM) -> None:
-    func, args = vm.take(2)
-    _push(vm, vm.call(func, args))
+    stack = vm.stack
+    if len(stack) < 2:
+        vm.take(2)  # raises the underflow
+    args = stack.pop()
+    func = stack.pop()
+    stack.append(vm.call(func, args))
 
 
 @handles("NEWOBJ")
@@ -1548,8 +1557,9 @@ def _persid(vm: VM) -> None:
 
 @handles("BINPERSID")
 def _binpersid(vm: VM) -> None:
-    pid, = vm.take(1)
-    _persistent(vm, pid)
+    if not vm.stack:
+        vm.take(1)  # raises the underflow
+    _persistent(vm, vm.stack.pop())
 
 
 def _persistent(vm: VM, pid: Any) -> None:
