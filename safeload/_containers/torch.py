@@ -68,7 +68,7 @@ def storage_ref(pid: Any, storages: dict[str, Storage]) -> tuple[Any, str, str, 
     """A zip checkpoint's storage reference ``('storage', type, key, location, numel)``, checked: its storage
     type, key, location, element count and dtype, and the storage already made for that key (which must have
     the same dtype and size)."""
-    if type(pid) is not tuple or len(pid) != 5 or not is_one_of(pid[0], ("storage",)):
+    if type(pid) is not tuple or len(pid) != 5 or type(pid[0]) is not str or pid[0] != "storage":  # by type first
         raise FormatError(f"Unknown persistent id {type(pid).__name__}",
                           why="torch zip checkpoints use ('storage', type, key, location, numel)")
     _tag, stype, key, location, numel = pid
@@ -116,6 +116,7 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
     storages: dict[str, Storage] = {}
 
     counting = isinstance(builder, TorchTensors)
+    scanning, mapping = opts.tensors == "none", opts.mmap
     members = zf.members
     records = f"{prefix}data/"
 
@@ -133,13 +134,16 @@ def load_torch_zip(data: Any, opts: Any, run_pickle: Any, *, zf: ZipArchive | No
         if member.size != nbytes:
             raise FormatError(f"Storage {key!r} record is {member.size} bytes, but {numel} x {dtype} needs {nbytes}",
                               member=name, why="a size mismatch would read outside the record")
-        if opts.tensors == "none":
+        if scanning:
             buf = None  # scan mode: sizes checked, data never read
-        elif opts.mmap:
+        elif mapping:
             buf = zf.raw(name)  # CRC deferred: the record is mapped, not read
         else:
             buf = zf.read_writeable(name, verify=False)  # copied once, into writeable memory
-            crc.check(name, buf)
+            if nbytes < _CrcChecks.THREADED:
+                zf.verify(name, buf)
+            else:
+                crc.check(name, buf)
         storage = Storage(key, dtype, numel, location, buf)
         storages[key] = storage
         return storage
@@ -180,7 +184,7 @@ class _CrcChecks:
     next one is read (zlib releases the GIL), so verification costs little extra time; ``wait`` re-raises the first
     mismatch."""
 
-    _THREADED = 1 << 20
+    THREADED = 1 << 20  # records this large or larger are checked on the second thread
 
     def __init__(self, zf: ZipArchive) -> None:
         self.zf = zf
@@ -188,7 +192,7 @@ class _CrcChecks:
         self.jobs: list[Any] = []
 
     def check(self, name: str, buf: Any) -> None:
-        if len(buf) < self._THREADED:
+        if len(buf) < self.THREADED:
             self.zf.verify(name, buf)
             return
         if self.pool is None:
