@@ -183,11 +183,9 @@ class ZipArchive:
         self._parse(max_members)
 
     def _extra(self, extra: bytes, offset: int, name: str, local: bool) -> dict[int, bytes]:
-        """:func:`_extra_fields`, remembered per distinct field (the result is only read, never changed)."""
-        cache = self._extras[local]
-        fields = cache.get(extra)
-        if fields is None:
-            fields = cache[extra] = _extra_fields(extra, offset, name, local)
+        """:func:`_extra_fields` of a field not seen yet, remembered in ``self._extras[local]``, where the callers
+        look each field up first (the result is only read, never changed)."""
+        fields = self._extras[local][extra] = _extra_fields(extra, offset, name, local)
         return fields
 
     def _find_eocd(self) -> int:
